@@ -1,0 +1,1 @@
+"""Autograder for the PyTorch workflow exercises."""
