@@ -1,0 +1,131 @@
+"""The two assignments' contracts: sections (nbgrader grade_ids), the names each defines, and the numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str  # the stub cell's nbgrader grade_id
+    title: str
+    names: tuple[str, ...]  # names the stub cell must define (snapshotted after it runs)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    id: str
+    title: str
+    sections: tuple[Section, ...]
+    weight: float  # the true line's slope
+    bias: float  # ... and intercept
+    data_step: float
+    min_points: int
+    epochs: int
+    test_every: int
+    lr: float
+    model_name: str  # the trained model's variable name
+    loaded_name: str  # the reloaded model's variable name
+    loaded_preds_name: str
+    default_points: dict[str, float] = field(default_factory=dict)
+    device_agnostic: bool = False
+    loss_history: bool = False  # the walkthrough records epoch_count and loss lists
+
+    def section(self, section_id: str) -> Section:
+        for section in self.sections:
+            if section.id == section_id:
+                return section
+        raise KeyError(section_id)
+
+    @property
+    def section_ids(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.sections)
+
+    @property
+    def notebook_name(self) -> str:
+        return f"{self.id}.ipynb"
+
+
+_SPLIT = Section("split", "Split the data 80/20", ("X_train", "y_train", "X_test", "y_test"))
+_LOSS = Section("loss_optimizer", "Loss function and optimizer", ("loss_fn", "optimizer"))
+
+EXERCISES = Assignment(
+    id="01_pytorch_workflow_exercises",
+    title="01 PyTorch Workflow: exercises",
+    sections=(
+        Section("device", "Device-agnostic code", ("device",)),
+        Section("data", "Make straight-line data", ("weight", "bias", "X", "y")),
+        _SPLIT,
+        Section("model", "Build the model", ("model_1",)),
+        _LOSS,
+        Section("training_loop", "Training and testing loop", ("model_1", "epochs")),
+        Section("predictions", "Make predictions", ("y_preds", "model_1")),
+        Section("save_model", "Save the state_dict", ("MODEL_SAVE_PATH",)),
+        Section("load_model", "Load it into a new model", ("loaded_model", "loaded_model_preds")),
+    ),
+    weight=0.3,
+    bias=0.9,
+    data_step=0.01,
+    min_points=100,
+    epochs=300,
+    test_every=20,
+    lr=0.01,
+    model_name="model_1",
+    loaded_name="loaded_model",
+    loaded_preds_name="loaded_model_preds",
+    default_points={
+        "device": 1,
+        "data": 2,
+        "split": 2,
+        "model": 3,
+        "loss_optimizer": 2,
+        "training_loop": 5,
+        "predictions": 2,
+        "save_model": 1,
+        "load_model": 2,
+    },
+    device_agnostic=True,
+)
+
+WALKTHROUGH = Assignment(
+    id="01_pytorch_workflow",
+    title="01 PyTorch Workflow: the chapter walkthrough",
+    sections=(
+        _SPLIT,
+        Section("model", "Build the model", ("model_0",)),
+        _LOSS,
+        Section(
+            "training_loop",
+            "Training and testing loop",
+            ("model_0", "epochs", "epoch_count", "train_loss_values", "test_loss_values"),
+        ),
+        Section("predictions", "Make predictions", ("y_preds", "model_0")),
+        Section("save_model", "Save the state_dict", ("MODEL_SAVE_PATH",)),
+        Section("load_model", "Load it into a new model", ("loaded_model_0", "loaded_model_preds")),
+    ),
+    weight=0.7,
+    bias=0.3,
+    data_step=0.02,
+    min_points=50,
+    epochs=100,
+    test_every=10,
+    lr=0.01,
+    model_name="model_0",
+    loaded_name="loaded_model_0",
+    loaded_preds_name="loaded_model_preds",
+    default_points={
+        "split": 2,
+        "model": 3,
+        "loss_optimizer": 2,
+        "training_loop": 6,
+        "predictions": 2,
+        "save_model": 2,
+        "load_model": 3,
+    },
+    loss_history=True,
+)
+
+ASSIGNMENTS = {a.id: a for a in (EXERCISES, WALKTHROUGH)}
+
+# Names every section's checks may read, besides the section's own names.
+DATA_NAMES = ("weight", "bias", "X", "y")

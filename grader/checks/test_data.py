@@ -1,0 +1,55 @@
+"""Section `data`: a straight line y = weight * X + bias."""
+
+import torch
+
+from grader.plugin import check
+from grader.record import expect, same_values
+
+
+@check("data", "weight_bias")
+def test_weight_and_bias(record, assignment):
+    for name, wanted in (("weight", assignment.weight), ("bias", assignment.bias)):
+        found = record.value(name, "data").get("value")
+        expect(
+            isinstance(found, float) and abs(found - wanted) < 1e-9,
+            f"`{name}` is {found!r}; this exercise uses {wanted}.",
+            "data.weight_bias",
+        )
+
+
+@check("data", "X_shape", weight=2)
+def test_X_is_a_column_of_enough_points(record, assignment):
+    X = record.tensor("X", "data")
+    expect(
+        len(X.shape) == 2 or len(X.shape) != 1,
+        f"`X` has shape {X.shape}, expected ({X.shape[0]}, 1): add `.unsqueeze(dim=1)`.",
+        "data.shape_1d",
+    )
+    expect(
+        len(X.shape) == 2 and X.shape[1] == 1,
+        f"`X` has shape {X.shape}; it should be one column, shape (N, 1).",
+        "data.shape_1d",
+    )
+    expect(
+        X.shape[0] >= assignment.min_points,
+        f"`X` has {X.shape[0]} points; make at least {assignment.min_points}.",
+        "data.too_few",
+    )
+    expect(X.dtype == "float32", f"`X` has dtype {X.dtype}, expected float32.", "data.dtype")
+
+
+@check("data", "y_line")
+def test_y_is_the_line(record, assignment):
+    X = record.tensor("X", "data")
+    y = record.tensor("y", "data")
+    expect(
+        y.shape == X.shape,
+        f"`y` has shape {y.shape} but `X` has {X.shape}: compute `y = weight * X + bias`.",
+        "data.not_line",
+    )
+    line = assignment.weight * X.values.double() + assignment.bias
+    expect(
+        same_values(y.values, line.to(torch.float64), atol=1e-5),
+        f"`y` is not {assignment.weight} * X + {assignment.bias} on every row.",
+        "data.not_line",
+    )

@@ -1,0 +1,31 @@
+"""Section `device`: device-agnostic code."""
+
+from grader.plugin import check
+from grader.record import expect
+
+
+@check("device", "value")
+def test_device_matches_the_machine(record):
+    device = record.value("device", "device")
+    found = device.get("value")
+    expect(
+        device["kind"] in ("value", "device") and isinstance(found, str),
+        f'`device` should be the string "cpu" or "cuda", but it is a {device.get("type")}.',
+        "device.wrong",
+    )
+    expected = record.expected_device
+    expect(
+        found.split(":")[0] == expected,
+        f"`device` is {found!r}, but on this machine it should be {expected!r}.",
+        "device.wrong",
+    )
+
+
+@check("device", "asks_torch")
+def test_device_asks_torch_cuda_is_available(record):
+    cell = record.stub_cell("device")["index"]
+    expect(
+        bool(record.events("cuda_query", cell=cell)),
+        "`device` is set by hand: your cell never calls `torch.cuda.is_available()`.",
+        "device.hardcoded",
+    )

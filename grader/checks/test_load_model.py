@@ -1,0 +1,74 @@
+"""Section `load_model`: a new instance filled by load_state_dict(torch.load(file))."""
+
+import torch
+
+from grader.plugin import check
+from grader.record import Mistake, expect, same_values
+
+
+def _loaded(record, assignment):
+    return record.module(assignment.loaded_name, "load_model")
+
+
+@check("load_model", "new_instance")
+def test_new_instance_of_the_same_class(record, assignment):
+    loaded = _loaded(record, assignment)
+    trained = record.module(assignment.model_name, "load_model")
+    expect(
+        loaded.id != trained.id,
+        f"`{assignment.loaded_name}` is `{assignment.model_name}` itself, not a new model.",
+        "load.same_object",
+    )
+    expect(
+        loaded.class_name == trained.class_name,
+        f"`{assignment.loaded_name}` is a {loaded.class_name}, but the trained model is a "
+        f"{trained.class_name}.",
+        "load.other_class",
+    )
+
+
+@check("load_model", "load_state_dict", weight=2)
+def test_filled_from_the_saved_file(record, assignment):
+    loaded = _loaded(record, assignment)
+    cell = record.stub_cell("load_model")["index"]
+    calls = [e for e in record.events("load_state_dict", cell=cell) if e["module_id"] == loaded.id]
+    if not calls:
+        raise Mistake(
+            f"`{assignment.loaded_name}.load_state_dict(...)` is never called.",
+            "load.no_load_state_dict",
+        )
+    loads = {e["result_id"]: e for e in record.events("load")}
+    if not any(call["arg_id"] in loads for call in calls):
+        raise Mistake(
+            "The state_dict you load does not come from `torch.load` of the saved file.",
+            "load.not_from_file",
+        )
+    trained = record.module(assignment.model_name, "load_model")
+    for mine, theirs in zip(loaded.parameters, trained.parameters):
+        expect(
+            same_values(mine["values"].flatten(), theirs["values"].flatten()),
+            f"`{assignment.loaded_name}`'s `{mine['name']}` differs from the trained model's.",
+            "load.preds_mismatch",
+        )
+
+
+@check("load_model", "same_predictions", weight=2)
+def test_predictions_match_exactly(record, assignment):
+    preds = record.tensor(assignment.loaded_preds_name, "load_model")
+    y_preds = record.tensor("y_preds", "load_model")
+    expect(
+        preds.shape == y_preds.shape and bool(torch.equal(preds.values, y_preds.values)),
+        f"`{assignment.loaded_preds_name}` does not equal `y_preds` exactly.",
+        "load.preds_mismatch",
+    )
+
+
+@check("load_model", "on_device", only="01_pytorch_workflow_exercises")
+def test_loaded_model_on_device(record, assignment):
+    loaded = _loaded(record, assignment)
+    devices = {p["device"].split(":")[0] for p in loaded.parameters}
+    expect(
+        devices <= {record.expected_device},
+        f"`{assignment.loaded_name}` is on {', '.join(sorted(devices))}; move it to `device`.",
+        "load.not_on_device",
+    )

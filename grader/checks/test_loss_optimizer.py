@@ -1,0 +1,58 @@
+"""Section `loss_optimizer`: nn.L1Loss and SGD(lr=0.01) over exactly the model's parameters."""
+
+from grader.plugin import check
+from grader.record import expect
+
+
+@check("loss_optimizer", "l1_loss")
+def test_l1_loss(record):
+    loss_fn = record.value("loss_fn", "loss_optimizer")
+    found = loss_fn.get("class") or loss_fn.get("name") or loss_fn.get("type") or loss_fn["kind"]
+    expect(
+        loss_fn["kind"] == "module" and found == "L1Loss",
+        f"`loss_fn` is {found}; this exercise uses `nn.L1Loss()`.",
+        "loss.not_l1",
+    )
+
+
+@check("loss_optimizer", "sgd")
+def test_sgd(record):
+    optimizer = record.value("optimizer", "loss_optimizer")
+    found = optimizer.get("class") or optimizer.get("type") or optimizer["kind"]
+    expect(
+        optimizer["kind"] == "optimizer" and found == "SGD",
+        f"`optimizer` is {found}; use `torch.optim.SGD`.",
+        "optimizer.not_sgd",
+    )
+
+
+@check("loss_optimizer", "lr")
+def test_learning_rate(record, assignment):
+    optimizer = record.value("optimizer", "loss_optimizer")
+    expect(
+        optimizer["kind"] == "optimizer", "`optimizer` is not an optimizer.", "optimizer.not_sgd"
+    )
+    rates = {g["lr"] for g in optimizer["param_groups"]}
+    expect(
+        rates == {assignment.lr},
+        f"The learning rate is {', '.join(str(r) for r in sorted(rates))}; use lr={assignment.lr}.",
+        "optimizer.lr",
+    )
+
+
+@check("loss_optimizer", "model_parameters")
+def test_optimizes_the_models_parameters(record, assignment):
+    optimizer = record.value("optimizer", "loss_optimizer")
+    expect(
+        optimizer["kind"] == "optimizer", "`optimizer` is not an optimizer.", "optimizer.not_sgd"
+    )
+    model = record.module(assignment.model_name, "loss_optimizer")
+    wanted = {p["id"] for p in model.parameters}
+    found = {pid for g in optimizer["param_groups"] for pid in g["param_ids"]}
+    expect(
+        found == wanted,
+        f"The optimizer updates {len(found & wanted)} of `{assignment.model_name}`'s "
+        f"{len(wanted)} parameters (and {len(found - wanted)} others): pass "
+        f"`{assignment.model_name}.parameters()`.",
+        "optimizer.other_params",
+    )

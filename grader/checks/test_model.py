@@ -1,0 +1,111 @@
+"""Section `model`: an nn.Module with two registered parameters and a straight-line forward."""
+
+import torch
+
+from grader.plugin import check
+from grader.record import Mistake, expect
+from grader.reference import seeded_start
+
+
+def _model(record, assignment):
+    return record.module(assignment.model_name, "model")
+
+
+@check("model", "parameters", weight=2)
+def test_two_registered_parameters(record, assignment):
+    model = _model(record, assignment)
+    params = model.parameters
+    plain = [t["name"] for t in model.data["plain_tensors"]]
+    if len(params) < 2 and plain:
+        raise Mistake(
+            f"`{model.class_name}` keeps {', '.join(f'`{n}`' for n in plain)} as plain tensors, "
+            f"so it has only {len(params)} registered parameter(s).",
+            "model.plain_tensor",
+        )
+    expect(
+        len(params) == 2,
+        f"`{model.class_name}` has {len(params)} parameters "
+        f"({', '.join(p['name'] for p in params) or 'none'}); it needs exactly two.",
+        "model.param_count",
+    )
+    for p in params:
+        expect(
+            p["shape"] in ([1], [1, 1]),
+            f"Parameter `{p['name']}` has shape {tuple(p['shape'])}, expected (1,).",
+            "model.param_shape",
+        )
+        expect(
+            p["dtype"] == "float32",
+            f"Parameter `{p['name']}` has dtype {p['dtype']}, expected float32.",
+            "model.dtype",
+        )
+        expect(
+            p["requires_grad"],
+            f"Parameter `{p['name']}` has requires_grad=False, so training can't change it.",
+            "model.requires_grad",
+        )
+
+
+@check("model", "forward", weight=2)
+def test_forward_is_a_line(record, assignment):
+    model = _model(record, assignment)
+    probes = model.probes
+    for probe in probes:
+        if "error" in probe and probe["shape"] == "column":
+            raise Mistake(
+                f"Calling `{assignment.model_name}` on a column of numbers failed: "
+                f"{probe['error']}",
+                "model.forward_wrong",
+            )
+    column = next(p for p in probes if p["shape"] == "column")
+    output = column.get("output")
+    expect(output is not None, "`forward` does not return a tensor.", "model.forward_wrong")
+    expect(
+        tuple(output["shape"]) == tuple(column["input"].shape),
+        f"`forward` turned an input of shape {tuple(column['input'].shape)} into "
+        f"{tuple(output['shape'])}; it should keep the shape.",
+        "model.forward_shape",
+    )
+    values = [p["values"].flatten() for p in model.parameters if p.get("values") is not None]
+    x = column["input"].double()
+    out = output["values"].double()
+    if len(values) == 2:
+        for w, b in (values, values[::-1]):
+            if torch.allclose(out, w.double() * x + b.double(), atol=1e-5):
+                return
+        for w in values:
+            if torch.allclose(out, w.double() * x, atol=1e-5):
+                raise Mistake(
+                    "`forward` returns `weight * x` without the bias.", "model.forward_no_bias"
+                )
+    raise Mistake(
+        "`forward` does not compute `weight * x + bias` with the model's two parameters.",
+        "model.forward_wrong",
+    )
+
+
+@check("model", "seed")
+def test_seeded_start(record, assignment):
+    model = _model(record, assignment)
+    values = sorted(float(p["values"].flatten()[0]) for p in model.parameters[:2])
+    for start in seeded_start():
+        if len(values) == 2 and all(abs(a - b) < 1e-6 for a, b in zip(values, sorted(start))):
+            return
+    raise Mistake(
+        f"`{assignment.model_name}` starts from {values}, not from the values "
+        "`torch.manual_seed(42)` gives.",
+        "model.seed",
+    )
+
+
+@check("model", "on_device", only="01_pytorch_workflow_exercises")
+def test_model_on_device(record, assignment):
+    model = _model(record, assignment)
+    devices = {p["device"].split(":")[0] for p in model.parameters}
+    expected = record.expected_device
+    expect(
+        devices <= {expected},
+        f"`{assignment.model_name}` is on {', '.join(sorted(devices))}; move it to `device` "
+        f"({expected!r}).",
+        "model.not_on_device",
+    )

@@ -1,0 +1,63 @@
+"""Section `save_model`: a state_dict under models/, loadable with weights_only=True."""
+
+from pathlib import PurePath
+
+from grader.plugin import check
+from grader.record import Mistake, expect, same_values
+
+
+def _saved(record):
+    path = record.value("MODEL_SAVE_PATH", "save_model")
+    expect(
+        path["kind"] in ("path", "value") and isinstance(path.get("value"), str),
+        '`MODEL_SAVE_PATH` should be a path like `Path("models") / MODEL_NAME`.',
+        "save.path",
+    )
+    return path["value"], record.saved_files.get(path["value"])
+
+
+@check("save_model", "under_models")
+def test_path_under_models(record):
+    path, _ = _saved(record)
+    expect(
+        PurePath(path).parts[:1] == ("models",) and len(PurePath(path).parts) >= 2,
+        f"`MODEL_SAVE_PATH` is {path!r}; save under the `models/` folder.",
+        "save.path",
+    )
+
+
+@check("save_model", "state_dict", weight=2)
+def test_file_holds_the_trained_state_dict(record, assignment):
+    path, saved = _saved(record)
+    if saved is None or not saved.exists:
+        raise Mistake(f"There is no file at {path!r}.", "save.file_missing")
+    if saved.state_dict is None:
+        cell = record.stub_cell("save_model")["index"]
+        saves = record.events("save", cell=cell)
+        if any(e["obj_kind"] == "module" for e in saves):
+            raise Mistake(
+                "You saved the whole model object; save `model.state_dict()` instead.",
+                "save.whole_model",
+            )
+        if saved.error and saved.error.startswith("it holds"):
+            raise Mistake(
+                f"The file at {path!r} is not a state_dict: {saved.error}.", "save.not_state_dict"
+            )
+        raise Mistake(
+            f"The file at {path!r} does not load with `weights_only=True` ({saved.error}).",
+            "save.unsafe_file",
+        )
+    model = record.module(assignment.model_name, "save_model")
+    keys = [p["name"] for p in model.parameters]
+    expect(
+        sorted(saved.state_dict) == sorted(model.data["state_dict_keys"]),
+        f"The saved keys are {sorted(saved.state_dict)}; `{assignment.model_name}` has "
+        f"{sorted(model.data['state_dict_keys'])}.",
+        "save.not_state_dict",
+    )
+    for name, param in zip(keys, model.parameters):
+        expect(
+            same_values(saved.state_dict[name].flatten(), param["values"].flatten()),
+            f"The saved `{name}` is not the trained value: save after training.",
+            "save.not_trained",
+        )

@@ -1,0 +1,88 @@
+"""Section `split`: 80 % train / 20 % test, disjoint, covering, pairs aligned (any row order)."""
+
+import torch
+
+from grader.plugin import check
+from grader.record import Mistake, expect
+
+NAMES = ("X_train", "y_train", "X_test", "y_test")
+
+
+def _parts(record):
+    return {name: record.tensor(name, "split") for name in NAMES}
+
+
+def _rows(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.reshape(tensor.shape[0], -1).double() if tensor.dim() else tensor.reshape(1, 1)
+
+
+def _match_rows(part: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
+    """For each row of `part`, the index of the equal row of `whole` (-1 if none)."""
+    if part.shape[0] == 0:
+        return torch.empty(0, dtype=torch.long)
+    if part.shape[1:] != whole.shape[1:]:
+        return torch.full((part.shape[0],), -1)
+    distance = torch.cdist(_rows(part), _rows(whole))
+    best, index = distance.min(dim=1)
+    index[best > 1e-6] = -1
+    return index
+
+
+@check("split", "sizes")
+def test_80_20_sizes(record):
+    X = record.tensor("X", "split")
+    parts = _parts(record)
+    n = len(X)
+    n_train, n_test = len(parts["X_train"]), len(parts["X_test"])
+    expect(
+        len(parts["y_train"]) == n_train and len(parts["y_test"]) == n_test,
+        f"`X_train` has {n_train} rows but `y_train` has {len(parts['y_train'])} "
+        f"(and `X_test` {n_test}, `y_test` {len(parts['y_test'])}): split X and y alike.",
+        "split.misaligned",
+    )
+    expect(
+        abs(n_train - 0.8 * n) < 1 and n_train + n_test == n,
+        f"The split has {n_train} training and {n_test} test rows out of {n}; expected "
+        f"{int(0.8 * n)} and {n - int(0.8 * n)} (80 % / 20 %).",
+        "split.proportion",
+    )
+
+
+@check("split", "disjoint_cover")
+def test_every_row_in_exactly_one_set(record):
+    X = record.tensor("X", "split").values
+    parts = _parts(record)
+    train = _match_rows(parts["X_train"].values, X)
+    test = _match_rows(parts["X_test"].values, X)
+    expect(
+        bool((train >= 0).all()) and bool((test >= 0).all()),
+        "Some rows of `X_train` or `X_test` are not rows of `X`.",
+        "split.overlap",
+    )
+    used = torch.cat([train, test])
+    overlap = len(set(train.tolist()) & set(test.tolist()))
+    expect(
+        overlap == 0, f"{overlap} rows are in both the training and the test set.", "split.overlap"
+    )
+    missing = len(X) - len(set(used.tolist()))
+    expect(missing == 0, f"{missing} rows of `X` are in neither set.", "split.overlap")
+
+
+@check("split", "aligned")
+def test_pairs_stay_aligned(record):
+    X = record.tensor("X", "split").values
+    y = record.tensor("y", "split").values
+    parts = _parts(record)
+    for x_name, y_name in (("X_train", "y_train"), ("X_test", "y_test")):
+        x_part, y_part = parts[x_name].values, parts[y_name].values
+        rows = _match_rows(x_part, X)
+        if bool((rows < 0).any()) or len(y_part) != len(rows):
+            raise Mistake(f"`{x_name}` and `{y_name}` don't line up.", "split.misaligned")
+        expected = y[rows]
+        expect(
+            expected.shape == y_part.shape
+            and torch.allclose(expected.double(), y_part.double(), atol=1e-6),
+            f"The rows of `{y_name}` don't belong to the rows of `{x_name}`: split X and y "
+            "with the same index.",
+            "split.misaligned",
+        )

@@ -1,0 +1,191 @@
+"""Section `training_loop`: the five steps every epoch, real SGD steps, regular test passes."""
+
+import pytest
+
+from grader.epochs import find_problems, same_input, sgd_mismatches, split_epochs
+from grader.plugin import check
+from grader.record import Mistake, expect
+from grader.reference import TOLERANCE, replay_training
+
+ORDER = (
+    "training.no_forward",
+    "training.test_data",
+    "training.no_loss",
+    "training.no_backward",
+    "training.step_before_backward",
+    "training.no_zero_grad",
+    "training.zero_grad_after_backward",
+    "training.not_train_mode",
+)
+
+DESCRIPTIONS = {
+    "training.no_forward": "there is no forward pass of the model on the training data",
+    "training.test_data": "the model learns from the test data",
+    "training.no_loss": "no loss is computed with `loss_fn`",
+    "training.no_backward": "`loss.backward()` is never called",
+    "training.step_before_backward": "`optimizer.step()` runs before `loss.backward()`",
+    "training.no_zero_grad": "`optimizer.zero_grad()` is not called",
+    "training.zero_grad_after_backward": "`optimizer.zero_grad()` runs after `loss.backward()`",
+    "training.not_train_mode": "the model is not in train mode (`model.train()`)",
+}
+
+
+@pytest.fixture
+def loop(record, assignment):
+    """The training cell's epochs, the trained model, and the data as the loop saw it."""
+    cell = record.stub_cell("training_loop")["index"]
+    events = record.events(cell=cell)
+    epochs, tail = split_epochs(events)
+    model = record.module(assignment.model_name, "training_loop")
+    X_test = record.tensor("X_test", "training_loop").values
+    y_test = record.tensor("y_test", "training_loop").values
+    return {
+        "epochs": epochs,
+        "tail": tail,
+        "events": events,
+        "model": model,
+        "X_test": X_test,
+        "y_test": y_test,
+    }
+
+
+@check("training_loop", "epochs")
+def test_one_step_per_epoch(loop, assignment):
+    steps = len(loop["epochs"])
+    expect(steps > 0, "Your loop never calls `optimizer.step()`.", "training.no_step")
+    expect(
+        steps == assignment.epochs,
+        f"Your loop made {steps} optimizer steps; the exercise asks for {assignment.epochs} "
+        "epochs with one step each.",
+        "training.epochs",
+    )
+
+
+@check("training_loop", "five_steps", weight=3)
+def test_five_steps_in_order(loop):
+    expect(loop["epochs"], "Your loop never calls `optimizer.step()`.", "training.no_step")
+    findings = find_problems(
+        loop["epochs"], loop["tail"], loop["model"].id, loop["X_test"], loop["y_test"]
+    )
+    for hint in ORDER:
+        if findings.problems[hint]:
+            count, total = findings.problems[hint], len(loop["epochs"])
+            raise Mistake(
+                f"In {count} of {total} epochs {DESCRIPTIONS[hint]} "
+                f"(first in epoch {findings.examples[hint]}).",
+                hint,
+            )
+
+
+@check("training_loop", "sgd_steps")
+def test_each_step_is_sgd(loop):
+    wrong = sgd_mismatches(loop["epochs"])
+    expect(
+        wrong == 0,
+        f"{wrong} steps changed the parameters differently from `param - lr * grad`.",
+        "training.wrong_update",
+    )
+
+
+@check("training_loop", "loss_decreases")
+def test_loss_goes_down(loop):
+    losses = [e["value"] for e in loop["events"] if e["kind"] == "loss" and e["grad_enabled"]]
+    losses = [v for v in losses if v is not None]
+    expect(len(losses) >= 2, "No training loss was computed.", "training.no_loss")
+    expect(
+        losses[-1] < losses[0],
+        f"The training loss went from {losses[0]:.4f} to {losses[-1]:.4f}; it should go down.",
+        "training.loss_not_decreasing",
+    )
+
+
+@check("training_loop", "final_parameters", weight=2)
+def test_final_parameters_match_the_replay(loop, record, assignment):
+    epochs = loop["epochs"]
+    expect(epochs, "Your loop never calls `optimizer.step()`.", "training.no_step")
+    start_model = record.module(assignment.model_name, "model")
+    start_line, final_line = start_model.line(), loop["model"].line()
+    if start_line is None or final_line is None:
+        return  # forward is not a line: the model section already says so
+    first = epochs[0]
+    forward = next((e for e in first.events if e["kind"] == "forward" and e["grad_enabled"]), None)
+    loss = next((e for e in first.events if e["kind"] == "loss" and e["grad_enabled"]), None)
+    if forward is None or loss is None or forward["input"]["values"] is None:
+        raise Mistake(
+            "The grader could not find the training data your loop used.", "training.no_forward"
+        )
+    X_train, y_train = forward["input"]["values"], loss["target"]["values"]
+    lr = first.step["lr"][0]
+    weight, bias = replay_training(*start_line, X_train, y_train, assignment.epochs, lr)[-1]
+    found_weight, found_bias = final_line
+    expect(
+        abs(found_weight - weight) <= TOLERANCE["weight"] + 1e-6
+        and abs(found_bias - bias) <= TOLERANCE["bias"] + 1e-6,
+        f"After training, weight={found_weight:.4f} and bias={found_bias:.4f}; "
+        f"{assignment.epochs} correct steps from your starting values reach "
+        f"weight={weight:.4f} and bias={bias:.4f}.",
+        "training.final_params",
+    )
+
+
+@check("training_loop", "test_passes", weight=2)
+def test_regular_test_passes(loop, assignment):
+    epochs, model_id, X_test = loop["epochs"], loop["model"].id, loop["X_test"]
+    positions, test_forwards, steps = [], [], 0
+    for event in loop["events"]:
+        if event["kind"] == "step":
+            steps += 1
+        elif (
+            event["kind"] == "forward"
+            and event["module_id"] == model_id
+            and same_input(event["input"], X_test)
+        ):
+            positions.append(steps)
+            test_forwards.append(event)
+    expect(
+        bool(positions),
+        f"Your loop never runs the model on `X_test`: test it every {assignment.test_every} "
+        "epochs.",
+        "training.no_test_pass",
+    )
+    expect(
+        all(not e["training"] for e in test_forwards),
+        "The test pass runs with the model in train mode: call `model.eval()` first.",
+        "training.test_not_eval",
+    )
+    expect(
+        all(not e["grad_enabled"] for e in test_forwards),
+        "The test pass tracks gradients: run it inside `with torch.inference_mode():`.",
+        "training.test_grad",
+    )
+    gaps = [b - a for a, b in zip([0] + positions, positions + [len(epochs)])]
+    expect(
+        max(gaps) <= assignment.test_every,
+        f"The longest stretch without a test pass is {max(gaps)} epochs; test at least every "
+        f"{assignment.test_every} epochs.",
+        "training.no_test_pass",
+    )
+
+
+@check("training_loop", "loss_history", only="01_pytorch_workflow")
+def test_loss_history_lists(record, assignment):
+    wanted = list(range(0, assignment.epochs, assignment.test_every))
+    epoch_count = record.value("epoch_count", "training_loop")
+    found = [item.get("value") for item in epoch_count.get("items", [])]
+    expect(
+        epoch_count["kind"] == "list" and found == [float(e) for e in wanted],
+        f"`epoch_count` is {found}; expected {wanted}.",
+        "training.loss_history",
+    )
+    for name in ("train_loss_values", "test_loss_values"):
+        values = record.value(name, "training_loop")
+        items = values.get("items", [])
+        numeric = all(
+            i["kind"] == "value" or (i["kind"] == "tensor" and i["shape"] in ([], [1]))
+            for i in items
+        )
+        expect(
+            values["kind"] == "list" and len(items) == len(wanted) and numeric,
+            f"`{name}` should hold {len(wanted)} loss values, one per logged epoch.",
+            "training.loss_history",
+        )

@@ -1,0 +1,121 @@
+"""Read the training loop out of the trace: one window of events per optimizer step."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Epoch:
+    events: list[dict] = field(default_factory=list)  # up to and including its step
+
+    @property
+    def step(self) -> dict | None:
+        return self.events[-1] if self.events and self.events[-1]["kind"] == "step" else None
+
+
+def same_input(summary: dict | None, values: torch.Tensor | None) -> bool:
+    if not summary or summary.get("values") is None or values is None:
+        return False
+    found = summary["values"]
+    return found.shape == values.shape and bool(
+        torch.allclose(found.double(), values.double(), atol=1e-7, rtol=0)
+    )
+
+
+def split_epochs(events: list[dict]) -> tuple[list[Epoch], list[dict]]:
+    """Windows that each end with a step, and the events after the last step."""
+    epochs, current = [], Epoch()
+    for event in events:
+        current.events.append(event)
+        if event["kind"] == "step":
+            epochs.append(current)
+            current = Epoch()
+    return epochs, current.events
+
+
+@dataclass
+class LoopFindings:
+    problems: Counter  # hint id -> number of epochs showing it
+    examples: dict[str, int]  # hint id -> first epoch (0-based) showing it
+
+
+def find_problems(
+    epochs: list[Epoch],
+    tail: list[dict],
+    model_id: int,
+    X_test: torch.Tensor | None,
+    y_test: torch.Tensor | None,
+) -> LoopFindings:
+    """Check the five steps and their order in every epoch of the student's loop."""
+    problems: Counter = Counter()
+    examples: dict[str, int] = {}
+
+    def found(hint: str, number: int) -> None:
+        problems[hint] += 1
+        examples.setdefault(hint, number)
+
+    any_backward = any(e["kind"] == "backward" for ep in epochs for e in ep.events) or any(
+        e["kind"] == "backward" for e in tail
+    )
+    for number, epoch in enumerate(epochs):
+        events = epoch.events
+        position = {}
+        for i, event in enumerate(events):
+            kind = event["kind"]
+            if kind == "forward" and event["module_id"] == model_id and event["grad_enabled"]:
+                position.setdefault("forward", i)
+            elif kind == "loss" and event["grad_enabled"] and "forward" in position:
+                position.setdefault("loss", i)
+                position["loss_event"] = event
+            elif kind == "backward":
+                position.setdefault("backward", i)
+            elif kind == "zero_grad":
+                position.setdefault("zero_grad", i)
+                position["last_zero_grad"] = i
+        if "forward" not in position:
+            found("training.no_forward", number)
+            continue
+        forward = events[position["forward"]]
+        loss = position.get("loss_event")
+        on_test = same_input(forward["input"], X_test) or (
+            loss is not None and same_input(loss["target"], y_test)
+        )
+        if on_test:
+            found("training.test_data", number)
+        if not forward["training"]:
+            found("training.not_train_mode", number)
+        if loss is None:
+            found("training.no_loss", number)
+        backward = position.get("backward")
+        if not any_backward:
+            found("training.no_backward", number)
+        elif backward is None or backward < position["forward"]:
+            # The backward this step needed came after it (or before this epoch's forward).
+            found("training.step_before_backward", number)
+        if "zero_grad" not in position:
+            found("training.no_zero_grad", number)
+        elif backward is not None and position["zero_grad"] > backward:
+            found("training.zero_grad_after_backward", number)
+    return LoopFindings(problems, examples)
+
+
+def sgd_mismatches(epochs: list[Epoch]) -> int:
+    """Steps whose update is not `param - lr * grad` for the recorded gradient."""
+    wrong = 0
+    for epoch in epochs:
+        step = epoch.step
+        if step is None:
+            continue
+        lr = step["lr"][0] if step["lr"] else None
+        for before, grad, after in zip(step["params_before"], step["grads"], step["params_after"]):
+            if before is None or after is None or lr is None:
+                continue
+            expected = before if grad is None else before - lr * grad
+            if not torch.allclose(expected.double(), after.double(), atol=1e-6, rtol=1e-5):
+                wrong += 1
+                break
+    return wrong

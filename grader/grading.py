@@ -1,0 +1,158 @@
+"""The pipeline: notebook -> sandbox -> record -> checks -> score. One call grades one notebook."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from grader.assignments import Assignment
+from grader.checking import run_checks
+from grader.hints import hint_text
+from grader.notebook import (
+    Submission,
+    find_solutions_dir,
+    load_submission,
+    solution_sources,
+)
+from grader.plugin import Verdict
+from grader.record import Record, read_saved_file
+from grader.result import CheckResult, GradeResult, SectionResult
+from grader.sandbox import Execution, Limits, cleanup, execute
+
+
+@dataclass(frozen=True)
+class Options:
+    limits: Limits = Limits()
+    solutions: str | None = None  # the instructor's solutions/ folder; found automatically
+    hidden: bool = True  # run hidden checks (only where solutions are present)
+    assignment: str | None = None
+
+
+def section_points(assignment: Assignment, solutions_dir: Path | None) -> dict[str, float]:
+    """Points per section from the solution's autograder cells (nbgrader metadata)."""
+    points = dict(assignment.default_points)
+    if solutions_dir is None:
+        return points
+    path = solutions_dir / assignment.id / assignment.notebook_name
+    if not path.is_file():
+        return points
+    for cell in nbformat.read(path, as_version=4).cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        grade_id = meta.get("grade_id", "")
+        if meta.get("grade") and grade_id.endswith("_tests"):
+            section = grade_id.removesuffix("_tests")
+            if section in points:
+                points[section] = float(meta.get("points", points[section]))
+    return points
+
+
+def build_record(submission: Submission, execution: Execution, reference: bool) -> Record:
+    raw = execution.record or {"cells": [], "snapshots": {}, "final": {}, "trace": []}
+    record = Record(
+        assignment=submission.assignment,
+        raw=raw,
+        status=execution.status,
+        detail=execution.detail,
+        reference_available=reference,
+    )
+    paths = set()
+    for values in [raw.get("final", {})] + list(raw.get("snapshots", {}).values()):
+        value = values.get("MODEL_SAVE_PATH", {})
+        if value.get("kind") in ("path", "value") and isinstance(value.get("value"), str):
+            paths.add(value["value"])
+    for path in paths:
+        record.saved_files[path] = read_saved_file(execution.workdir, path)
+    return record
+
+
+def score(
+    submission: Submission, record: Record, verdicts: list[Verdict], points: dict[str, float]
+) -> list[SectionResult]:
+    sections = []
+    for section in submission.assignment.sections:
+        mine = [v for v in verdicts if v.section == section.id]
+        total_weight = sum(v.weight for v in mine) or 1.0
+        max_points = points.get(section.id, 1.0)
+        checks = []
+        for verdict in mine:
+            share = max_points * verdict.weight / total_weight
+            checks.append(
+                CheckResult(
+                    id=verdict.id,
+                    passed=verdict.passed,
+                    points=round(share if verdict.passed else 0.0, 4),
+                    max_points=round(share, 4),
+                    message=verdict.message,
+                    hint=verdict.hint,
+                    hint_text=hint_text(verdict.hint),
+                    hidden=verdict.hidden,
+                )
+            )
+        cell = record.stub_cell(section.id)
+        note = ""
+        if cell and cell.get("substituted"):
+            note = "Your cell did not run to the end; later sections were graded with the reference code for this cell."
+        sections.append(
+            SectionResult(
+                id=section.id,
+                title=section.title,
+                score=round(sum(c.points for c in checks), 2),
+                max_score=max_points,
+                checks=checks,
+                note=note,
+            )
+        )
+    return sections
+
+
+def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
+    """Grade one notebook. Raises notebook.UnusableNotebook when it cannot be graded at all."""
+    submission = load_submission(path, options.assignment)
+    solutions_dir = find_solutions_dir(options.solutions)
+    reference = solution_sources(submission.assignment, solutions_dir)
+    execution = execute(submission, options.limits, reference)
+    try:
+        record = build_record(submission, execution, bool(reference))
+        include_hidden = options.hidden and bool(reference)
+        verdicts = run_checks(record, set(submission.stub_ids), include_hidden)
+    finally:
+        cleanup(execution)
+    sections = score(
+        submission, record, verdicts, section_points(submission.assignment, solutions_dir)
+    )
+    errors = list(submission.notes)
+    if execution.status != "finished":
+        errors.append(f"The notebook did not finish: {execution.detail}.")
+    errors += [f"{v.id}: {v.internal_error}" for v in verdicts if v.internal_error]
+    return GradeResult(
+        assignment=submission.assignment.id,
+        notebook=str(path),
+        score=round(sum(s.score for s in sections), 2),
+        max_score=round(sum(s.max_score for s in sections), 2),
+        sections=sections,
+        errors=errors,
+        execution={
+            "status": execution.status,
+            "detail": execution.detail,
+            "seconds": round(execution.duration, 2),
+        },
+        figures=figure_data(record),
+    )
+
+
+def figure_data(record: Record) -> dict:
+    """What the feedback pictures need: the data, the predictions and the loss curve."""
+    data: dict = {}
+    for name in ("X_train", "y_train", "X_test", "y_test", "y_preds"):
+        value = record.raw.get("final", {}).get(name, {})
+        if value.get("kind") == "tensor" and value.get("values") is not None:
+            data[name] = value["values"].flatten().tolist()
+    cell = record.stub_cell("training_loop")
+    if cell is not None:
+        data["train_loss"] = [
+            e["value"] for e in record.events("loss", cell=cell["index"]) if e["grad_enabled"]
+        ]
+    return data

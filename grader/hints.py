@@ -1,0 +1,368 @@
+"""The catalogue of known mistakes: a stable id and a kind next step for each (`ptgrade hints`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Hint:
+    id: str
+    text: str
+
+
+_CATALOGUE: tuple[Hint, ...] = (
+    # Whole notebook and cells
+    Hint(
+        "cell.missing",
+        "This graded cell is missing from the notebook. Restore it from the "
+        "released notebook (or ask your instructor) and put your code back in.",
+    ),
+    Hint(
+        "cell.raised",
+        "Your cell stopped with an error. Read the last line of the error, fix "
+        "that line, and run the notebook again from the top (Kernel > Restart & Run All).",
+    ),
+    Hint(
+        "cell.not_implemented",
+        "This cell still raises NotImplementedError: replace "
+        "`raise NotImplementedError()` with your code.",
+    ),
+    Hint(
+        "cell.timeout",
+        "This cell ran past its time limit. Look for a loop that never ends, "
+        "or far more epochs than the exercise asks for.",
+    ),
+    Hint(
+        "cell.syntax",
+        "Python could not read this cell. Check brackets, colons and quotes on "
+        "the line the error names.",
+    ),
+    Hint(
+        "cell.indentation",
+        "The body of an `if`, `for`, `with` or `def` must be indented one "
+        "level (4 spaces) deeper than the line that ends with `:`.",
+    ),
+    Hint(
+        "name.missing",
+        "This section must define a name that is not defined after your cell "
+        "ran. Check the spelling against the cell's instructions.",
+    ),
+    # Device
+    Hint("device.wrong", 'Set `device = "cuda" if torch.cuda.is_available() else "cpu"`.'),
+    Hint(
+        "device.hardcoded",
+        'Don\'t write "cuda" or "cpu" by hand: ask '
+        "`torch.cuda.is_available()` so the same code runs with or without a GPU.",
+    ),
+    # Data
+    Hint("data.weight_bias", "This exercise's line uses `weight = 0.3` and `bias = 0.9`."),
+    Hint(
+        "data.stop_typo",
+        "`torch.arange(start, end, step)`: the third argument is the step "
+        "size, so pass `step` (there is no variable called `stop`).",
+    ),
+    Hint(
+        "data.shape_1d",
+        "Models expect one feature per row: add `.unsqueeze(dim=1)` to turn a "
+        "shape `(N,)` tensor into `(N, 1)`.",
+    ),
+    Hint("data.too_few", "Make at least 100 points, for example `torch.arange(0, 1, 0.01)`."),
+    Hint(
+        "data.dtype",
+        "Keep X as `torch.float32` (the default for `torch.arange` with a float "
+        "step): the model's parameters are float32.",
+    ),
+    Hint("data.not_line", "`y` must be `weight * X + bias` for every row of X."),
+    # Split
+    Hint(
+        "split.float_index",
+        "Slice indices must be whole numbers: use `train_split = int(0.8 * len(X))`.",
+    ),
+    Hint(
+        "split.proportion",
+        "Put 80 % of the rows in the training set and 20 % in the test "
+        "set: `train_split = int(0.8 * len(X))`.",
+    ),
+    Hint(
+        "split.overlap",
+        "Every row must be in exactly one of the two sets: take "
+        "`X[:train_split]` for training and `X[train_split:]` for testing.",
+    ),
+    Hint(
+        "split.misaligned",
+        "Split X and y with the same index, so each `y` still belongs to "
+        "its `X`: `X_train, y_train = X[:train_split], y[:train_split]`.",
+    ),
+    # Model
+    Hint(
+        "model.not_module",
+        "Your model class must inherit from `nn.Module`: "
+        "`class LinearRegressionModel(nn.Module):`.",
+    ),
+    Hint(
+        "model.no_super_init",
+        "Call `super().__init__()` as the first line of `__init__`, "
+        "before you assign any `nn.Parameter`.",
+    ),
+    Hint(
+        "model.plain_tensor",
+        "Wrap each learnable tensor in `nn.Parameter(...)`: a plain "
+        "tensor attribute is not registered, so `parameters()` and the optimizer never see it.",
+    ),
+    Hint(
+        "model.param_count",
+        "The model needs exactly two learnable parameters: one weight and one bias.",
+    ),
+    Hint(
+        "model.param_shape",
+        "Make each parameter a single number: `torch.randn(1, ...)` gives shape `(1,)`.",
+    ),
+    Hint(
+        "model.requires_grad",
+        "Create the parameters with `requires_grad=True` (nn.Parameter "
+        "does this unless you turn it off) so training can update them.",
+    ),
+    Hint("model.dtype", "Create the parameters with `dtype=torch.float` (float32)."),
+    Hint(
+        "model.forward_no_bias",
+        "`forward` must return `self.weight * x + self.bias`: the bias is missing.",
+    ),
+    Hint(
+        "model.forward_wrong",
+        "`forward` must compute the line `weight * x + bias` with your "
+        "two parameters and return it.",
+    ),
+    Hint(
+        "model.forward_shape",
+        "`forward` must return a tensor with the same shape as its "
+        "input: multiply element-wise (`*`), don't reduce or reshape.",
+    ),
+    Hint(
+        "model.seed",
+        "Call `torch.manual_seed(42)` in the same cell, right before you create "
+        "the model, so its starting values are reproducible.",
+    ),
+    Hint("model.not_on_device", "Move the model to the device: `model_1.to(device)`."),
+    # Loss and optimizer
+    Hint(
+        "loss.torch_l1loss",
+        "Loss functions live in `torch.nn`: write `nn.L1Loss()`, not `torch.L1Loss()`.",
+    ),
+    Hint("loss.not_l1", "This exercise uses the mean absolute error: `loss_fn = nn.L1Loss()`."),
+    Hint(
+        "optimizer.parameters_typo",
+        "The method is `model.parameters()`: lower case, plural, with brackets.",
+    ),
+    Hint("optimizer.not_sgd", "Use stochastic gradient descent: `torch.optim.SGD(...)`."),
+    Hint("optimizer.lr", "Use a learning rate of 0.01: `lr=0.01`."),
+    Hint(
+        "optimizer.other_params",
+        "Give the optimizer exactly this model's parameters: `params=model_1.parameters()`.",
+    ),
+    # Training loop
+    Hint(
+        "training.epochs",
+        "Run the training loop for the number of epochs the exercise asks "
+        "for, with one `optimizer.step()` per epoch.",
+    ),
+    Hint(
+        "training.no_forward",
+        "Each epoch starts with a forward pass on the training data: `y_pred = model(X_train)`.",
+    ),
+    Hint(
+        "training.not_train_mode",
+        "Call `model.train()` at the start of every epoch: after a "
+        "test pass the model is still in eval mode.",
+    ),
+    Hint(
+        "training.test_data",
+        "Train on the training data only (`X_train`, `y_train`); the "
+        "test set is for measuring, never for learning.",
+    ),
+    Hint(
+        "training.no_loss",
+        "Compute the loss with your loss function each epoch: `loss = loss_fn(y_pred, y_train)`.",
+    ),
+    Hint(
+        "training.no_zero_grad",
+        "Call `optimizer.zero_grad()` every epoch before "
+        "`loss.backward()`: gradients add up otherwise.",
+    ),
+    Hint(
+        "training.zero_grad_after_backward",
+        "`optimizer.zero_grad()` goes before "
+        "`loss.backward()`: called after it, it wipes the gradients the step needs.",
+    ),
+    Hint("training.no_backward", "Call `loss.backward()` every epoch to compute the gradients."),
+    Hint(
+        "training.step_before_backward",
+        "Call `optimizer.step()` after `loss.backward()`, "
+        "so each step uses this epoch's gradients.",
+    ),
+    Hint("training.no_step", "Call `optimizer.step()` every epoch to update the parameters."),
+    Hint(
+        "training.wrong_update",
+        "The parameters did not change the way one SGD step on this "
+        "epoch's loss changes them. Keep the five steps in order: forward, loss, zero_grad, "
+        "backward, step.",
+    ),
+    Hint(
+        "training.loss_not_decreasing",
+        "The training loss should go down over the epochs. "
+        "Check the five steps and the learning rate.",
+    ),
+    Hint(
+        "training.final_params",
+        "Your final parameters differ from what these 300 (or 100) "
+        "steps reach from your model's start. Check the five steps in each epoch.",
+    ),
+    Hint(
+        "training.no_test_pass",
+        "Test the model regularly: every 20 epochs (10 in the "
+        "walkthrough), run it on `X_test` under `model.eval()` and `torch.inference_mode()`.",
+    ),
+    Hint(
+        "training.test_grad",
+        "Run the test pass inside `with torch.inference_mode():` (or "
+        "`torch.no_grad()`) so no gradients are tracked.",
+    ),
+    Hint("training.test_not_eval", "Call `model.eval()` before the test pass."),
+    Hint(
+        "training.off_device",
+        "Put the data on the same device as the model: "
+        "`X_train = X_train.to(device)` (and y_train, X_test, y_test).",
+    ),
+    Hint(
+        "training.loss_history",
+        "Every 10 epochs append the epoch to `epoch_count` and the "
+        "losses to `train_loss_values` and `test_loss_values` (as numbers, e.g. "
+        "`loss.detach().numpy()`).",
+    ),
+    # Predictions
+    Hint(
+        "predictions.inference_mode_typo",
+        "The context manager is `torch.inference_mode()`: check the spelling.",
+    ),
+    Hint(
+        "predictions.shape",
+        "`y_preds` should have the same shape as `y_test`: call the model on all of `X_test`.",
+    ),
+    Hint(
+        "predictions.requires_grad",
+        "Make predictions inside `with torch.inference_mode():` "
+        "(after `model.eval()`) so they carry no gradient.",
+    ),
+    Hint(
+        "predictions.not_model",
+        "`y_preds` must be your trained model's output on `X_test`: `y_preds = model(X_test)`.",
+    ),
+    Hint(
+        "predictions.far_from_reference",
+        "Your predictions are far from what the trained "
+        "model should give. Check the training loop.",
+    ),
+    Hint(
+        "predictions.cpu",
+        "Move predictions to the CPU with `.cpu()` before handing them to matplotlib or numpy.",
+    ),
+    # Save
+    Hint(
+        "save.path",
+        'Save under the `models/` folder: `MODEL_SAVE_PATH = Path("models") / MODEL_NAME`.',
+    ),
+    Hint(
+        "save.file_missing",
+        "Nothing was saved at `MODEL_SAVE_PATH`: call "
+        "`torch.save(obj=model.state_dict(), f=MODEL_SAVE_PATH)`.",
+    ),
+    Hint(
+        "save.whole_model",
+        "Save the `state_dict()`, not the whole model: "
+        "`torch.save(obj=model.state_dict(), f=MODEL_SAVE_PATH)`.",
+    ),
+    Hint("save.not_state_dict", "The saved file must hold the model's `state_dict()`."),
+    Hint("save.not_trained", "Save after training, so the file holds the trained values."),
+    Hint(
+        "save.unsafe_file",
+        "The saved file does not load with `weights_only=True`: save only "
+        "`model.state_dict()`, nothing else.",
+    ),
+    # Load
+    Hint(
+        "load.same_object",
+        "Create a new model instance to load into: `loaded_model = LinearRegressionModel()`.",
+    ),
+    Hint("load.other_class", "Load into a new instance of the same class as your trained model."),
+    Hint(
+        "load.no_load_state_dict",
+        "Fill the new model with `loaded_model.load_state_dict(torch.load(f=MODEL_SAVE_PATH))`.",
+    ),
+    Hint(
+        "load.path_to_load_state_dict",
+        "`load_state_dict` takes the dictionary, not the "
+        "path: `loaded_model.load_state_dict(torch.load(f=MODEL_SAVE_PATH))`.",
+    ),
+    Hint(
+        "load.not_from_file",
+        "Load the state_dict from the file you saved "
+        "(`torch.load(f=MODEL_SAVE_PATH)`), not from the trained model in memory.",
+    ),
+    Hint(
+        "load.preds_mismatch",
+        "The reloaded model's predictions on `X_test` must equal "
+        "`y_preds` exactly: load the saved state_dict and predict in eval mode.",
+    ),
+    Hint("load.not_on_device", "Move the reloaded model to the device: `loaded_model.to(device)`."),
+)
+
+HINTS: dict[str, Hint] = {hint.id: hint for hint in _CATALOGUE}
+
+
+def hint_text(hint_id: str | None) -> str:
+    if hint_id is None:
+        return ""
+    return HINTS[hint_id].text
+
+
+# Errors students really hit, recognised from the exception they raise: (type, pattern, hint id).
+_ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
+    ("NotImplementedError", r"", "cell.not_implemented"),
+    ("NameError", r"'stop' is not defined", "data.stop_typo"),
+    ("AttributeError", r"module 'torch' has no attribute '\w*L1Loss'", "loss.torch_l1loss"),
+    ("AttributeError", r"module 'torch' has no attribute '\w*Loss'", "loss.torch_l1loss"),
+    (
+        "AttributeError",
+        r"has no attribute '(Parameters|parameter|Parameter|params)'",
+        "optimizer.parameters_typo",
+    ),
+    (
+        "AttributeError",
+        r"has no attribute '\w*(inference|interence|inferance)\w*'",
+        "predictions.inference_mode_typo",
+    ),
+    (
+        "AttributeError",
+        r"cannot assign parameter before Module.__init__\(\) call",
+        "model.no_super_init",
+    ),
+    (
+        "AttributeError",
+        r"object has no attribute '_(parameters|buffers|modules)'",
+        "model.no_super_init",
+    ),
+    ("TypeError", r"slice indices must be integers", "split.float_index"),
+    ("TypeError", r"Expected state_dict to be dict-like", "load.path_to_load_state_dict"),
+    ("IndentationError", r"", "cell.indentation"),
+    ("TabError", r"", "cell.indentation"),
+    ("SyntaxError", r"", "cell.syntax"),
+)
+
+
+def hint_for_error(ename: str, evalue: str) -> str:
+    """The most specific hint for an exception a cell raised."""
+    for error_type, pattern, hint_id in _ERROR_PATTERNS:
+        if ename == error_type and re.search(pattern, evalue):
+            return hint_id
+    return "cell.raised"

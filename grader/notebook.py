@@ -1,0 +1,157 @@
+"""Read a submitted notebook: which assignment it is, and each code cell's role and section."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from grader.assignments import ASSIGNMENTS, Assignment
+
+
+class UnusableNotebook(Exception):
+    """The input cannot be graded at all; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    index: int
+    source: str
+    role: str  # "stub" (graded, the student's code), "test" (autograder cell) or "given"
+    grade_id: str | None = None
+
+
+@dataclass
+class Submission:
+    path: Path
+    assignment: Assignment
+    cells: list[Cell]
+    notes: list[str] = field(default_factory=list)  # problems found while reading
+
+    @property
+    def stub_ids(self) -> list[str]:
+        return [c.grade_id for c in self.cells if c.role == "stub" and c.grade_id]
+
+
+def _role(metadata: dict) -> tuple[str, str | None]:
+    nbgrader = metadata.get("nbgrader") or {}
+    grade_id = nbgrader.get("grade_id")
+    if nbgrader.get("solution"):
+        return "stub", grade_id
+    if nbgrader.get("grade"):
+        return "test", grade_id
+    return "given", grade_id
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UnusableNotebook(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UnusableNotebook(f"{path}: is a folder, not a notebook") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UnusableNotebook(f"{path}: cannot be read ({error})") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UnusableNotebook(
+            f"{path}: not a notebook (invalid JSON at line {error.lineno}: {error.msg})"
+        ) from None
+    if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
+        raise UnusableNotebook(f"{path}: not a Jupyter notebook (no cells)")
+    try:
+        notebook = nbformat.reads(text, as_version=4)  # upgrades v3 notebooks
+    except Exception as error:  # nbformat raises several types for malformed notebooks
+        raise UnusableNotebook(f"{path}: not a readable Jupyter notebook ({error})") from None
+    return notebook
+
+
+def _guess_assignment(path: Path, stub_ids: set[str]) -> Assignment | None:
+    for assignment in ASSIGNMENTS.values():
+        if path.stem == assignment.id:
+            return assignment
+    best, best_overlap = None, 0
+    for assignment in ASSIGNMENTS.values():
+        overlap = len(stub_ids & set(assignment.section_ids))
+        # The walkthrough's sections are a subset of the exercises': prefer the exact match.
+        exact = stub_ids == set(assignment.section_ids)
+        score = overlap + (0.5 if exact else 0)
+        if score > best_overlap:
+            best, best_overlap = assignment, score
+    if best is not None and best_overlap >= 2:
+        return best
+    return None
+
+
+def load_submission(path: str | os.PathLike, assignment_id: str | None = None) -> Submission:
+    path = Path(path)
+    notebook = read_notebook(path)
+    cells: list[Cell] = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        role, grade_id = _role(cell.get("metadata", {}))
+        cells.append(Cell(index=index, source=cell.source, role=role, grade_id=grade_id))
+    stub_ids = {c.grade_id for c in cells if c.role == "stub" and c.grade_id}
+    if assignment_id is not None:
+        if assignment_id not in ASSIGNMENTS:
+            known = ", ".join(sorted(ASSIGNMENTS))
+            raise UnusableNotebook(f"unknown assignment {assignment_id!r} (known: {known})")
+        assignment = ASSIGNMENTS[assignment_id]
+    else:
+        assignment = _guess_assignment(path, stub_ids)
+        if assignment is None:
+            raise UnusableNotebook(
+                f"{path}: not a notebook of this kit's assignments "
+                f"({', '.join(sorted(ASSIGNMENTS))}); its graded cells were not found"
+            )
+    submission = Submission(path=path, assignment=assignment, cells=cells)
+    seen: set[str] = set()
+    for cell in cells:
+        if cell.role == "stub" and cell.grade_id in seen:
+            submission.notes.append(f"graded cell {cell.grade_id!r} appears twice; both ran")
+        if cell.grade_id:
+            seen.add(cell.grade_id)
+    for section_id in assignment.section_ids:
+        if section_id not in stub_ids:
+            submission.notes.append(f"graded cell {section_id!r} is missing from the notebook")
+    return submission
+
+
+def solution_sources(assignment: Assignment, solutions_dir: Path | None) -> dict[str, str]:
+    """Each stub's reference code from the instructor's notebook, when it is present."""
+    if solutions_dir is None:
+        return {}
+    path = solutions_dir / assignment.id / assignment.notebook_name
+    if not path.is_file():
+        return {}
+    notebook = nbformat.read(path, as_version=4)
+    sources: dict[str, str] = {}
+    for cell in notebook.cells:
+        role, grade_id = _role(cell.get("metadata", {}))
+        if role == "stub" and grade_id:
+            sources[grade_id] = strip_solution_markers(cell.source)
+    return sources
+
+
+def strip_solution_markers(source: str) -> str:
+    """The code a student who solved the cell would have: nbgrader's markers removed."""
+    lines = source.splitlines()
+    kept = [
+        line for line in lines if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")
+    ]
+    return "\n".join(kept)
+
+
+def find_solutions_dir(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The instructor's solutions/ folder: --solutions, $PTGRADE_SOLUTIONS, or the kit's checkout."""
+    candidates = [explicit, os.environ.get("PTGRADE_SOLUTIONS")]
+    candidates.append(Path(__file__).resolve().parent.parent / "solutions")
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None

@@ -1,0 +1,204 @@
+"""The recorded submission, as the checks see it: values by section, the trace, the cells' fate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grader.assignments import Assignment
+
+
+class Mistake(Exception):
+    """A check's finding: a message for the student and a hint id from grader.hints."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def expect(condition: bool, message: str, hint: str) -> None:
+    if not condition:
+        raise Mistake(message, hint)
+
+
+@dataclass(frozen=True)
+class TensorValue:
+    name: str
+    data: dict
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data["shape"])
+
+    @property
+    def dtype(self) -> str:
+        return self.data["dtype"]
+
+    @property
+    def device(self) -> str:
+        return self.data["device"]
+
+    @property
+    def requires_grad(self) -> bool:
+        return self.data["requires_grad"]
+
+    @property
+    def values(self) -> torch.Tensor:
+        if self.data.get("values") is None:
+            raise Mistake(f"`{self.name}` is too large for the grader to read.", "name.missing")
+        return self.data["values"]
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+
+@dataclass(frozen=True)
+class ModuleValue:
+    name: str
+    data: dict
+
+    @property
+    def id(self) -> int:
+        return self.data["id"]
+
+    @property
+    def class_name(self) -> str:
+        return self.data["class"]
+
+    @property
+    def parameters(self) -> list[dict]:
+        return self.data["parameters"]
+
+    def parameter_values(self) -> list[torch.Tensor]:
+        return [p["values"] for p in self.parameters]
+
+    @property
+    def probes(self) -> list[dict]:
+        return self.data["probes"]
+
+    def line(self) -> tuple[float, float] | None:
+        """(weight, bias) read off the probes, when forward computes a straight line."""
+        for probe in self.probes:
+            if probe["shape"] != "column" or not probe.get("output"):
+                continue
+            x = probe["input"].flatten()
+            out = probe["output"]["values"]
+            if out is None or out.numel() != x.numel():
+                return None
+            out = out.flatten().double()
+            bias = float(out[0])  # the first probe input is 0
+            weight = float(out[1] - out[0])  # ... and the second is 1
+            if torch.allclose(out, weight * x.double() + bias, atol=1e-5):
+                return weight, bias
+        return None
+
+
+@dataclass
+class SavedFile:
+    path: str
+    exists: bool
+    state_dict: dict[str, torch.Tensor] | None = None
+    error: str | None = None
+
+
+@dataclass
+class Record:
+    assignment: Assignment
+    raw: dict[str, Any]
+    status: str  # how the child ended: "finished", "timeout", "crashed"
+    detail: str = ""
+    saved_files: dict[str, SavedFile] = field(default_factory=dict)
+    reference_available: bool = False
+
+    # -- cells ----------------------------------------------------------------------------
+    @property
+    def cells(self) -> list[dict]:
+        return self.raw.get("cells", [])
+
+    def stub_cell(self, section_id: str) -> dict | None:
+        for cell in self.cells:
+            if cell.get("role") == "stub" and cell.get("grade_id") == section_id:
+                return cell
+        return None
+
+    # -- values ---------------------------------------------------------------------------
+    def snapshot(self, section_id: str) -> dict[str, dict]:
+        return self.raw.get("snapshots", {}).get(section_id, {})
+
+    def raw_value(self, name: str, section_id: str | None = None) -> dict:
+        if section_id is not None:
+            return self.snapshot(section_id).get(name, {"kind": "missing"})
+        return self.raw.get("final", {}).get(name, {"kind": "missing"})
+
+    def value(self, name: str, section_id: str | None = None) -> dict:
+        data = self.raw_value(name, section_id)
+        if data["kind"] == "missing":
+            where = f" after the `{section_id}` cell" if section_id else ""
+            raise Mistake(f"`{name}` is not defined{where}.", "name.missing")
+        return data
+
+    def tensor(self, name: str, section_id: str | None = None) -> TensorValue:
+        data = self.value(name, section_id)
+        if data["kind"] != "tensor":
+            found = data.get("type") or data["kind"]
+            raise Mistake(f"`{name}` should be a tensor, but it is a {found}.", "name.missing")
+        return TensorValue(name, data)
+
+    def module(self, name: str, section_id: str | None = None) -> ModuleValue:
+        data = self.value(name, section_id)
+        if data["kind"] != "module":
+            found = data.get("type") or data.get("name") or data["kind"]
+            raise Mistake(
+                f"`{name}` should be an instance of an `nn.Module` subclass, but it is a {found}.",
+                "model.not_module",
+            )
+        return ModuleValue(name, data)
+
+    # -- trace ----------------------------------------------------------------------------
+    def events(self, kind: str | None = None, cell: int | None = None) -> list[dict]:
+        """The student's own events (the grader's reference code is left out)."""
+        return [
+            e
+            for e in self.raw.get("trace", [])
+            if not e.get("substituted")
+            and (kind is None or e["kind"] == kind)
+            and (cell is None or e.get("cell") == cell)
+        ]
+
+    @property
+    def cuda_available(self) -> bool:
+        return bool(self.raw.get("cuda_available"))
+
+    @property
+    def expected_device(self) -> str:
+        return "cuda" if self.cuda_available else "cpu"
+
+
+def same_values(a: torch.Tensor | None, b: torch.Tensor | None, atol: float = 1e-6) -> bool:
+    if a is None or b is None or a.shape != b.shape:
+        return False
+    return bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=0))
+
+
+def read_saved_file(workdir: Path, path_text: str) -> SavedFile:
+    """Read the student's saved model safely: inside the scratch folder, weights_only=True."""
+    path = (workdir / path_text).resolve()
+    if workdir.resolve() not in path.parents:
+        return SavedFile(
+            path_text, exists=False, error="the path points outside the notebook's folder"
+        )
+    if not path.is_file():
+        return SavedFile(path_text, exists=False)
+    try:
+        loaded = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:  # the pickle may be anything: never execute it, just report
+        return SavedFile(
+            path_text, exists=True, error=f"{type(error).__name__}: {str(error)[:300]}"
+        )
+    if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        return SavedFile(path_text, exists=True, state_dict=dict(loaded))
+    return SavedFile(path_text, exists=True, error=f"it holds a {type(loaded).__name__}")

@@ -1,0 +1,166 @@
+"""Describe the student's values as plain data (tensors copied to the CPU), inside the sandbox."""
+
+from __future__ import annotations
+
+import numbers
+import os
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+from grader.trace import Tracer, tensor_values
+
+MAX_ITEMS = 2000
+MAX_REPR = 300
+
+MISSING = {"kind": "missing"}
+
+
+def describe(value: Any, tracer: Tracer, probe_inputs: list[list[float]] | None = None) -> dict:
+    """A weights_only-loadable description of one value of the student's namespace."""
+    if isinstance(value, torch.Tensor):
+        return describe_tensor(value)
+    if isinstance(value, nn.Module):
+        return describe_module(value, tracer, probe_inputs or [])
+    if isinstance(value, Optimizer):
+        return describe_optimizer(value)
+    if isinstance(value, torch.device):
+        return {"kind": "device", "value": str(value)}
+    if value is None or isinstance(value, bool):
+        return {"kind": "value", "value": None if value is None else bool(value)}
+    if isinstance(value, str):
+        return {"kind": "value", "value": str(value)[:MAX_REPR]}
+    if isinstance(value, numbers.Number):
+        try:
+            return {"kind": "value", "value": float(value)}
+        except (TypeError, ValueError):
+            return _describe_object(value)
+    if isinstance(value, os.PathLike):
+        return {"kind": "path", "value": os.fspath(value)}
+    if isinstance(value, (list, tuple)):
+        return {"kind": "list", "items": [describe(v, tracer) for v in value[:MAX_ITEMS]]}
+    if type(value).__module__ == "numpy":
+        try:
+            return describe_tensor(torch.as_tensor(value)) | {"numpy": True}
+        except (TypeError, ValueError, RuntimeError):
+            return _describe_object(value)
+    if isinstance(value, type):
+        return {"kind": "class", "name": value.__name__, "is_module": issubclass(value, nn.Module)}
+    return _describe_object(value)
+
+
+def describe_tensor(tensor: torch.Tensor) -> dict:
+    return {
+        "kind": "tensor",
+        "id": id(tensor),
+        "shape": list(tensor.shape),
+        "dtype": str(tensor.dtype).replace("torch.", ""),
+        "device": str(tensor.device),
+        "requires_grad": bool(tensor.requires_grad),
+        "is_parameter": isinstance(tensor, nn.Parameter),
+        "grad_fn": type(tensor.grad_fn).__name__ if tensor.grad_fn is not None else None,
+        "is_inference": bool(tensor.is_inference()),
+        "values": tensor_values(tensor),
+    }
+
+
+def describe_module(module: nn.Module, tracer: Tracer, probe_inputs: list[list[float]]) -> dict:
+    registered = {id(p) for p in module.parameters()} | {id(b) for b in module.buffers()}
+    plain = [
+        {"name": name, **_short_tensor(value)}
+        for name, value in vars(module).items()
+        if isinstance(value, torch.Tensor) and id(value) not in registered
+    ]
+    return {
+        "kind": "module",
+        "id": id(module),
+        "class": type(module).__name__,
+        "bases": [cls.__name__ for cls in type(module).__mro__[1:]],
+        "training": bool(module.training),
+        "parameters": [
+            {"name": name, "id": id(p), **describe_tensor(p)}
+            for name, p in module.named_parameters()
+        ],
+        "buffers": [{"name": name, **_short_tensor(b)} for name, b in module.named_buffers()],
+        "plain_tensors": plain,
+        "state_dict_keys": list(module.state_dict().keys()),
+        "probes": probe_forward(module, tracer, probe_inputs),
+    }
+
+
+def probe_forward(module: nn.Module, tracer: Tracer, probe_inputs: list[list[float]]) -> list[dict]:
+    """Call forward on inputs the grader picked, without touching the trace or the RNG."""
+    devices = {p.device for p in module.parameters()}
+    device = devices.pop() if len(devices) == 1 else torch.device("cpu")
+    probes = []
+    cpu_rng = torch.get_rng_state()
+    with tracer.paused(), torch.no_grad():
+        for values in probe_inputs:
+            for shape in ("column", "flat"):
+                x = torch.tensor(values, dtype=torch.float32, device=device)
+                if shape == "column":
+                    x = x.unsqueeze(dim=1)
+                probe: dict[str, Any] = {"shape": shape, "input": x.cpu()}
+                try:
+                    output = module(x)
+                    probe["output"] = (
+                        describe_tensor(output) if isinstance(output, torch.Tensor) else None
+                    )
+                    probe["output_type"] = type(output).__name__
+                except Exception as error:  # the student's forward: any error is a finding
+                    probe["error"] = f"{type(error).__name__}: {error}"[:MAX_REPR]
+                probes.append(probe)
+    torch.set_rng_state(cpu_rng)
+    return probes
+
+
+def describe_optimizer(optimizer: Optimizer) -> dict:
+    groups = []
+    for group in optimizer.param_groups:
+        groups.append(
+            {
+                "lr": _plain_number(group.get("lr")),
+                "momentum": _plain_number(group.get("momentum")),
+                "weight_decay": _plain_number(group.get("weight_decay")),
+                "param_ids": [id(p) for p in group["params"]],
+            }
+        )
+    return {"kind": "optimizer", "class": type(optimizer).__name__, "param_groups": groups}
+
+
+def _plain_number(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _short_tensor(tensor: torch.Tensor) -> dict:
+    return {
+        "shape": list(tensor.shape),
+        "device": str(tensor.device),
+        "requires_grad": bool(tensor.requires_grad),
+    }
+
+
+def _describe_object(value: Any) -> dict:
+    try:
+        text = repr(value)[:MAX_REPR]
+    except Exception:  # a student's __repr__ may raise anything
+        text = "<unprintable>"
+    attrs = {}
+    try:
+        attrs = vars(value)
+    except TypeError:
+        pass
+    return {
+        "kind": "object",
+        "type": type(value).__name__,
+        "repr": text,
+        "plain_tensors": [
+            {"name": k, **_short_tensor(v)} for k, v in attrs.items() if isinstance(v, torch.Tensor)
+        ],
+        "callable": callable(value),
+    }

@@ -1,0 +1,299 @@
+"""Instrument torch inside the sandbox so the grader sees what the student's code did, in order.
+
+Runs in the child process only. Each event is a plain dict (see record.py for the kinds); the
+tracer keeps the original functions so it can pause itself while the grader probes a model.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim import optimizer as optimizer_module
+
+MAX_EVENTS = 20_000
+MAX_TENSOR_VALUES = 4096  # larger inputs are summarised, not copied
+
+
+def tensor_values(tensor: torch.Tensor) -> torch.Tensor | None:
+    """A detached CPU copy, or None when too large to keep."""
+    if tensor.numel() > MAX_TENSOR_VALUES:
+        return None
+    with torch.inference_mode(False), torch.no_grad():
+        return tensor.detach().cpu().clone()
+
+
+def tensor_summary(tensor: Any) -> dict[str, Any] | None:
+    if not isinstance(tensor, torch.Tensor):
+        return None
+    return {
+        "shape": list(tensor.shape),
+        "dtype": str(tensor.dtype).replace("torch.", ""),
+        "device": str(tensor.device),
+        "requires_grad": bool(tensor.requires_grad),
+        "values": tensor_values(tensor),
+    }
+
+
+class Tracer:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.truncated = False
+        self.cell: int | None = None
+        self.substituted = False  # events from the grader's reference code, not the student's
+        self._paused = 0
+        self._depth = 0
+        self._originals: list[tuple[Any, str, Any]] = []
+        self._hook_handles: list[Any] = []
+
+    # -- recording ------------------------------------------------------------------------
+    def emit(self, kind: str, **fields: Any) -> None:
+        if self._paused:
+            return
+        if len(self.events) >= MAX_EVENTS:
+            self.truncated = True
+            return
+        fields.update(kind=kind, cell=self.cell, substituted=self.substituted)
+        self.events.append(fields)
+
+    @contextmanager
+    def paused(self):
+        self._paused += 1
+        try:
+            yield
+        finally:
+            self._paused -= 1
+
+    # -- installing -----------------------------------------------------------------------
+    def _patch(self, owner: Any, name: str, make_wrapper) -> None:
+        original = getattr(owner, name)
+        self._originals.append((owner, name, original))
+        wrapper = make_wrapper(original)
+        wrapper.__wrapped__ = original
+        for attr in ("__name__", "__qualname__", "__doc__"):
+            try:
+                setattr(wrapper, attr, getattr(original, attr))
+            except (AttributeError, TypeError):
+                pass
+        setattr(owner, name, wrapper)
+
+    def install(self) -> None:
+        tracer = self
+
+        def module_call(original):
+            def __call__(module, *args, **kwargs):
+                if tracer._paused or tracer._depth:
+                    return original(module, *args, **kwargs)
+                tracer._depth += 1
+                try:
+                    output = original(module, *args, **kwargs)
+                finally:
+                    tracer._depth -= 1
+                tracer._record_call(module, args, kwargs, output)
+                return output
+
+            return __call__
+
+        self._patch(nn.Module, "__call__", module_call)
+
+        def optimizer_zero_grad(original):
+            def zero_grad(optimizer, *args, **kwargs):
+                tracer.emit("zero_grad", owner="optimizer", id=id(optimizer))
+                return original(optimizer, *args, **kwargs)
+
+            return zero_grad
+
+        self._patch(Optimizer, "zero_grad", optimizer_zero_grad)
+
+        def module_zero_grad(original):
+            def zero_grad(module, *args, **kwargs):
+                tracer.emit("zero_grad", owner="module", id=id(module))
+                return original(module, *args, **kwargs)
+
+            return zero_grad
+
+        self._patch(nn.Module, "zero_grad", module_zero_grad)
+
+        def tensor_backward(original):
+            def backward(tensor, *args, **kwargs):
+                value = float(tensor.detach().sum()) if tensor.numel() else None
+                tracer.emit("backward", value=value, shape=list(tensor.shape))
+                return original(tensor, *args, **kwargs)
+
+            return backward
+
+        self._patch(torch.Tensor, "backward", tensor_backward)
+
+        def step_pre(optimizer, args, kwargs):
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            tracer._pending_step = {
+                "optimizer_id": id(optimizer),
+                "optimizer_class": type(optimizer).__name__,
+                "lr": [group.get("lr") for group in optimizer.param_groups],
+                "param_ids": [id(p) for p in params],
+                "params_before": [tensor_values(p) for p in params],
+                "grads": [None if p.grad is None else tensor_values(p.grad) for p in params],
+            }
+
+        def step_post(optimizer, args, kwargs):
+            pending = getattr(tracer, "_pending_step", None)
+            if pending is None or pending["optimizer_id"] != id(optimizer):
+                return
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            pending["params_after"] = [tensor_values(p) for p in params]
+            tracer._pending_step = None
+            tracer.emit("step", **pending)
+
+        self._hook_handles.append(optimizer_module.register_optimizer_step_pre_hook(step_pre))
+        self._hook_handles.append(optimizer_module.register_optimizer_step_post_hook(step_post))
+
+        def torch_save(original):
+            def save(obj, f, *args, **kwargs):
+                tracer.emit("save", path=_path_text(f), **_describe_saved(obj))
+                return original(obj, f, *args, **kwargs)
+
+            return save
+
+        self._patch(torch, "save", torch_save)
+
+        def torch_load(original):
+            def load(f, *args, **kwargs):
+                result = original(f, *args, **kwargs)
+                tracer.emit(
+                    "load",
+                    path=_path_text(f),
+                    weights_only=kwargs.get("weights_only"),
+                    result_id=id(result),
+                    result_type=type(result).__name__,
+                )
+                return result
+
+            return load
+
+        self._patch(torch, "load", torch_load)
+
+        def module_load_state_dict(original):
+            def load_state_dict(module, state_dict, *args, **kwargs):
+                tracer.emit(
+                    "load_state_dict",
+                    module_id=id(module),
+                    module_class=type(module).__name__,
+                    arg_id=id(state_dict),
+                    arg_type=type(state_dict).__name__,
+                )
+                return original(module, state_dict, *args, **kwargs)
+
+            return load_state_dict
+
+        self._patch(nn.Module, "load_state_dict", module_load_state_dict)
+
+        def module_to(original):
+            def to(module, *args, **kwargs):
+                result = original(module, *args, **kwargs)
+                tracer.emit(
+                    "to",
+                    target="module",
+                    id=id(module),
+                    args=[str(a) for a in args],
+                    device=_module_device(module),
+                )
+                return result
+
+            return to
+
+        self._patch(nn.Module, "to", module_to)
+
+        def tensor_to(original):
+            def to(tensor, *args, **kwargs):
+                result = original(tensor, *args, **kwargs)
+                if not tracer._depth:
+                    tracer.emit(
+                        "to",
+                        target="tensor",
+                        shape=list(tensor.shape),
+                        args=[str(a) for a in args],
+                        device=str(getattr(result, "device", "")),
+                    )
+                return result
+
+            return to
+
+        self._patch(torch.Tensor, "to", tensor_to)
+
+        def cuda_is_available(original):
+            def is_available():
+                result = original()
+                tracer.emit("cuda_query", result=bool(result))
+                return result
+
+            return is_available
+
+        self._patch(torch.cuda, "is_available", cuda_is_available)
+
+    # -- what a module call means ---------------------------------------------------------
+    def _record_call(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if self._paused:
+            return
+        grad_enabled = torch.is_grad_enabled()
+        inference = torch.is_inference_mode_enabled()
+        if isinstance(module, nn.modules.loss._Loss):
+            inputs = list(args) + list(kwargs.values())
+            self.emit(
+                "loss",
+                loss_class=type(module).__name__,
+                module_id=id(module),
+                input=tensor_summary(inputs[0]) if inputs else None,
+                target=tensor_summary(inputs[1]) if len(inputs) > 1 else None,
+                value=_scalar(output),
+                grad_enabled=grad_enabled,
+                inference=inference,
+                output_requires_grad=bool(getattr(output, "requires_grad", False)),
+            )
+            return
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        self.emit(
+            "forward",
+            module_id=id(module),
+            module_class=type(module).__name__,
+            training=bool(module.training),
+            grad_enabled=grad_enabled,
+            inference=inference,
+            input=tensor_summary(first),
+            output=tensor_summary(output),
+            params=[tensor_values(p) for p in module.parameters()][:8],
+            param_devices=sorted({str(p.device) for p in module.parameters()}),
+        )
+
+
+def _scalar(value: Any) -> float | None:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.detach().cpu())
+    return None
+
+
+def _path_text(f: Any) -> str | None:
+    if isinstance(f, (str, os.PathLike)):
+        return os.fspath(f)
+    return None
+
+
+def _module_device(module: nn.Module) -> str | None:
+    devices = {str(p.device) for p in module.parameters()}
+    return devices.pop() if len(devices) == 1 else None
+
+
+def _describe_saved(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, nn.Module):
+        return {"obj_kind": "module", "obj_type": type(obj).__name__, "keys": None}
+    if isinstance(obj, dict):
+        tensors = all(isinstance(v, torch.Tensor) for v in obj.values())
+        return {
+            "obj_kind": "state_dict" if tensors else "dict",
+            "obj_type": type(obj).__name__,
+            "keys": [str(k) for k in obj.keys()][:50],
+        }
+    return {"obj_kind": "other", "obj_type": type(obj).__name__, "keys": None}
