@@ -1,0 +1,237 @@
+"""A self-contained feedback page: score, sections, failures with hints, and two pictures."""
+
+from __future__ import annotations
+
+import base64
+import io
+from html import escape
+
+from grader.assignments import ASSIGNMENTS, Assignment
+from grader.reports.text import points
+from grader.result import GradeResult, SectionResult
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 60em; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; }
+.notebook { color: #666; margin-top: 0; }
+.total { font-size: 1.3em; font-weight: bold; }
+table { border-collapse: collapse; margin: 1em 0; width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.35em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.points { text-align: right; white-space: nowrap; }
+.pass { color: #11703a; font-weight: bold; }
+.fail { color: #b3261e; font-weight: bold; }
+.hint { color: #444; margin: 0.2em 0 0.6em 0; }
+.note { color: #6b4e00; }
+.warnings { background: #fff7e0; border: 1px solid #e6c65c; padding: 0.5em 1em; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+.nodata { color: #666; font-style: italic; }
+code { background: #f3f3f3; padding: 0 0.2em; }
+"""
+
+
+def _verdict(passed: bool) -> str:
+    return '<span class="pass">PASS</span>' if passed else '<span class="fail">FAIL</span>'
+
+
+def section_table_html(section: SectionResult) -> str:
+    """One section's checks as a small table (the in-notebook `check()` shows this)."""
+    rows = []
+    for check in section.checks:
+        rows.append(
+            "<tr>"
+            f"<td><code>{escape(check.id)}</code></td>"
+            f"<td>{_verdict(check.passed)}</td>"
+            f"<td>{escape(check.message)}</td>"
+            f"<td>{escape(check.hint_text) if not check.passed else ''}</td>"
+            "</tr>"
+        )
+    caption = (
+        f"{escape(section.title)} ({escape(section.id)}): "
+        f"{points(section.score)}/{points(section.max_score)}"
+    )
+    note = f'<p class="note">{escape(section.note)}</p>' if section.note else ""
+    return (
+        f"<table><caption>{caption}</caption>"
+        "<tr><th>Check</th><th>Passed</th><th>Message</th><th>Hint</th></tr>"
+        + "".join(rows)
+        + "</table>"
+        + note
+    )
+
+
+def _sections_table(result: GradeResult) -> str:
+    rows = [
+        "<tr>"
+        f"<td>{escape(s.title)}</td><td><code>{escape(s.id)}</code></td>"
+        f'<td class="points">{points(s.score)} / {points(s.max_score)}</td>'
+        f"<td>{_verdict(s.passed)}</td>"
+        "</tr>"
+        for s in result.sections
+    ]
+    return (
+        "<table><tr><th>Section</th><th>id</th><th>Points</th><th>Result</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
+def _failures(result: GradeResult) -> str:
+    parts = []
+    for section in result.sections:
+        if section.passed:
+            continue
+        items = []
+        for check in section.failures():
+            hint = (
+                f'<div class="hint">Hint: {escape(check.hint_text)}</div>'
+                if check.hint_text
+                else ""
+            )
+            items.append(f"<li>{escape(check.message or f'Check {check.id} failed.')}{hint}</li>")
+        note = f'<p class="note">{escape(section.note)}</p>' if section.note else ""
+        parts.append(f"<h3>{escape(section.title)}</h3><ul>{''.join(items)}</ul>{note}")
+    if not parts:
+        return "<p>Every section passed.</p>"
+    return "<h2>What to fix</h2>" + "".join(parts)
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _pairs(figures: dict, xs: str, ys: str) -> tuple[list, list] | None:
+    x, y = figures.get(xs), figures.get(ys)
+    if not x or not y or len(x) != len(y):
+        return None
+    return x, y
+
+
+def data_picture(figures: dict, assignment: Assignment | None) -> str | None:
+    """The data, the predictions and the true line as a base64 PNG; None without data."""
+    train = _pairs(figures, "X_train", "y_train")
+    test = _pairs(figures, "X_test", "y_test")
+    preds = _pairs(figures, "X_test", "y_preds")
+    if train is None and test is None:
+        return None
+    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    xs = []
+    if train is not None:
+        ax.scatter(*train, c="b", s=6, label="Training data")
+        xs += train[0]
+    if test is not None:
+        ax.scatter(*test, c="g", s=6, label="Testing data")
+        xs += test[0]
+    if preds is not None:
+        ax.scatter(*preds, c="r", s=6, label="Your predictions")
+    if assignment is not None and xs:
+        lo, hi = min(xs), max(xs)
+        line = [assignment.weight * x + assignment.bias for x in (lo, hi)]
+        ax.plot(
+            [lo, hi],
+            line,
+            color="grey",
+            linewidth=0.8,
+            label=f"y = {assignment.weight:g}·x + {assignment.bias:g}",
+        )
+    ax.set_xlabel("X")
+    ax.set_ylabel("y")
+    ax.legend(prop={"size": 9})
+    return _png(fig)
+
+
+def reference_losses(assignment: Assignment) -> list[float]:
+    """The L1 loss before each SGD step of a correct run from the seeded start."""
+    import torch  # lazy: only the HTML report needs it
+
+    generator = torch.Generator().manual_seed(42)  # same draws as torch.manual_seed(42)
+    w = torch.randn(1, generator=generator).requires_grad_()
+    b = torch.randn(1, generator=generator).requires_grad_()
+    X = torch.arange(0, 1, assignment.data_step).unsqueeze(1)
+    y = assignment.weight * X + assignment.bias
+    split = int(0.8 * len(X))
+    X_train, y_train = X[:split], y[:split]
+    optimizer = torch.optim.SGD([w, b], lr=assignment.lr)
+    losses = []
+    for _ in range(assignment.epochs):
+        loss = torch.nn.functional.l1_loss(w * X_train + b, y_train)
+        losses.append(float(loss.detach()))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return losses
+
+
+def loss_picture(figures: dict, assignment: Assignment | None) -> str | None:
+    """The student's training loss per step against a correct run's; None without data."""
+    train_loss = figures.get("train_loss")
+    if not train_loss:
+        return None
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    if assignment is not None:
+        reference = reference_losses(assignment)
+        ax.plot(range(len(reference)), reference, color="grey", linewidth=1, label="Reference run")
+    ax.plot(
+        range(len(train_loss)), train_loss, color="r", linewidth=1.5, label="Your training loss"
+    )
+    ax.set_xlabel("Step (epoch)")
+    ax.set_ylabel("L1 loss")
+    ax.legend(prop={"size": 9})
+    return _png(fig)
+
+
+def _picture(title: str, png: str | None, missing: str) -> str:
+    if png is None:
+        return f'<h3>{escape(title)}</h3><p class="nodata">{escape(missing)}</p>'
+    return (
+        f"<figure><figcaption><strong>{escape(title)}</strong></figcaption>"
+        f'<img alt="{escape(title)}" src="data:image/png;base64,{png}"></figure>'
+    )
+
+
+def render(result: GradeResult) -> str:
+    assignment = ASSIGNMENTS.get(result.assignment)
+    title = assignment.title if assignment is not None else result.assignment
+    warnings = ""
+    if result.errors:
+        items = "".join(f"<li>{escape(e)}</li>" for e in result.errors)
+        warnings = f'<div class="warnings"><strong>Warnings</strong><ul>{items}</ul></div>'
+    pictures = _picture(
+        "Your data and predictions",
+        data_picture(result.figures, assignment),
+        "No data: the training and test sets were not recorded.",
+    ) + _picture(
+        "Training loss",
+        loss_picture(result.figures, assignment),
+        "No data: no training loss was recorded.",
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}: feedback</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>{escape(title)}</h1>
+<p class="notebook">{escape(result.notebook)}</p>
+<p class="total">Score: {points(result.score)} / {points(result.max_score)}</p>
+{warnings}
+{_sections_table(result)}
+{_failures(result)}
+<h2>Pictures</h2>
+{pictures}
+</body>
+</html>
+"""

@@ -1,0 +1,192 @@
+"""The reports: every format renders one hand-built GradeResult, and its text is checked."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from grader.reports import FORMATS, render
+from grader.reports.html import section_table_html
+from grader.reports.text import render as render_text
+from grader.result import CheckResult, GradeResult, SectionResult
+
+TRICKY = 'Expected y <= 1 & "line" | got 2'
+CELL_ERROR = "Your cell raised NameError: name 'stop' is not defined."
+STOP_HINT = "`torch.arange(start, end, step)`: pass `step`."
+
+
+def make_result(figures: dict | None = None) -> GradeResult:
+    passing = SectionResult(
+        id="split",
+        title="Split the data 80/20",
+        score=2.0,
+        max_score=2.0,
+        checks=[
+            CheckResult("split.proportion", True, 1.0, 1.0),
+            CheckResult("split.aligned", True, 1.0, 1.0),
+        ],
+    )
+    failing = SectionResult(
+        id="data",
+        title="Make data | straight line",
+        score=1.0,
+        max_score=4.0,
+        checks=[
+            CheckResult("data.shape", False, 0.0, 1.0, CELL_ERROR, "data.stop_typo", STOP_HINT),
+            CheckResult("data.dtype", False, 0.0, 1.0, CELL_ERROR, "data.stop_typo", STOP_HINT),
+            CheckResult("data.line", False, 0.0, 1.0, TRICKY, None, ""),
+            CheckResult("data.count", True, 1.0, 1.0),
+        ],
+        note="Later sections used the reference code for this cell.",
+    )
+    return GradeResult(
+        assignment="01_pytorch_workflow",
+        notebook="submissions/alice.ipynb",
+        score=3.0,
+        max_score=6.0,
+        sections=[passing, failing],
+        errors=["The notebook did not finish: <timeout> & more\x01."],
+        execution={"status": "timeout", "detail": "cell 7", "seconds": 12.5},
+        figures=figures or {},
+    )
+
+
+FIGURES = {
+    "X_train": [i / 50 for i in range(40)],
+    "y_train": [0.7 * i / 50 + 0.3 for i in range(40)],
+    "X_test": [i / 50 for i in range(40, 50)],
+    "y_test": [0.7 * i / 50 + 0.3 for i in range(40, 50)],
+    "y_preds": [0.5 * i / 50 + 0.2 for i in range(40, 50)],
+    "train_loss": [0.3 - 0.002 * i for i in range(100)],
+}
+
+
+def test_every_format_renders_text():
+    assert FORMATS == ("text", "json", "junit", "gradescope", "markdown", "html")
+    for fmt in FORMATS:
+        assert isinstance(render(make_result(), fmt), str)
+    with pytest.raises(ValueError, match="unknown report format 'pdf'"):
+        render(make_result(), "pdf")
+
+
+def test_json_round_trips_with_the_stable_keys():
+    data = json.loads(render(make_result(FIGURES), "json"))
+    assert set(data) == {
+        "assignment",
+        "notebook",
+        "score",
+        "max_score",
+        "sections",
+        "errors",
+        "execution",
+    }
+    assert set(data["sections"][0]) == {"id", "title", "score", "max_score", "note", "checks"}
+    assert set(data["sections"][1]["checks"][0]) == {
+        "id",
+        "passed",
+        "points",
+        "max_points",
+        "message",
+        "hint",
+        "hint_text",
+        "hidden",
+    }
+    assert data["sections"][1]["checks"][2]["message"] == TRICKY
+    assert data["score"] == 3.0 and data["execution"]["status"] == "timeout"
+
+
+def test_junit_parses_with_counts_and_failure_messages():
+    suite = ET.fromstring(render(make_result(), "junit").encode())
+    assert suite.tag == "testsuite"
+    assert suite.get("name") == "01_pytorch_workflow"
+    assert suite.get("tests") == "6" and suite.get("failures") == "3"
+    cases = suite.findall("testcase")
+    assert [c.get("classname") for c in cases] == ["01_pytorch_workflow.split"] * 2 + [
+        "01_pytorch_workflow.data"
+    ] * 4
+    failures = {c.get("name"): c.find("failure") for c in cases}
+    assert failures["split.proportion"] is None and failures["data.count"] is None
+    assert failures["data.line"].get("message") == TRICKY
+    assert failures["data.shape"].get("message") == CELL_ERROR
+    assert f"hint: {STOP_HINT}" in failures["data.shape"].text
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["score"] == "3" and props["max_score"] == "6"
+    # The control character in the error is dropped, the rest survives.
+    assert suite.find("system-err").text == "The notebook did not finish: <timeout> & more."
+
+
+def test_gradescope_one_test_per_section_and_scores_add_up():
+    data = json.loads(render(make_result(), "gradescope"))
+    result = make_result()
+    assert data["score"] == sum(t["score"] for t in data["tests"]) == result.score
+    assert [t["max_score"] for t in data["tests"]] == [s.max_score for s in result.sections]
+    assert [t["number"] for t in data["tests"]] == ["split", "data"]
+    assert all(t["visibility"] == "visible" for t in data["tests"])
+    assert data["stdout_visibility"] == "visible"
+    failed = data["tests"][1]["output"]
+    assert failed.count(CELL_ERROR) == 1 and TRICKY in failed and f"Hint: {STOP_HINT}" in failed
+    assert data["tests"][0]["output"] == "All checks passed."
+    assert "Score: 3 / 6" in data["output"]
+
+
+def test_markdown_table_has_a_row_per_section_and_escapes_pipes():
+    text = render(make_result(), "markdown")
+    assert text.startswith("## 01_pytorch_workflow: 3 / 6\n")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0] == "| Section | Points | Result |"
+    assert rows[1:] == [
+        "| Split the data 80/20 | 2/2 | ✅ |",
+        "| Make data \\| straight line | 1/4 | ❌ |",
+    ]
+    assert text.count(CELL_ERROR) == 1
+    assert f"  - Hint: {STOP_HINT}" in text
+
+
+def test_html_escapes_text_and_embeds_two_pictures():
+    page = render(make_result(FIGURES), "html")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "Expected y &lt;= 1 &amp; &quot;line&quot; | got 2" in page
+    assert TRICKY not in page
+    assert "&lt;timeout&gt;" in page
+    assert page.count("data:image/png;base64,") == 2
+    assert "http://" not in page and "https://" not in page  # works offline
+
+
+def test_html_without_figures_says_so():
+    page = render(make_result(), "html")
+    assert "data:image/png;base64," not in page
+    assert "No data: the training and test sets were not recorded." in page
+    assert "No data: no training loss was recorded." in page
+
+
+def test_section_table_html_lists_every_check_escaped():
+    table = section_table_html(make_result().sections[1])
+    assert table.count("<tr>") == 5  # header + four checks
+    assert "&lt;= 1 &amp;" in table and STOP_HINT in table
+
+
+def test_text_shows_each_distinct_failure_once_and_the_total():
+    text = render(make_result(), "text")
+    assert text.count(CELL_ERROR) == 1
+    assert f"    hint: {STOP_HINT}" in text
+    assert f"  - {TRICKY}" in text
+    assert "    note: Later sections used the reference code for this cell." in text
+    assert "Score: 3 / 6" in text
+    assert "warning: The notebook did not finish" in text
+    assert "\033[" not in text
+    assert all(len(line) <= 100 for line in text.splitlines())
+    lines = text.splitlines()
+    rows = {row.split("  ")[0]: row for row in lines}
+    assert rows["Split the data 80/20"].endswith("2/2  PASS")
+    assert rows["Make data | straight line"].endswith("1/4  FAIL")
+
+
+def test_text_wraps_long_messages_and_colours_on_request():
+    result = make_result()
+    result.sections[1].checks[2].message = "word " * 60
+    text = render_text(result)
+    assert all(len(line) <= 100 for line in text.splitlines())
+    coloured = render_text(result, color=True)
+    assert "\033[32mPASS\033[0m" in coloured and "\033[31mFAIL\033[0m" in coloured
