@@ -38,11 +38,13 @@ def replay_training(
     y_train: torch.Tensor,
     steps: int,
     lr: float,
+    trainable: tuple[bool, bool] = (True, True),
 ) -> list[tuple[float, float]]:
     """The chapter's loop (L1 loss, SGD) from the given start; the parameters after each step."""
     w = nn.Parameter(torch.tensor([weight], dtype=torch.float32))
     b = nn.Parameter(torch.tensor([bias], dtype=torch.float32))
-    optimizer = torch.optim.SGD([w, b], lr=lr)
+    stepped = [p for p, train in zip((w, b), trainable) if train]
+    optimizer = torch.optim.SGD(stepped or [nn.Parameter(torch.zeros(1))], lr=lr)
     loss_fn = nn.L1Loss()
     x = X_train.float().cpu()
     y = y_train.float().cpu()

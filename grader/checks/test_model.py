@@ -69,6 +69,9 @@ def test_forward_is_a_line(record, assignment):
     values = [p["values"].flatten() for p in model.parameters if p.get("values") is not None]
     x = column["input"].double()
     out = output["values"].double()
+    line = model.line()
+    if len(values) != 2 and line is not None and abs(line[1]) > 1e-9:
+        return  # a line with a bias: the parameters check reports what is unregistered
     if len(values) == 2:
         for w, b in (values, values[::-1]):
             if torch.allclose(out, w.double() * x + b.double(), atol=1e-5):

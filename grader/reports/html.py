@@ -98,7 +98,7 @@ def _failures(result: GradeResult) -> str:
     return "<h2>What to fix</h2>" + "".join(parts)
 
 
-def _png(fig) -> str:
+def png_base64(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -144,7 +144,7 @@ def data_picture(figures: dict, assignment: Assignment | None) -> str | None:
     ax.set_xlabel("X")
     ax.set_ylabel("y")
     ax.legend(prop={"size": 9})
-    return _png(fig)
+    return png_base64(fig)
 
 
 def reference_losses(assignment: Assignment) -> list[float]:
@@ -187,7 +187,7 @@ def loss_picture(figures: dict, assignment: Assignment | None) -> str | None:
     ax.set_xlabel("Step (epoch)")
     ax.set_ylabel("L1 loss")
     ax.legend(prop={"size": 9})
-    return _png(fig)
+    return png_base64(fig)
 
 
 def _picture(title: str, png: str | None, missing: str) -> str:

@@ -1,0 +1,296 @@
+"""Grade a whole folder: find the submissions, grade what is new, write each result at once."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.assignments import ASSIGNMENTS
+from grader.sandbox import Limits
+
+SKIP_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".venv", "feedback", "autograded"}
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str  # the notebook's path relative to the submissions folder, without .ipynb
+    student: str
+    notebook: Path
+
+
+def discover(root: Path) -> list[Job]:
+    """nbgrader's submitted/<student>/<assignment>/, a folder of notebooks, or of student repos."""
+    if root.is_file():
+        return [Job(root.stem, root.stem, root)]
+    jobs = []
+    for path in sorted(root.rglob("*.ipynb")):
+        relative = path.relative_to(root)
+        if any(part in SKIP_DIRS for part in relative.parts[:-1]):
+            continue
+        parts = relative.parts
+        if len(parts) >= 3 and parts[1] in ASSIGNMENTS:
+            student = parts[0]  # nbgrader: submitted/<student>/<assignment>/<notebook>
+        elif len(parts) >= 2 and parts[0] not in ASSIGNMENTS:
+            student = parts[0]  # one folder (a cloned repo) per student
+        else:
+            student = path.stem  # notebooks named after their student
+        jobs.append(Job(relative.with_suffix("").as_posix(), student, path))
+    return jobs
+
+
+def grader_fingerprint() -> str:
+    """Changes whenever the grader, the solutions or the reference models change."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    roots = [package, package.parent / "solutions", package.parent / "reference_models"]
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".ipynb", ".json", ".ini"):
+                digest.update(path.relative_to(root.parent).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def slug(key: str) -> str:
+    return key.replace("/", "__")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def grade_one(notebook: str, limits: Limits) -> dict:
+    """Grade one submission in a worker; whatever happens, return a result dict."""
+    from grader.grading import Options, grade
+    from grader.notebook import UnusableNotebook
+    from grader.reports import html
+
+    try:
+        result = grade(notebook, Options(limits=limits))
+    except UnusableNotebook as error:
+        return {"status": "unusable", "error": str(error), "score": 0.0, "max_score": None}
+    except Exception as error:  # the grader's own fault: record it, keep the batch going
+        return {
+            "status": "grader_error",
+            "error": f"{type(error).__name__}: {error}",
+            "score": 0.0,
+            "max_score": None,
+        }
+    data = result.to_dict()
+    data["status"] = "graded"
+    data["feedback_html"] = html.render(result)
+    return data
+
+
+def run_batch(args: argparse.Namespace, limits: Limits) -> int:
+    root = Path(args.submissions)
+    if not root.exists():
+        print(f"ptgrade: {root}: no such file or folder", file=sys.stderr)
+        return 2
+    output = Path(args.output)
+    (output / "results").mkdir(parents=True, exist_ok=True)
+    (output / "feedback").mkdir(parents=True, exist_ok=True)
+    jobs = discover(root)
+    if not jobs:
+        print(f"ptgrade: no notebooks found under {root}", file=sys.stderr)
+        return 2
+    fingerprint = grader_fingerprint()
+    todo, results = [], {}
+    for job in jobs:
+        content = hashlib.sha256(job.notebook.read_bytes()).hexdigest()[:16]
+        existing = output / "results" / f"{slug(job.key)}.json"
+        if existing.is_file():
+            try:
+                previous = json.loads(existing.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                previous = {}
+            if previous.get("hash") == f"{content}-{fingerprint}":
+                results[job.key] = previous
+                continue
+        todo.append((job, f"{content}-{fingerprint}"))
+
+    if args.scheduler:
+        from grader.distributed import grade_on_cluster
+
+        finished = grade_on_cluster(args.scheduler, todo, limits)
+    else:
+        finished = _grade_locally(todo, limits, args.jobs or os.cpu_count() or 1)
+    progress = Progress(len(jobs), already=len(results))
+    for job, outcome in finished:
+        _store(output, job, outcome)
+        results[job.key] = outcome
+        progress.update(job, outcome)
+    progress.close()
+    _write_summary(output, jobs, results)
+    print(_score_table(jobs, results))
+    return 0
+
+
+def _grade_locally(todo, limits: Limits, workers: int):
+    if not todo:
+        return
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: dict[Future, tuple[Job, str]] = {
+            pool.submit(grade_one, str(job.notebook), limits): (job, digest) for job, digest in todo
+        }
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                job, digest = pending.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as error:  # a worker died: only this submission is lost
+                    outcome = {
+                        "status": "grader_error",
+                        "error": repr(error),
+                        "score": 0.0,
+                        "max_score": None,
+                    }
+                outcome["hash"] = digest
+                yield job, outcome
+
+
+def _store(output: Path, job: Job, outcome: dict) -> None:
+    outcome.update(submission=job.key, student=job.student)
+    feedback = outcome.pop("feedback_html", None)
+    if feedback:
+        write_atomic(output / "feedback" / f"{slug(job.key)}.html", feedback)
+    write_atomic(output / "results" / f"{slug(job.key)}.json", json.dumps(outcome, indent=2))
+
+
+class Progress:
+    """One status line on stderr: done, failed, and the time left."""
+
+    def __init__(self, total: int, already: int) -> None:
+        self.total, self.done, self.failed = total, already, 0
+        self.started = time.monotonic()
+        self.graded_now = 0
+        if already:
+            print(f"{already} of {total} already graded and unchanged: skipped", file=sys.stderr)
+
+    def update(self, job: Job, outcome: dict) -> None:
+        self.done += 1
+        self.graded_now += 1
+        if outcome.get("status") != "graded":
+            self.failed += 1
+        elapsed = time.monotonic() - self.started
+        left = (self.total - self.done) * elapsed / self.graded_now
+        score = outcome.get("score")
+        line = (
+            f"[{self.done}/{self.total}] failed {self.failed}, about {left:.0f}s left"
+            f" | {job.key}: {outcome.get('status')}"
+            + (f" {score:g}/{outcome.get('max_score'):g}" if outcome.get("max_score") else "")
+        )
+        end = "\n" if not sys.stderr.isatty() or self.done == self.total else "\r"
+        print(line.ljust(100), end=end, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+
+
+def _write_summary(output: Path, jobs: list[Job], results: dict[str, dict]) -> None:
+    section_ids: list[str] = []
+    for job in jobs:
+        for section in results[job.key].get("sections", []):
+            if section["id"] not in section_ids:
+                section_ids.append(section["id"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        ["student", "submission", "assignment", "status", "score", "max_score", *section_ids]
+    )
+    for job in jobs:
+        result = results[job.key]
+        by_section = {s["id"]: s["score"] for s in result.get("sections", [])}
+        writer.writerow(
+            [
+                job.student,
+                job.key,
+                result.get("assignment", ""),
+                result["status"],
+                result.get("score", 0),
+                result.get("max_score") or "",
+                *[by_section.get(s, "") for s in section_ids],
+            ]
+        )
+    write_atomic(output / "grades.csv", buffer.getvalue())
+    write_atomic(output / "summary.html", summary_html(jobs, results))
+
+
+def frequent_mistakes(results: dict[str, dict]) -> Counter:
+    counts: Counter = Counter()
+    for result in results.values():
+        hints = {
+            check["hint"]
+            for section in result.get("sections", [])
+            for check in section["checks"]
+            if not check["passed"] and check["hint"]
+        }
+        counts.update(hints)
+    return counts
+
+
+def summary_html(jobs: list[Job], results: dict[str, dict]) -> str:
+    from html import escape
+
+    from grader.hints import hint_text
+    from grader.reports.html import png_base64
+
+    scores = [r["score"] / r["max_score"] * 100 for r in results.values() if r.get("max_score")]
+    picture = ""
+    if scores:
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(6, 3))
+        axes = figure.subplots()
+        axes.hist(scores, bins=range(0, 105, 5), color="#4c72b0")
+        axes.set_xlabel("score (%)")
+        axes.set_ylabel("students")
+        picture = f'<img alt="score histogram" src="data:image/png;base64,{png_base64(figure)}">'
+    rows = "".join(
+        f"<tr><td>{escape(job.student)}</td><td>{escape(job.key)}</td>"
+        f"<td>{escape(results[job.key]['status'])}</td>"
+        f"<td>{results[job.key].get('score', 0):g} / {results[job.key].get('max_score') or 0:g}"
+        "</td></tr>"
+        for job in jobs
+    )
+    mistakes = "".join(
+        f"<tr><td><code>{escape(hint)}</code></td><td>{count}</td><td>{escape(hint_text(hint))}</td></tr>"
+        for hint, count in frequent_mistakes(results).most_common(15)
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>ptgrade summary</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;border-bottom:1px solid #ddd}"
+        "</style></head><body>"
+        f"<h1>Course summary: {len(jobs)} submissions</h1>{picture}"
+        "<h2>Most frequent mistakes</h2><table><tr><th>hint</th><th>students</th><th>advice</th></tr>"
+        f"{mistakes}</table><h2>Scores</h2><table><tr><th>student</th><th>submission</th>"
+        f"<th>status</th><th>score</th></tr>{rows}</table></body></html>"
+    )
+
+
+def _score_table(jobs: list[Job], results: dict[str, dict]) -> str:
+    width = max(len(job.key) for job in jobs)
+    lines = [f"{'submission'.ljust(width)}  score"]
+    for job in jobs:
+        result = results[job.key]
+        if result.get("max_score"):
+            lines.append(f"{job.key.ljust(width)}  {result['score']:g} / {result['max_score']:g}")
+        else:
+            lines.append(f"{job.key.ljust(width)}  {result['status']}: {result.get('error', '')}")
+    return "\n".join(lines)

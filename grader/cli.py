@@ -1,0 +1,179 @@
+"""`ptgrade`: check a notebook (students), grade it (instructors, CI), grade a folder, list hints."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from grader.sandbox import Limits
+
+EXIT_OK, EXIT_BELOW_MIN, EXIT_UNUSABLE = 0, 1, 2
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(
+        cell_timeout=args.cell_timeout,
+        notebook_timeout=args.timeout,
+        memory_mb=args.memory_mb,
+        output_chars=args.output_limit,
+        device=args.device,
+    )
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    defaults = Limits()
+    group = parser.add_argument_group("limits for the submission's code")
+    group.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=defaults.cell_timeout,
+        metavar="S",
+        help="seconds one cell may run (default %(default)s)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=defaults.notebook_timeout,
+        metavar="S",
+        help="seconds the whole notebook may run (default %(default)s)",
+    )
+    group.add_argument(
+        "--memory-mb",
+        type=int,
+        default=defaults.memory_mb,
+        metavar="MB",
+        help="memory cap for the submission (default %(default)s)",
+    )
+    group.add_argument(
+        "--output-limit",
+        type=int,
+        default=defaults.output_chars,
+        metavar="N",
+        help="characters of printed output kept (default %(default)s)",
+    )
+    group.add_argument(
+        "--device",
+        choices=("auto", "cpu"),
+        default=defaults.device,
+        help="'cpu' hides any GPU from the submission (default %(default)s)",
+    )
+    parser.add_argument("--assignment", help="the assignment id (default: read from the notebook)")
+    parser.add_argument(
+        "--solutions",
+        metavar="DIR",
+        help="the instructor's solutions/ folder (default: found automatically)",
+    )
+
+
+def _grade(args: argparse.Namespace, hidden: bool):
+    from grader.grading import Options, grade
+
+    options = Options(
+        limits=_limits(args), solutions=args.solutions, hidden=hidden, assignment=args.assignment
+    )
+    return grade(args.notebook, options)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from grader.reports import text
+
+    result = _grade(args, hidden=False)
+    print(text.render(result, color=sys.stdout.isatty()))
+    return EXIT_OK if result.score >= result.max_score else EXIT_BELOW_MIN
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from grader.reports import render
+
+    result = _grade(args, hidden=True)
+    text = render(result, args.format)
+    if args.output:
+        Path(args.output).write_text(text + ("\n" if not text.endswith("\n") else ""), "utf-8")
+    else:
+        print(text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(render(result, "markdown") + "\n")
+    if args.min_score is not None and result.score < args.min_score:
+        print(
+            f"ptgrade: score {result.score:g} is below --min-score {args.min_score:g}",
+            file=sys.stderr,
+        )
+        return EXIT_BELOW_MIN
+    return EXIT_OK
+
+
+def cmd_hints(args: argparse.Namespace) -> int:
+    from grader.hints import HINTS
+
+    for hint in HINTS.values():
+        print(f"{hint.id}\n    {hint.text}")
+    return EXIT_OK
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from grader.batch import run_batch
+
+    return run_batch(args, _limits(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from grader.reports import FORMATS
+
+    parser = argparse.ArgumentParser(
+        prog="ptgrade",
+        description="Grade PyTorch workflow notebooks against the reference solutions.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser("check", help="students: check your notebook, with hints")
+    check.add_argument("notebook")
+    _add_limits(check)
+    check.set_defaults(run=cmd_check)
+
+    grade = commands.add_parser("grade", help="instructors and CI: grade one notebook")
+    grade.add_argument("notebook")
+    grade.add_argument("--format", choices=FORMATS, default="text")
+    grade.add_argument("--output", metavar="FILE", help="write the report here, not to stdout")
+    grade.add_argument(
+        "--min-score", type=float, metavar="N", help="exit 1 when the score is below N"
+    )
+    _add_limits(grade)
+    grade.set_defaults(run=cmd_grade)
+
+    batch = commands.add_parser("batch", help="grade a whole folder of submissions")
+    batch.add_argument("submissions", help="nbgrader submitted/ folder, notebooks, or repos")
+    batch.add_argument("--output", required=True, metavar="DIR")
+    batch.add_argument(
+        "--jobs", type=int, default=0, metavar="N", help="parallel workers (default: one per CPU)"
+    )
+    batch.add_argument(
+        "--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786"
+    )
+    _add_limits(batch)
+    batch.set_defaults(run=cmd_batch)
+
+    hints = commands.add_parser("hints", help="list the catalogue of known mistakes")
+    hints.set_defaults(run=cmd_hints)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from grader.notebook import UnusableNotebook
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UnusableNotebook as error:
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print("ptgrade: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
