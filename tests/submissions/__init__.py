@@ -1,0 +1,1 @@
+"""The submission corpus: reference code plus one named change per entry (see build.py)."""
