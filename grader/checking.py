@@ -19,19 +19,13 @@ def run_checks(record: Record, present_sections: set[str], include_hidden: bool)
     plugin = RecordPlugin(record, present_sections, include_hidden)
     args = [
         str(CHECKS_DIR),
-        "-c",
-        str(CHECKS_DIR / "pytest.ini"),
-        "--rootdir",
-        str(CHECKS_DIR),
+        *("-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR)),
         "--import-mode=importlib",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:xdist",
-        "-p",
-        "no:randomly",
         "-q",
     ]
+    # Plugins the checks don't need; the last two gc.collect() on every run (0.6 s).
+    for name in ("cacheprovider", "xdist", "randomly", "unraisableexception", "threadexception"):
+        args += ["-p", f"no:{name}"]
     quiet = io.StringIO()
     previous = os.environ.pop("PYTEST_XDIST_WORKER", None)
     try:

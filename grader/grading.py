@@ -127,6 +127,11 @@ def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
     if execution.status != "finished":
         errors.append(f"The notebook did not finish: {execution.detail}.")
     errors += [f"{v.id}: {v.internal_error}" for v in verdicts if v.internal_error]
+    for cell in record.cells:
+        if cell.get("role") == "given" and cell.get("status") != "ok" and cell.get("error"):
+            name = cell.get("grade_id") or f"cell {cell['index']}"
+            error = cell["error"]
+            errors.append(f"A given cell ({name}) raised {error['ename']}: {error['evalue']}")
     return GradeResult(
         assignment=submission.assignment.id,
         notebook=str(path),

@@ -344,7 +344,7 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "AttributeError",
-        r"cannot assign parameter before Module.__init__\(\) call",
+        r"cannot assign (parameter|module|buffer)s? before Module.__init__",
         "model.no_super_init",
     ),
     (
@@ -353,7 +353,15 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
         "model.no_super_init",
     ),
     ("TypeError", r"slice indices must be integers", "split.float_index"),
-    ("TypeError", r"Expected state_dict to be dict-like", "load.path_to_load_state_dict"),
+    (
+        "TypeError",
+        r"Expected state_dict to be dict-like, got <class '(str|pathlib\.\w+)'>",
+        "load.path_to_load_state_dict",
+    ),
+    ("TypeError", r"Expected state_dict to be dict-like", "save.not_state_dict"),
+    ("UnpicklingError", r"Weights only load failed", "save.whole_model"),
+    ("RuntimeError", r"does not require grad and does not have a grad_fn", "model.requires_grad"),
+    ("ValueError", r"optimizer got an empty parameter list", "model.plain_tensor"),
     ("IndentationError", r"", "cell.indentation"),
     ("TabError", r"", "cell.indentation"),
     ("SyntaxError", r"", "cell.syntax"),

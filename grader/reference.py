@@ -16,6 +16,10 @@ REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_models"
 TOLERANCE = {"weight": 0.004, "bias": 0.011}
 
 
+# Losses the replay can rebuild from their class name alone (default arguments).
+REPLAYABLE_LOSSES = ("L1Loss", "MSELoss", "SmoothL1Loss", "HuberLoss")
+
+
 @lru_cache(maxsize=1)
 def seeded_start() -> list[tuple[float, float]]:
     """(weight, bias) a model starts with after torch.manual_seed(42): randn-based or nn.Linear."""
@@ -39,13 +43,14 @@ def replay_training(
     steps: int,
     lr: float,
     trainable: tuple[bool, bool] = (True, True),
+    loss_class: str = "L1Loss",
 ) -> list[tuple[float, float]]:
     """The chapter's loop (L1 loss, SGD) from the given start; the parameters after each step."""
     w = nn.Parameter(torch.tensor([weight], dtype=torch.float32))
     b = nn.Parameter(torch.tensor([bias], dtype=torch.float32))
     stepped = [p for p, train in zip((w, b), trainable) if train]
     optimizer = torch.optim.SGD(stepped or [nn.Parameter(torch.zeros(1))], lr=lr)
-    loss_fn = nn.L1Loss()
+    loss_fn = getattr(nn, loss_class)()
     x = X_train.float().cpu()
     y = y_train.float().cpu()
     history = []

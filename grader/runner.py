@@ -175,7 +175,9 @@ def run(config: dict[str, Any], record_path: str) -> None:
         if cell["role"] == "test":
             continue
         tracer.cell = cell["index"]
+        tracer.substituted = cell["role"] == "reference"  # standing in for a deleted cell
         outcome = _run_cell(shell, cell["source"], float(config.get("cell_timeout", 60)))
+        tracer.substituted = False
         outcome.update(index=cell["index"], grade_id=cell.get("grade_id"), role=cell["role"])
         outcome["substituted"] = False
         grade_id = cell.get("grade_id")
@@ -186,7 +188,7 @@ def run(config: dict[str, Any], record_path: str) -> None:
             outcome["substituted"] = True
             outcome["reference_status"] = fallback["status"]
         record["cells"].append(outcome)
-        if cell["role"] == "stub" and grade_id in section_names:
+        if cell["role"] in ("stub", "reference") and grade_id in section_names:
             record["snapshots"][grade_id] = snapshot(section_names[grade_id])
         save()
 

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +14,7 @@ from typing import Any
 
 from grader.assignments import DATA_NAMES
 from grader.notebook import Submission
+from grader.warm import WarmWorker
 
 # Inputs the model's forward is probed with; chosen by the grader, not the notebook.
 PROBE_INPUTS = [[0.0, 1.0, 2.0, -1.5, 0.25]]
@@ -54,10 +51,7 @@ def build_config(submission: Submission, limits: Limits, reference: dict[str, st
     return {
         "assignment": assignment.id,
         "workdir": str(workdir),
-        "cells": [
-            {"index": c.index, "source": c.source, "role": c.role, "grade_id": c.grade_id}
-            for c in submission.cells
-        ],
+        "cells": cells_to_run(submission, reference),
         "reference": reference,
         "sections": sections,
         "final_names": final_names,
@@ -67,32 +61,57 @@ def build_config(submission: Submission, limits: Limits, reference: dict[str, st
     }
 
 
-def _child_limits(memory_mb: int):
-    def apply() -> None:
-        if memory_mb > 0:
-            size = memory_mb * 1024 * 1024
-            # RLIMIT_DATA caps heap and anonymous mappings without counting torch's large
-            # virtual reservations the way RLIMIT_AS would.
-            resource.setrlimit(resource.RLIMIT_DATA, (size, size))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return apply
+_WORKER: WarmWorker | None = None
 
 
-def _drain(stream, limit: int, sink: list[str]) -> None:
-    kept = 0
-    for chunk in iter(lambda: stream.read(65536), b""):
-        if kept < limit:
-            sink.append(chunk[: limit - kept].decode("utf-8", "replace"))
-            kept += len(chunk)
-    stream.close()
+def warm_worker() -> WarmWorker:
+    """This process's warm worker, started on first use (torch imported once, then forked)."""
+    global _WORKER  # one per grading process, like a connection pool of size one
+    if _WORKER is None:
+        env = dict(os.environ)
+        env.update(MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+        env.pop("GITHUB_STEP_SUMMARY", None)
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        _WORKER = WarmWorker(env)
+    return _WORKER
 
 
-def kill_group(process: subprocess.Popen) -> None:
+def cells_to_run(submission: Submission, reference: dict[str, str]) -> list[dict]:
+    """The notebook's cells, plus the reference code of any graded cell the student deleted,
+    placed before the next graded cell, so that later sections can still be judged."""
+    cells = [
+        {"index": c.index, "source": c.source, "role": c.role, "grade_id": c.grade_id}
+        for c in submission.cells
+    ]
+    order = list(submission.assignment.section_ids)
+    present = set(submission.stub_ids)
+    for section_id in order:
+        if section_id in present or section_id not in reference:
+            continue
+        later = set(order[order.index(section_id) + 1 :])
+        position = next(
+            (i for i, c in enumerate(cells) if c["role"] == "stub" and c["grade_id"] in later),
+            len(cells),
+        )
+        cells.insert(
+            position,
+            {
+                "index": -1,
+                "source": reference[section_id],
+                "role": "reference",
+                "grade_id": section_id,
+            },
+        )
+    return cells
+
+
+def _read_capped(path: Path, limit: int) -> str:
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        with open(path, "rb") as handle:
+            return handle.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def execute(submission: Submission, limits: Limits, reference: dict[str, str]) -> Execution:
@@ -103,52 +122,31 @@ def execute(submission: Submission, limits: Limits, reference: dict[str, str]) -
     workdir = scratch / "work"
     private = scratch / "private"
     workdir.mkdir()
-    private.mkdir()
+    private.mkdir(mode=0o700)
     shutil.copy2(submission.path, workdir / submission.path.name)
     config_path = private / "config.json"
     record_path = private / "record.pt"
+    output_path = private / "output.txt"
     config = build_config(submission, limits, reference, workdir)
     config_path.write_text(json.dumps(config), encoding="utf-8")
-
-    env = dict(os.environ)
-    env.update(MPLBACKEND="Agg", PTGRADE_SANDBOX="1", PYTHONUNBUFFERED="1")
-    env.pop("GITHUB_STEP_SUMMARY", None)
-    if limits.device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-
+    request = {
+        "config": str(config_path),
+        "record": str(record_path),
+        "output": str(output_path),
+        "memory_mb": limits.memory_mb,
+        "cpu": limits.device == "cpu",
+    }
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "grader.runner", str(config_path), str(record_path)],
-        cwd=workdir,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-        preexec_fn=_child_limits(limits.memory_mb),
-    )
-    output: list[str] = []
-    drainer = threading.Thread(
-        target=_drain, args=(process.stdout, limits.output_chars, output), daemon=True
-    )
-    drainer.start()
-    status, detail = "finished", ""
-    try:
-        returncode = process.wait(timeout=limits.notebook_timeout)
-        if returncode != 0:
-            status = "crashed"
-            detail = _describe_exit(returncode)
-    except subprocess.TimeoutExpired:
-        status = "timeout"
-        detail = f"the notebook ran for more than {limits.notebook_timeout:g} s and was stopped"
-    finally:
-        kill_group(process)
-        process.wait()
-    drainer.join(timeout=5)
+    returncode, timed_out = warm_worker().run(request, limits.notebook_timeout)
     duration = time.monotonic() - started
 
+    status, detail = "finished", ""
+    if timed_out:
+        status = "timeout"
+        detail = f"the notebook ran for more than {limits.notebook_timeout:g} s and was stopped"
+    elif returncode != 0:
+        status = "crashed"
+        detail = _describe_exit(returncode)
     record = None
     if record_path.exists():
         try:
@@ -164,12 +162,14 @@ def execute(submission: Submission, limits: Limits, reference: dict[str, str]) -
         status=status,
         detail=detail,
         workdir=workdir,
-        output="".join(output),
+        output=_read_capped(output_path, limits.output_chars),
         duration=duration,
     )
 
 
-def _describe_exit(returncode: int) -> str:
+def _describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "the grader's worker process died"
     if returncode < 0:
         name = signal.Signals(-returncode).name
         reasons = {

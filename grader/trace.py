@@ -134,6 +134,7 @@ class Tracer:
                 "optimizer_id": id(optimizer),
                 "optimizer_class": type(optimizer).__name__,
                 "lr": [group.get("lr") for group in optimizer.param_groups],
+                "momentum": any(group.get("momentum") for group in optimizer.param_groups),
                 "param_ids": [id(p) for p in params],
                 "params_before": [tensor_values(p) for p in params],
                 "grads": [None if p.grad is None else tensor_values(p.grad) for p in params],
