@@ -15,10 +15,14 @@ from grader.record import Record
 CHECKS_DIR = Path(__file__).resolve().parent / "checks"
 
 
-def run_checks(record: Record, present_sections: set[str], include_hidden: bool) -> list[Verdict]:
-    plugin = RecordPlugin(record, present_sections, include_hidden)
+def run_checks(
+    record: Record, present_sections: set[str], hidden_dir: Path | None = None
+) -> list[Verdict]:
+    """Run the public checks, and the hidden ones in `hidden_dir` (solutions/checks) if given."""
+    plugin = RecordPlugin(record, present_sections, include_hidden=hidden_dir is not None)
+    paths = [str(CHECKS_DIR)] + ([str(hidden_dir)] if hidden_dir is not None else [])
     args = [
-        str(CHECKS_DIR),
+        *paths,
         *("-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR)),
         "--import-mode=importlib",
         "-q",

@@ -17,6 +17,25 @@ class Epoch:
         return self.events[-1] if self.events and self.events[-1]["kind"] == "step" else None
 
 
+def training_view(record, assignment) -> dict:
+    """The training cell's epochs, the trained model, and the test data as the loop saw it."""
+    cell = record.stub_cell("training_loop")["index"]
+    events = record.events(cell=cell)
+    epochs, tail = split_epochs(events)
+    return {
+        "epochs": epochs,
+        "tail": tail,
+        "events": events,
+        "model": record.module(assignment.model_name, "training_loop"),
+        "X_test": record.tensor("X_test", "training_loop").values,
+        "y_test": record.tensor("y_test", "training_loop").values,
+    }
+
+
+def plain_sgd(step: dict) -> bool:
+    return step["optimizer_class"] == "SGD" and not step.get("momentum")
+
+
 def same_input(summary: dict | None, values: torch.Tensor | None) -> bool:
     if not summary or summary.get("values") is None or values is None:
         return False

@@ -116,8 +116,10 @@ def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
     execution = execute(submission, options.limits, reference)
     try:
         record = build_record(submission, execution, bool(reference))
-        include_hidden = options.hidden and bool(reference)
-        verdicts = run_checks(record, set(submission.stub_ids), include_hidden)
+        hidden_dir = solutions_dir / "checks" if solutions_dir is not None else None
+        if not (options.hidden and hidden_dir is not None and hidden_dir.is_dir()):
+            hidden_dir = None
+        verdicts = run_checks(record, set(submission.stub_ids), hidden_dir)
     finally:
         cleanup(execution)
     sections = score(

@@ -2,10 +2,9 @@
 
 import pytest
 
-from grader.epochs import find_problems, same_input, sgd_mismatches, split_epochs
+from grader.epochs import find_problems, plain_sgd, same_input, sgd_mismatches, training_view
 from grader.plugin import check
 from grader.record import Mistake, expect
-from grader.reference import REPLAYABLE_LOSSES, TOLERANCE, replay_training
 
 ORDER = (
     "training.no_forward",
@@ -32,21 +31,7 @@ DESCRIPTIONS = {
 
 @pytest.fixture
 def loop(record, assignment):
-    """The training cell's epochs, the trained model, and the data as the loop saw it."""
-    cell = record.stub_cell("training_loop")["index"]
-    events = record.events(cell=cell)
-    epochs, tail = split_epochs(events)
-    model = record.module(assignment.model_name, "training_loop")
-    X_test = record.tensor("X_test", "training_loop").values
-    y_test = record.tensor("y_test", "training_loop").values
-    return {
-        "epochs": epochs,
-        "tail": tail,
-        "events": events,
-        "model": model,
-        "X_test": X_test,
-        "y_test": y_test,
-    }
+    return training_view(record, assignment)
 
 
 @check("training_loop", "epochs")
@@ -77,13 +62,9 @@ def test_five_steps_in_order(loop):
             )
 
 
-def _plain_sgd(step: dict) -> bool:
-    return step["optimizer_class"] == "SGD" and not step.get("momentum")
-
-
 @check("training_loop", "sgd_steps")
 def test_each_step_is_sgd(loop):
-    if not loop["epochs"] or not _plain_sgd(loop["epochs"][0].step):
+    if not loop["epochs"] or not plain_sgd(loop["epochs"][0].step):
         return  # another optimizer: loss_optimizer already says so; its steps aren't SGD's
     wrong = sgd_mismatches(loop["epochs"])
     expect(
@@ -105,46 +86,6 @@ def test_loss_goes_down(loop):
         losses[-1] < losses[0],
         f"The training loss went from {losses[0]:.4f} to {losses[-1]:.4f}; it should go down.",
         "training.loss_not_decreasing",
-    )
-
-
-@check("training_loop", "final_parameters", weight=2, hidden=True)
-def test_final_parameters_match_the_replay(loop, record, assignment):
-    epochs = loop["epochs"]
-    expect(epochs, "Your loop never calls `optimizer.step()`.", "training.no_step")
-    start_model = record.module(assignment.model_name, "model")
-    start_line, final_line = start_model.line(), loop["model"].line()
-    if start_line is None or final_line is None:
-        return  # forward is not a line: the model section already says so
-    first = epochs[0]
-    forward = next((e for e in first.events if e["kind"] == "forward" and e["grad_enabled"]), None)
-    loss = next((e for e in first.events if e["kind"] == "loss" and e["grad_enabled"]), None)
-    if forward is None or loss is None or forward["input"]["values"] is None:
-        raise Mistake(
-            "The grader could not find the training data your loop used.", "training.no_forward"
-        )
-    X_train, y_train = forward["input"]["values"], loss["target"]["values"]
-    if not _plain_sgd(first.step) or loss["loss_class"] not in REPLAYABLE_LOSSES:
-        return  # not replayable: the loss_optimizer section already reports the choice
-    lr = first.step["lr"][0]
-    # Replay with the student's own setup: a parameter their optimizer never steps stays put.
-    stepped = [
-        float(v.flatten()[0])
-        for v, grad in zip(first.step["params_before"], first.step["grads"])
-        if v is not None and grad is not None
-    ]
-    trainable = tuple(any(abs(v - s) < 1e-7 for s in stepped) for v in start_line)
-    weight, bias = replay_training(
-        *start_line, X_train, y_train, assignment.epochs, lr, trainable, loss["loss_class"]
-    )[-1]
-    found_weight, found_bias = final_line
-    expect(
-        abs(found_weight - weight) <= TOLERANCE["weight"] + 1e-6
-        and abs(found_bias - bias) <= TOLERANCE["bias"] + 1e-6,
-        f"After training, weight={found_weight:.4f} and bias={found_bias:.4f}; "
-        f"{assignment.epochs} correct steps from your starting values reach "
-        f"weight={weight:.4f} and bias={bias:.4f}.",
-        "training.final_params",
     )
 
 

@@ -1,0 +1,53 @@
+"""Hidden checks: run by `ptgrade grade` where solutions/ is present, never shipped to students."""
+
+import pytest
+
+from grader.epochs import plain_sgd, training_view
+from grader.plugin import check
+from grader.record import Mistake, expect
+from grader.reference import REPLAYABLE_LOSSES, TOLERANCE, replay_training
+
+
+@pytest.fixture
+def loop(record, assignment):
+    return training_view(record, assignment)
+
+
+@check("training_loop", "final_parameters", weight=2, hidden=True)
+def test_final_parameters_match_the_replay(loop, record, assignment):
+    epochs = loop["epochs"]
+    expect(epochs, "Your loop never calls `optimizer.step()`.", "training.no_step")
+    start_model = record.module(assignment.model_name, "model")
+    start_line, final_line = start_model.line(), loop["model"].line()
+    if start_line is None or final_line is None:
+        return  # forward is not a line: the model section already says so
+    first = epochs[0]
+    forward = next((e for e in first.events if e["kind"] == "forward" and e["grad_enabled"]), None)
+    loss = next((e for e in first.events if e["kind"] == "loss" and e["grad_enabled"]), None)
+    if forward is None or loss is None or forward["input"]["values"] is None:
+        raise Mistake(
+            "The grader could not find the training data your loop used.", "training.no_forward"
+        )
+    X_train, y_train = forward["input"]["values"], loss["target"]["values"]
+    if not plain_sgd(first.step) or loss["loss_class"] not in REPLAYABLE_LOSSES:
+        return  # not replayable: the loss_optimizer section already reports the choice
+    lr = first.step["lr"][0]
+    # Replay with the student's own setup: a parameter their optimizer never steps stays put.
+    stepped = [
+        float(v.flatten()[0])
+        for v, grad in zip(first.step["params_before"], first.step["grads"])
+        if v is not None and grad is not None
+    ]
+    trainable = tuple(any(abs(v - s) < 1e-7 for s in stepped) for v in start_line)
+    weight, bias = replay_training(
+        *start_line, X_train, y_train, assignment.epochs, lr, trainable, loss["loss_class"]
+    )[-1]
+    found_weight, found_bias = final_line
+    expect(
+        abs(found_weight - weight) <= TOLERANCE["weight"] + 1e-6
+        and abs(found_bias - bias) <= TOLERANCE["bias"] + 1e-6,
+        f"After training, weight={found_weight:.4f} and bias={found_bias:.4f}; "
+        f"{assignment.epochs} correct steps from your starting values reach "
+        f"weight={weight:.4f} and bias={bias:.4f}.",
+        "training.final_params",
+    )
