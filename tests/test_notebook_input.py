@@ -1,0 +1,72 @@
+"""Awkward but gradable notebooks: older format, extra cells, reordered or deleted cells."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.grading import grade
+from grader.notebook import UnusableNotebook, load_submission
+
+REPO = Path(__file__).resolve().parent.parent
+CORRECT = REPO / "samples" / "01_pytorch_workflow_exercises" / "ada_correct.ipynb"
+
+
+def _grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+@pytest.fixture
+def notebook():
+    return nbformat.read(CORRECT, as_version=4)
+
+
+def test_an_nbformat_3_notebook_is_upgraded_and_graded(tmp_path, notebook):
+    path = tmp_path / "01_pytorch_workflow_exercises.ipynb"
+    nbformat.write(nbformat.convert(notebook, 3), path, version=3)
+    assert nbformat.read(path, as_version=nbformat.NO_CONVERT).nbformat == 3
+    result = grade(path)
+    assert result.score == result.max_score
+
+
+def test_extra_cells_do_not_matter(tmp_path, notebook):
+    notebook.cells.insert(3, nbformat.v4.new_code_cell("print('my own experiment')\nz = 1 + 1"))
+    notebook.cells.append(nbformat.v4.new_markdown_cell("My notes"))
+    path = tmp_path / "mine.ipynb"
+    nbformat.write(notebook, path)
+    result = grade(path)
+    assert result.score == result.max_score
+
+
+def test_graded_cells_in_another_order_are_still_found(tmp_path, notebook):
+    cells = notebook.cells
+    split = next(i for i, c in enumerate(cells) if _grade_id(c) == "split")
+    model = next(i for i, c in enumerate(cells) if _grade_id(c) == "model")
+    cells.insert(model + 1, cells.pop(split))  # the split now runs after the model cell
+    path = tmp_path / "reordered.ipynb"
+    nbformat.write(notebook, path)
+    result = grade(path)
+    assert result.section("split").passed and result.section("model").passed
+    # The locked plot cell that needs the split now runs too early: reported, not fatal.
+    assert any("given cell" in error for error in result.errors)
+
+
+def test_a_deleted_graded_cell_fails_only_its_section(tmp_path, notebook):
+    notebook.cells = [c for c in notebook.cells if _grade_id(c) != "loss_optimizer"]
+    path = tmp_path / "deleted.ipynb"
+    nbformat.write(notebook, path)
+    result = grade(path)
+    failed = {s.id for s in result.sections if not s.passed}
+    assert failed == {"loss_optimizer"}
+    assert result.section("loss_optimizer").checks[0].hint == "cell.missing"
+    assert any("missing" in error for error in result.errors)
+
+
+def test_unknown_assignment_name_is_a_clear_error(notebook, tmp_path):
+    path = tmp_path / "x.ipynb"
+    nbformat.write(copy.deepcopy(notebook), path)
+    with pytest.raises(UnusableNotebook, match="unknown assignment 'nope'"):
+        load_submission(path, "nope")
