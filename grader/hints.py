@@ -52,6 +52,17 @@ _CATALOGUE: tuple[Hint, ...] = (
     # Device
     Hint("device.wrong", 'Set `device = "cuda" if torch.cuda.is_available() else "cpu"`.'),
     Hint(
+        "device.mismatch",
+        "The model and the data it meets must be on the same device: move the model once "
+        "(`model.to(device)`) and every tensor you feed it or compare it with "
+        "(`X = X.to(device)`). A GPU raises this error where a CPU stays silent.",
+    ),
+    Hint(
+        "model.plain_tensor_attr",
+        "A tensor kept as a plain attribute of the model does not follow `model.to(device)`: "
+        "make it an `nn.Parameter` if it should learn, or `self.register_buffer(...)` if not.",
+    ),
+    Hint(
         "device.hardcoded",
         'Don\'t write "cuda" or "cpu" by hand: ask '
         "`torch.cuda.is_available()` so the same code runs with or without a GPU.",
@@ -362,6 +373,10 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("UnpicklingError", r"Weights only load failed", "save.whole_model"),
     ("RuntimeError", r"does not require grad and does not have a grad_fn", "model.requires_grad"),
     ("ValueError", r"optimizer got an empty parameter list", "model.plain_tensor"),
+    ("RuntimeError", r"Expected all tensors to be on the same device", "device.mismatch"),
+    ("TypeError", r"can't convert cuda.* device type tensor to numpy", "predictions.cpu"),
+    ("RuntimeError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
+    ("AssertionError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
     ("IndentationError", r"", "cell.indentation"),
     ("TabError", r"", "cell.indentation"),
     ("SyntaxError", r"", "cell.syntax"),

@@ -29,6 +29,9 @@ class Verdict:
     internal_error: str | None = None
 
 
+DEVICE_HINTS = {"training_loop": "training.off_device", "load_model": "load.not_on_device"}
+
+
 def section_problem(record: Record, section_id: str, present: set[str]) -> Mistake | None:
     """Why a section cannot be judged on the student's code at all, if it cannot."""
     if section_id not in present:
@@ -49,7 +52,10 @@ def section_problem(record: Record, section_id: str, present: set[str]) -> Mista
         message = f"Your cell raised {error['ename']}{where}{code}: {error['evalue']}"
         if error["ename"] == "NotImplementedError":
             message = "This cell has not been filled in yet."
-        return Mistake(message, hint_for_error(error["ename"], error["evalue"]))
+        hint = hint_for_error(error["ename"], error["evalue"])
+        # The same device error means a different fix in each section.
+        hint = DEVICE_HINTS.get(section_id, hint) if hint == "device.mismatch" else hint
+        return Mistake(message, hint)
     return None
 
 

@@ -174,8 +174,19 @@ class Record:
         return bool(self.raw.get("cuda_available"))
 
     @property
+    def simulated_gpu(self) -> bool:
+        return bool(self.raw.get("simulated_gpu"))
+
+    @property
     def expected_device(self) -> str:
-        return "cuda" if self.cuda_available else "cpu"
+        """What `torch.cuda.is_available()` answered the submission (simulated GPU included)."""
+        return "cuda" if self.cuda_available or self.simulated_gpu else "cpu"
+
+    def student_device(self) -> str | None:
+        """The student's own `device`, as "cpu" or "cuda", where it is readable."""
+        value = self.raw.get("final", {}).get("device", {})
+        text = value.get("value") if value.get("kind") in ("value", "device") else None
+        return text.split(":")[0] if isinstance(text, str) else None
 
 
 def same_values(a: torch.Tensor | None, b: torch.Tensor | None, atol: float = 1e-6) -> bool:

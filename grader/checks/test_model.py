@@ -101,11 +101,26 @@ def test_seeded_start(record, assignment):
     )
 
 
+@check("model", "registered_tensors", only="01_pytorch_workflow_exercises")
+def test_no_plain_tensor_attributes(record, assignment):
+    model = _model(record, assignment)
+    plain = [t["name"] for t in model.data["plain_tensors"]]
+    if len(model.parameters) < 2:
+        return  # the parameters check already says which tensors are not registered
+    expect(
+        not plain,
+        f"`{model.class_name}` keeps {', '.join(f'`{n}`' for n in plain)} as a plain tensor "
+        "attribute, which `.to(device)` would leave behind.",
+        "model.plain_tensor_attr",
+    )
+
+
 @check("model", "on_device", only="01_pytorch_workflow_exercises")
 def test_model_on_device(record, assignment):
     model = _model(record, assignment)
     devices = {p["device"].split(":")[0] for p in model.parameters}
-    expected = record.expected_device
+    # Judged against the student's own `device`: choosing it is the device section's job.
+    expected = record.student_device() or record.expected_device
     expect(
         devices <= {expected},
         f"`{assignment.model_name}` is on {', '.join(sorted(devices))}; move it to `device` "

@@ -1,0 +1,189 @@
+"""Pretend there is a GPU on a CPU-only grader, so device mistakes fail as they would on CUDA.
+
+Inside the sandbox, `torch.cuda.is_available()` answers True and "cuda" tensors stay on the CPU
+with a mark saying where they would be. Every torch operation carries the mark along and raises
+PyTorch's own errors where a real GPU would: mixing marked and unmarked tensors ("Expected all
+tensors to be on the same device ..."), and `.numpy()` on a marked tensor ("can't convert cuda:0
+device type tensor to numpy ..."). Values are computed exactly as on the CPU, so every other
+check is unaffected. Used only where the machine has no CUDA.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+GPU = "cuda:0"
+_MARK = "_ptgrade_device"
+
+# Factories that accept device=...: their result is marked instead of placed.
+_FACTORIES = (
+    "tensor",
+    "as_tensor",
+    "arange",
+    "linspace",
+    "randn",
+    "rand",
+    "randint",
+    "randperm",
+    "zeros",
+    "ones",
+    "empty",
+    "full",
+    "zeros_like",
+    "ones_like",
+    "randn_like",
+    "rand_like",
+    "empty_like",
+    "full_like",
+    "eye",
+)
+
+
+def device_of(tensor: torch.Tensor) -> str:
+    """Where the tensor would live: the simulated GPU, or its real device."""
+    return getattr(tensor, _MARK, None) or str(tensor.device)
+
+
+def _on_gpu(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and getattr(value, _MARK, None) == GPU
+
+
+def _mark(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        try:
+            setattr(value, _MARK, GPU)
+        except (AttributeError, RuntimeError):  # some internal tensors refuse attributes
+            pass
+    return value
+
+
+def _unmark(value: torch.Tensor) -> torch.Tensor:
+    if hasattr(value, _MARK):
+        try:
+            delattr(value, _MARK)
+        except AttributeError:
+            pass
+    return value
+
+
+def _alias(tensor: torch.Tensor) -> torch.Tensor:
+    """A new tensor object over the same data (a real device move returns a new tensor).
+    Called inside the mode's handler, where the mode is already switched off."""
+    return tensor.view_as(tensor)
+
+
+def _target_device(args: tuple, kwargs: dict) -> torch.device | None:
+    try:
+        device, _, _, _ = torch._C._nn._parse_to(*args, **kwargs)
+    except Exception:  # e.g. .to(other_tensor): take that tensor's (simulated) device
+        other = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        return torch.device(device_of(other)) if other is not None else None
+    return device
+
+
+def _same_device_error(devices: set[str]) -> RuntimeError:
+    first, second = sorted(devices, reverse=True)[:2]
+    return RuntimeError(
+        "Expected all tensors to be on the same device, but found at least two devices, "
+        f"{first} and {second}!"
+    )
+
+
+class SimulatedGPUMode(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in ("to", "cuda") and args and isinstance(args[0], torch.Tensor):
+            return self._move(func, args, kwargs, name)
+        if name == "cpu" and args and isinstance(args[0], torch.Tensor):
+            return _unmark(_alias(func(*args, **kwargs)))
+        if name in ("numpy", "__array__") and _on_gpu(args[0] if args else None):
+            raise TypeError(
+                "can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy "
+                "the tensor to host memory first."
+            )
+        if name in _FACTORIES and "device" in kwargs and _is_gpu(kwargs["device"]):
+            kwargs = dict(kwargs, device="cpu")
+            return _mark(func(*args, **kwargs))
+        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        on_gpu = [t for t in tensors if _on_gpu(t)]
+        result = func(*args, **kwargs)
+        if on_gpu:
+            # As on CUDA: a CPU tensor may only join GPU tensors as a 0-dim scalar.
+            # copy_ crosses devices on CUDA too (that is how load_state_dict fills a model).
+            if name != "copy_" and any(not _on_gpu(t) and t.dim() > 0 for t in tensors):
+                raise _same_device_error({GPU, "cpu"})
+            if name != "copy_" or _on_gpu(args[0]):
+                tree_map(lambda r: _mark(r) if isinstance(r, torch.Tensor) else r, result)
+        return result
+
+    def _move(self, func, args, kwargs, name):
+        tensor = args[0]
+        device = torch.device("cuda") if name == "cuda" else _target_device(args[1:], kwargs)
+        if device is None or device.type != "cuda":
+            result = func(*args, **kwargs)
+            if device is not None and device.type == "cpu":
+                result = _unmark(_alias(result) if result is tensor else result)
+            elif _on_gpu(tensor):
+                _mark(result)  # a dtype-only .to keeps the device
+            return result
+        rest = [a for a in args[1:] if not _is_gpu(a)]
+        kwargs = {k: v for k, v in kwargs.items() if k != "device"}
+        if name == "cuda":
+            result = tensor
+        else:
+            result = func(tensor, *rest, **kwargs) if (rest or kwargs) else tensor
+        return _mark(_alias(result) if result is tensor else result)
+
+
+def _is_gpu(device: Any) -> bool:
+    if isinstance(device, (str, torch.device)):
+        try:
+            return torch.device(device).type == "cuda"
+        except RuntimeError:
+            return False
+    return False
+
+
+def _module_move(original, name: str):
+    def move(module: nn.Module, *args, **kwargs):
+        device = (
+            torch.device("cuda")
+            if name == "cuda"
+            else (torch.device("cpu") if name == "cpu" else _target_device(args, kwargs))
+        )
+        if device is not None and device.type == "cuda":
+            rest = [a for a in args if not _is_gpu(a)]
+            kwargs = {k: v for k, v in kwargs.items() if k != "device"}
+            if name == "to" and (rest or kwargs):
+                original(module, *rest, **kwargs)  # the dtype part of .to(device, dtype)
+            for tensor in list(module.parameters()) + list(module.buffers()):
+                _mark(tensor)
+            return module
+        result = original(module, *args, **kwargs)
+        if device is not None and device.type == "cpu":
+            for tensor in list(module.parameters()) + list(module.buffers()):
+                _unmark(tensor)
+        return result
+
+    return move
+
+
+class SimulatedGPU:
+    """Installs the simulation for the rest of the process (the sandbox child only)."""
+
+    def install(self) -> None:
+        torch.cuda.is_available = lambda: True
+        torch.cuda.device_count = lambda: 1
+        torch.cuda.current_device = lambda: 0
+        torch.cuda.get_device_name = lambda device=None: "simulated GPU (ptgrade, CPU-only grader)"
+        torch.cuda.synchronize = lambda device=None: None
+        for name in ("to", "cuda", "cpu"):
+            setattr(nn.Module, name, _module_move(getattr(nn.Module, name), name))
+        self.mode = SimulatedGPUMode()
+        self.mode.__enter__()
