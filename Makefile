@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 samples: $(STAMP)
-	$(BIN)/ptgrade batch samples/ --output build/samples
+	$(BIN)/ptgrade batch samples/ --output build/samples --cell-timeout 15
 
 test: $(STAMP)
 	$(BIN)/ruff check .
