@@ -21,7 +21,7 @@ MISSING = {"kind": "missing"}
 def describe(value: Any, tracer: Tracer, probe_inputs: list[list[float]] | None = None) -> dict:
     """A weights_only-loadable description of one value of the student's namespace."""
     if isinstance(value, torch.Tensor):
-        return describe_tensor(value)
+        return describe_tensor(value, tracer.copy)
     if isinstance(value, nn.Module):
         return describe_module(value, tracer, probe_inputs or [])
     if isinstance(value, Optimizer):
@@ -51,7 +51,8 @@ def describe(value: Any, tracer: Tracer, probe_inputs: list[list[float]] | None 
     return _describe_object(value)
 
 
-def describe_tensor(tensor: torch.Tensor) -> dict:
+def describe_tensor(tensor: torch.Tensor, copy=tensor_values) -> dict:
+    """`copy` makes the values' CPU copy (the tracer's shares copies of unchanged tensors)."""
     return {
         "kind": "tensor",
         "id": id(tensor),
@@ -62,7 +63,7 @@ def describe_tensor(tensor: torch.Tensor) -> dict:
         "is_parameter": isinstance(tensor, nn.Parameter),
         "grad_fn": type(tensor.grad_fn).__name__ if tensor.grad_fn is not None else None,
         "is_inference": bool(tensor.is_inference()),
-        "values": tensor_values(tensor),
+        "values": copy(tensor),
     }
 
 
@@ -80,7 +81,7 @@ def describe_module(module: nn.Module, tracer: Tracer, probe_inputs: list[list[f
         "bases": [cls.__name__ for cls in type(module).__mro__[1:]],
         "training": bool(module.training),
         "parameters": [
-            {"name": name, "id": id(p), **describe_tensor(p)}
+            {"name": name, "id": id(p), **describe_tensor(p, tracer.copy)}
             for name, p in module.named_parameters()
         ],
         "buffers": [{"name": name, **_short_tensor(b)} for name, b in module.named_buffers()],

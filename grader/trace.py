@@ -7,6 +7,7 @@ tracer keeps the original functions so it can pause itself while the grader prob
 from __future__ import annotations
 
 import os
+import weakref
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,7 +28,49 @@ def tensor_values(tensor: torch.Tensor) -> torch.Tensor | None:
         return tensor.detach().cpu().clone()
 
 
-def tensor_summary(tensor: Any) -> dict[str, Any] | None:
+class TensorCopies:
+    """CPU copies of the student's tensors, one per tensor and value.
+
+    A training loop shows the same few tensors to the tracer again and again (the parameters at
+    every forward and step, `X_train` every epoch). Handing back the earlier copy while the values
+    are unchanged makes the record hold each distinct value once: the pickle stores a shared
+    object once, so saving and loading the record no longer grows with every mention.
+    """
+
+    def __init__(self) -> None:
+        self._copies: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+
+    def __call__(self, tensor: torch.Tensor) -> torch.Tensor | None:
+        if tensor.numel() > MAX_TENSOR_VALUES:
+            return None
+        key = id(tensor)
+        with torch.inference_mode(False), torch.no_grad():
+            current = tensor.detach()
+            entry = self._copies.get(key)
+            if entry is not None and entry[0]() is tensor:
+                copy = entry[1]
+                # Compared, not trusted to a version counter: `p.data -= ...` bypasses it.
+                if (
+                    copy.shape == current.shape
+                    and copy.dtype == current.dtype
+                    and torch.equal(copy, current.cpu())
+                ):
+                    return copy
+            copy = current.cpu().clone()
+        try:
+            reference = weakref.ref(tensor, lambda ref, key=key: self._forget(key, ref))
+        except TypeError:  # not weak-referenceable: just don't share its copies
+            return copy
+        self._copies[key] = (reference, copy)
+        return copy
+
+    def _forget(self, key: int, reference: weakref.ref) -> None:
+        entry = self._copies.get(key)
+        if entry is not None and entry[0] is reference:
+            del self._copies[key]
+
+
+def tensor_summary(tensor: Any, copy=tensor_values) -> dict[str, Any] | None:
     if not isinstance(tensor, torch.Tensor):
         return None
     return {
@@ -35,7 +78,7 @@ def tensor_summary(tensor: Any) -> dict[str, Any] | None:
         "dtype": str(tensor.dtype).replace("torch.", ""),
         "device": str(tensor.device),
         "requires_grad": bool(tensor.requires_grad),
-        "values": tensor_values(tensor),
+        "values": copy(tensor),
     }
 
 
@@ -49,6 +92,7 @@ class Tracer:
         self._depth = 0
         self._originals: list[tuple[Any, str, Any]] = []
         self._hook_handles: list[Any] = []
+        self.copy = TensorCopies()
 
     # -- recording ------------------------------------------------------------------------
     def emit(self, kind: str, **fields: Any) -> None:
@@ -136,8 +180,8 @@ class Tracer:
                 "lr": [group.get("lr") for group in optimizer.param_groups],
                 "momentum": any(group.get("momentum") for group in optimizer.param_groups),
                 "param_ids": [id(p) for p in params],
-                "params_before": [tensor_values(p) for p in params],
-                "grads": [None if p.grad is None else tensor_values(p.grad) for p in params],
+                "params_before": [tracer.copy(p) for p in params],
+                "grads": [None if p.grad is None else tracer.copy(p.grad) for p in params],
             }
 
         def step_post(optimizer, args, kwargs):
@@ -145,7 +189,7 @@ class Tracer:
             if pending is None or pending["optimizer_id"] != id(optimizer):
                 return
             params = [p for group in optimizer.param_groups for p in group["params"]]
-            pending["params_after"] = [tensor_values(p) for p in params]
+            pending["params_after"] = [tracer.copy(p) for p in params]
             tracer._pending_step = None
             tracer.emit("step", **pending)
 
@@ -247,8 +291,8 @@ class Tracer:
                 "loss",
                 loss_class=type(module).__name__,
                 module_id=id(module),
-                input=tensor_summary(inputs[0]) if inputs else None,
-                target=tensor_summary(inputs[1]) if len(inputs) > 1 else None,
+                input=tensor_summary(inputs[0], self.copy) if inputs else None,
+                target=tensor_summary(inputs[1], self.copy) if len(inputs) > 1 else None,
                 value=_scalar(output),
                 grad_enabled=grad_enabled,
                 inference=inference,
@@ -263,9 +307,9 @@ class Tracer:
             training=bool(module.training),
             grad_enabled=grad_enabled,
             inference=inference,
-            input=tensor_summary(first),
-            output=tensor_summary(output),
-            params=[tensor_values(p) for p in module.parameters()][:8],
+            input=tensor_summary(first, self.copy),
+            output=tensor_summary(output, self.copy),
+            params=[self.copy(p) for p in module.parameters()][:8],
             param_devices=sorted({str(p.device) for p in module.parameters()}),
         )
 
