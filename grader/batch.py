@@ -7,11 +7,17 @@ import csv
 import hashlib
 import io
 import json
+import multiprocessing
 import os
+import signal
 import sys
+import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +80,11 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def grade_one(notebook: str, limits: Limits) -> dict:
-    """Grade one submission in a worker; whatever happens, return a result dict."""
+    """Grade one submission in a worker; whatever happens, return a result dict.
+
+    `status` is "graded", "timeout" or "crashed" (the notebook did not finish; still scored on
+    what ran), "unusable" (not a notebook of this kit) or "grader_error" (our fault).
+    """
     from grader.grading import Options, grade
     from grader.notebook import UnusableNotebook
     from grader.reports import html
@@ -84,16 +94,57 @@ def grade_one(notebook: str, limits: Limits) -> dict:
     except UnusableNotebook as error:
         return {"status": "unusable", "error": str(error), "score": 0.0, "max_score": None}
     except Exception as error:  # the grader's own fault: record it, keep the batch going
-        return {
-            "status": "grader_error",
-            "error": f"{type(error).__name__}: {error}",
-            "score": 0.0,
-            "max_score": None,
-        }
+        return grader_error(f"{type(error).__name__}: {error}")
     data = result.to_dict()
-    data["status"] = "graded"
+    finished = result.execution.get("status") == "finished"
+    data["status"] = "graded" if finished else result.execution.get("status", "crashed")
     data["feedback_html"] = html.render(result)
     return data
+
+
+def grade_bytes(name: str, content: bytes, limits: Limits) -> dict:
+    """Grade a notebook sent as bytes (a remote worker needs no shared disk)."""
+    with tempfile.TemporaryDirectory(prefix="ptgrade-batch-") as folder:
+        path = Path(folder) / Path(name).name
+        path.write_bytes(content)
+        outcome = grade_one(str(path), limits)
+    if "notebook" in outcome:
+        outcome["notebook"] = name
+    return outcome
+
+
+def grader_error(error: str) -> dict:
+    return {"status": "grader_error", "error": error, "score": 0.0, "max_score": None}
+
+
+def warm_up(limits: Limits) -> None:
+    """Pay a grading process's fixed costs before its first submission.
+
+    Starts this process's warm worker (Python, torch, IPython), and grades the reference
+    solution once so that pytest, the checks, the reference replay and the feedback page's
+    matplotlib are imported and run once here rather than in the first student's time.
+    """
+    from grader.notebook import find_solutions_dir
+
+    solutions = find_solutions_dir()
+    notebooks = sorted(solutions.glob("*/*.ipynb")) if solutions is not None else []
+    if notebooks:
+        grade_one(str(notebooks[0]), limits)
+    else:
+        from grader.sandbox import warm_worker
+
+        warm_worker()
+
+
+def _pool_initializer(limits: Limits, warm: bool) -> None:
+    # Ctrl-C reaches the whole process group: only the batch's own process answers it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not warm:
+        return
+    try:
+        warm_up(limits)
+    except Exception:  # a failed warm-up must not stop the pool: the first grade will tell
+        pass
 
 
 def run_batch(args: argparse.Namespace, limits: Limits) -> int:
@@ -108,7 +159,8 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
     if not jobs:
         print(f"ptgrade: no notebooks found under {root}", file=sys.stderr)
         return 2
-    fingerprint = grader_fingerprint()
+    # The limits are part of the grade: a longer --timeout may turn a timeout into a score.
+    fingerprint = hashlib.sha256(f"{grader_fingerprint()}{limits!r}".encode()).hexdigest()[:16]
     todo, results = [], {}
     for job in jobs:
         content = hashlib.sha256(job.notebook.read_bytes()).hexdigest()[:16]
@@ -123,45 +175,119 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
                 continue
         todo.append((job, f"{content}-{fingerprint}"))
 
-    if args.scheduler:
-        from grader.distributed import grade_on_cluster
-
-        finished = grade_on_cluster(args.scheduler, todo, limits)
-    else:
-        finished = _grade_locally(todo, limits, args.jobs or os.cpu_count() or 1)
     progress = Progress(len(jobs), already=len(results))
-    for job, outcome in finished:
-        _store(output, job, outcome)
-        results[job.key] = outcome
-        progress.update(job, outcome)
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
+    finished = None
+    try:
+        if args.scheduler:
+            from grader.distributed import grade_on_cluster
+
+            finished = grade_on_cluster(args.scheduler, todo, limits)
+        else:
+            finished = grade_locally(todo, limits, args.jobs or os.cpu_count() or 1)
+        for job, outcome in finished:
+            _store(output, job, outcome)
+            results[job.key] = outcome
+            progress.update(job, outcome)
+    except KeyboardInterrupt:
+        if finished is not None:
+            finished.close()  # stops the workers now
+        progress.close()
+        left = len(jobs) - len(results)
+        print(
+            f"ptgrade: interrupted: {len(results)} of {len(jobs)} results are saved in "
+            f"{output / 'results'}; run the same command again to grade the other {left}.",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     progress.close()
     _write_summary(output, jobs, results)
     print(_score_table(jobs, results))
     return 0
 
 
-def _grade_locally(todo, limits: Limits, workers: int):
-    if not todo:
-        return
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: dict[Future, tuple[Job, str]] = {
-            pool.submit(grade_one, str(job.notebook), limits): (job, digest) for job, digest in todo
-        }
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                job, digest = pending.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as error:  # a worker died: only this submission is lost
-                    outcome = {
-                        "status": "grader_error",
-                        "error": repr(error),
-                        "score": 0.0,
-                        "max_score": None,
-                    }
-                outcome["hash"] = digest
-                yield job, outcome
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a batch the way Ctrl-C does
+
+
+def grade_locally(
+    todo: list[tuple[Job, str]], limits: Limits, workers: int, grade=grade_one, warm: bool = True
+) -> Iterator[tuple[Job, dict]]:
+    """Grade on a pool of warm processes; yield (job, outcome) as each is known.
+
+    At most `workers` submissions are in flight, so when a pool process dies we know which
+    submissions it may have taken with it. Those are graded again one at a time, alone: the one
+    that kills its process then is recorded as a grader_error, the others get their grade.
+    """
+    queue = deque((job, digest, False) for job, digest in todo)  # (job, digest, suspect)
+    workers = max(1, min(workers, len(todo)))
+    while queue:
+        with _pool(workers, limits, warm) as pool:
+            pending: dict[Future, tuple[Job, str, bool]] = {}
+            try:
+                while queue or pending:
+                    while queue and len(pending) < workers:
+                        if queue[0][2] and pending:
+                            break  # a suspect runs alone
+                        job, digest, suspect = entry = queue.popleft()
+                        with _sigint_ignored():  # inherited by the pool processes it starts
+                            future = pool.submit(grade, str(job.notebook), limits)
+                        pending[future] = entry
+                        if suspect:
+                            break
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    broken = False
+                    for future in done:
+                        job, digest, suspect = pending.pop(future)
+                        try:
+                            outcome = future.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            if not suspect:
+                                queue.append((job, digest, True))
+                                continue
+                            outcome = grader_error("the grading process died on this submission")
+                        except Exception as error:  # e.g. the outcome could not be sent back
+                            outcome = grader_error(f"{type(error).__name__}: {error}")
+                        outcome["hash"] = digest
+                        yield job, outcome
+                    if broken:
+                        for job, digest, _ in pending.values():
+                            queue.append((job, digest, True))
+                        pending.clear()
+                        break  # a new pool for what is left
+            except BaseException:
+                _stop(pool)
+                raise
+
+
+@contextmanager
+def _sigint_ignored():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _pool(workers: int, limits: Limits, warm: bool) -> ProcessPoolExecutor:
+    # spawn: the pool's processes start clean (no torch threads inherited through fork).
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_pool_initializer,
+        initargs=(limits, warm),
+    )
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop at once: the pool's processes are killed (their warm workers die with them)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _store(output: Path, job: Job, outcome: dict) -> None:

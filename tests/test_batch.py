@@ -1,0 +1,183 @@
+"""`ptgrade batch`: nothing lost when interrupted, one bad submission costs only its own result."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import batch
+from grader.sandbox import Limits
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = REPO_ROOT / "samples" / "01_pytorch_workflow_exercises"
+# Small enough to keep the suite fast, large enough for a loaded CI machine.
+LIMITS = ["--timeout", "8", "--memory-mb", "2048"]
+
+
+def with_code(name: str, section: str, code: str, folder: Path) -> None:
+    """The correct sample with `code` put at the top of one graded cell."""
+    notebook = nbformat.read(SAMPLES / "ada_correct.ipynb", as_version=4)
+    for cell in notebook.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == section:
+            cell.source = code + "\n" + cell.source
+    nbformat.write(notebook, folder / f"{name}.ipynb")
+
+
+def make_course(folder: Path, pathological: bool = True) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("ada_correct", "ben_float_split_index", "cleo_no_zero_grad"):
+        shutil.copy(SAMPLES / f"{name}.ipynb", folder)
+    if pathological:
+        with_code("hank_hangs", "predictions", "while True:\n    pass", folder)
+        with_code("cody_crashes", "predictions", "import os\nos._exit(1)", folder)
+        with_code("mo_memory_hog", "predictions", "hog = bytearray(8 * 1024**3)", folder)
+    return folder
+
+
+def ptgrade_batch(submissions: Path, output: Path, *extra: str, **popen) -> subprocess.Popen:
+    command = [sys.executable, "-m", "grader.cli", "batch", str(submissions)]
+    command += ["--output", str(output), *LIMITS, *extra]
+    return subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def results(output: Path) -> dict[str, dict]:
+    return {path.stem: json.loads(path.read_text()) for path in (output / "results").glob("*.json")}
+
+
+def verdicts(result: dict) -> dict:
+    """What a student is told: the status, the score, and each section's score and hints."""
+    return {
+        "status": result["status"],
+        "score": result["score"],
+        "sections": {
+            s["id"]: (s["score"], sorted(c["hint"] or "" for c in s["checks"] if not c["passed"]))
+            for s in result.get("sections", [])
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+    base = tmp_path_factory.mktemp("course")
+    course = make_course(base / "submitted")
+    output = base / "grades"
+    code, out, err = finish(ptgrade_batch(course, output, "--jobs", "2"))
+    assert code == 0, err
+    return course, results(output)
+
+
+def test_a_bad_submission_costs_only_its_own_result(uninterrupted):
+    _, found = uninterrupted
+    assert {k: (r["status"], r["score"]) for k, r in found.items()} == {
+        "ada_correct": ("graded", 20.0),
+        "ben_float_split_index": ("graded", 18.0),
+        "cleo_no_zero_grad": ("graded", 17.5),
+        "hank_hangs": ("timeout", 15.0),
+        "cody_crashes": ("crashed", 15.0),
+        "mo_memory_hog": ("graded", 18.0),
+    }
+    assert "more than 8 s" in found["hank_hangs"]["execution"]["detail"]
+    assert "exited with status 1" in found["cody_crashes"]["execution"]["detail"]
+    hog = {s["id"]: s for s in found["mo_memory_hog"]["sections"]}["predictions"]
+    assert "MemoryError" in " ".join(c["message"] for c in hog["checks"])
+
+
+def test_summary_lists_every_status(uninterrupted):
+    output = uninterrupted[0].parent / "grades"
+    csv = (output / "grades.csv").read_text()
+    assert "hank_hangs,hank_hangs,01_pytorch_workflow_exercises,timeout,15.0," in csv
+    assert "cody_crashes,cody_crashes,01_pytorch_workflow_exercises,crashed," in csv
+    assert "<td>timeout</td>" in (output / "summary.html").read_text()
+
+
+def test_interrupted_batch_resumes_to_the_same_results(uninterrupted, tmp_path):
+    course, expected = uninterrupted
+    output = tmp_path / "grades"
+    process = ptgrade_batch(course, output, "--jobs", "1")
+    deadline = time.monotonic() + 120
+    while not list((output / "results").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    code, out, err = finish(process)
+    assert code == 130
+    assert "Traceback" not in err
+    kept = results(output)
+    assert 1 <= len(kept) < len(expected), err
+    assert f"ptgrade: interrupted: {len(kept)} of 6 results are saved in" in err
+    assert "run the same command again to grade the other" in err
+    assert not list((output / "results").glob("*.tmp"))
+
+    code, out, err = finish(ptgrade_batch(course, output, "--jobs", "2"))
+    assert code == 0, err
+    assert f"{len(kept)} of 6 already graded and unchanged: skipped" in err
+    assert err.count("| ") == 6 - len(kept)  # one progress line per submission graded now
+    final = results(output)
+    assert {k: verdicts(r) for k, r in final.items()} == {
+        k: verdicts(r) for k, r in expected.items()
+    }
+
+
+def test_sigterm_is_an_interruption_too(tmp_path):
+    course = make_course(tmp_path / "submitted", pathological=False)
+    output = tmp_path / "grades"
+    process = ptgrade_batch(course, output, "--jobs", "1")
+    deadline = time.monotonic() + 120
+    while not list((output / "results").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    code, out, err = finish(process)
+    assert code == 130 and "Traceback" not in err
+    assert "ptgrade: interrupted:" in err
+
+
+def test_a_changed_submission_is_graded_again(tmp_path):
+    course = make_course(tmp_path / "submitted", pathological=False)
+    output = tmp_path / "grades"
+    assert finish(ptgrade_batch(course, output, "--jobs", "2"))[0] == 0
+    shutil.copy(SAMPLES / "ada_correct.ipynb", course / "ben_float_split_index.ipynb")
+    code, out, err = finish(ptgrade_batch(course, output, "--jobs", "2"))
+    assert code == 0, err
+    assert "2 of 3 already graded and unchanged: skipped" in err
+    assert results(output)["ben_float_split_index"]["score"] == 20.0
+
+
+def dies_on_ben(notebook: str, limits: Limits) -> dict:
+    """A grade function whose process dies on one submission (run in the pool's processes)."""
+    if "ben" in Path(notebook).name:
+        os._exit(3)
+    return {"status": "graded", "score": 1.0, "max_score": 1.0}
+
+
+def test_a_dying_grading_process_costs_only_its_submission(tmp_path):
+    course = make_course(tmp_path / "submitted", pathological=False)
+    todo = [(job, "digest") for job in batch.discover(course)]
+    found = {
+        job.student: outcome["status"]
+        for job, outcome in batch.grade_locally(todo, Limits(), 2, grade=dies_on_ben, warm=False)
+    }
+    assert found == {
+        "ada_correct": "graded",
+        "ben_float_split_index": "grader_error",
+        "cleo_no_zero_grad": "graded",
+    }

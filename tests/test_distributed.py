@@ -1,0 +1,129 @@
+"""`ptgrade batch --scheduler`: the same grades from a real Dask cluster on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader import batch
+from grader.sandbox import Limits
+
+distributed = pytest.importorskip("distributed")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = REPO_ROOT / "samples"
+NOTEBOOKS = [
+    "01_pytorch_workflow_exercises/ada_correct.ipynb",
+    "01_pytorch_workflow_exercises/ben_float_split_index.ipynb",
+    "01_pytorch_workflow_exercises/cleo_no_zero_grad.ipynb",
+    "01_pytorch_workflow/ben_unindented_if.ipynb",
+]
+
+
+def verdicts(result: dict) -> dict:
+    return {
+        "status": result["status"],
+        "score": result["score"],
+        "sections": {
+            s["id"]: (s["score"], sorted(c["hint"] or "" for c in s["checks"] if not c["passed"]))
+            for s in result.get("sections", [])
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import dask
+
+    # A task that kills its worker is given up at once, not retried on three more workers.
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+    ):
+        yield cluster
+
+
+@pytest.fixture
+def course(tmp_path) -> Path:
+    for name in NOTEBOOKS:
+        target = tmp_path / "submitted" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SAMPLES / name, target)
+    return tmp_path / "submitted"
+
+
+def test_cluster_gives_the_local_results(cluster, course, tmp_path):
+    cluster_output, local_output = tmp_path / "cluster", tmp_path / "local"
+    command = [sys.executable, "-m", "grader.cli", "batch", str(course), "--timeout", "60"]
+    on_cluster = subprocess.run(
+        [*command, "--output", str(cluster_output), "--scheduler", cluster.scheduler_address],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert on_cluster.returncode == 0, on_cluster.stderr
+    local = subprocess.run(
+        [*command, "--output", str(local_output), "--jobs", "2"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert local.returncode == 0, local.stderr
+
+    def read(output: Path) -> dict[str, dict]:
+        import json
+
+        return {p.stem: json.loads(p.read_text()) for p in (output / "results").glob("*.json")}
+
+    found, expected = read(cluster_output), read(local_output)
+    assert len(found) == len(NOTEBOOKS)
+    assert {k: verdicts(r) for k, r in found.items()} == {
+        k: verdicts(r) for k, r in expected.items()
+    }
+    assert all(r["status"] == "graded" for r in found.values())
+    # The notebook travelled as bytes: the result names it, not a worker's scratch copy.
+    assert found["01_pytorch_workflow_exercises__ada_correct"]["notebook"] == "ada_correct.ipynb"
+    assert (cluster_output / "feedback" / "01_pytorch_workflow__ben_unindented_if.html").is_file()
+    assert (cluster_output / "grades.csv").read_text() == (local_output / "grades.csv").read_text()
+
+
+def test_a_failed_task_costs_only_its_submission(cluster, course, monkeypatch):
+    """A task whose worker process dies is recorded as a grader_error; the others are graded."""
+    from grader import distributed as on_cluster
+
+    monkeypatch.setattr(on_cluster, "grade_bytes", dies_on_ben)
+    todo = [(job, "digest") for job in batch.discover(course)]
+    found = {
+        job.key: outcome
+        for job, outcome in on_cluster.grade_on_cluster(cluster.scheduler_address, todo, Limits())
+    }
+    statuses = {key: outcome["status"] for key, outcome in found.items()}
+    assert statuses == {
+        "01_pytorch_workflow_exercises/ada_correct": "graded",
+        "01_pytorch_workflow_exercises/ben_float_split_index": "grader_error",
+        "01_pytorch_workflow_exercises/cleo_no_zero_grad": "graded",
+        "01_pytorch_workflow/ben_unindented_if": "grader_error",
+    }
+    error = found["01_pytorch_workflow_exercises/ben_float_split_index"]["error"]
+    assert error.startswith("on the cluster: ")
+
+
+def dies_on_ben(name: str, content: bytes, limits: Limits) -> dict:
+    """Stands in for grade_bytes on the workers: the worker process dies on ben's notebooks."""
+    import os
+
+    if name.startswith("ben"):
+        os._exit(3)
+    return {"status": "graded", "score": 1.0, "max_score": 1.0}
