@@ -1,5 +1,6 @@
 """nbgrader settings: instructor sources in solutions/, released exercises in exercises/."""
 
+import math
 import os
 import tempfile
 
@@ -19,3 +20,29 @@ c.CourseDirectory.db_url = os.environ.get(
     "PTGRADE_GRADEBOOK_URL",
     "sqlite:///" + os.path.join(tempfile.gettempdir(), "ptgrade-gradebook.db"),
 )
+
+# The test cells call the kit (`assert_section`), which grades the saved notebook apart, in the
+# kernel nbgrader starts (that kernel inherits this process's environment).
+# Hidden checks and points come from this course's solutions, unless $PTGRADE_SOLUTIONS says.
+os.environ.setdefault(
+    "PTGRADE_SOLUTIONS",
+    os.path.join(c.CourseDirectory.root, c.CourseDirectory.source_directory),
+)
+
+# One pair of time limits for the student's code, in nbgrader's kernel as in the kit's sandbox:
+# $PTGRADE_CELL_TIMEOUT seconds a cell (ptgrade's --cell-timeout) and $PTGRADE_TIMEOUT seconds
+# the notebook (--timeout). The first test cell grades the whole notebook, so a test cell gets
+# the notebook's time and a minute for the kit to start.
+CELL_TIMEOUT = float(os.environ.get("PTGRADE_CELL_TIMEOUT", "60"))
+NOTEBOOK_TIMEOUT = float(os.environ.get("PTGRADE_TIMEOUT", "300"))
+
+
+def cell_timeout(cell) -> int:
+    seconds = NOTEBOOK_TIMEOUT + 60 if "assert_section(" in cell.source else CELL_TIMEOUT
+    return max(1, math.ceil(seconds))
+
+
+c.Execute.timeout_func = cell_timeout
+
+# A deleted test cell is put back, so that the kit still grades its section.
+c.OverwriteCells.add_missing_cells = True

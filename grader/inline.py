@@ -3,36 +3,111 @@
 Both grade the *saved* notebook file apart, exactly as `ptgrade` does (the same sandbox and
 checks), and remember the result until the file changes. Inside the grader's own sandbox they do
 nothing, so a notebook being graded never starts grading itself.
+
+Under nbgrader (`NBGRADER_EXECUTION` is set while it runs a notebook) the notebook is found in
+the kernel's working folder: nbclient starts the kernel in the folder of the file it executes
+(`autograded/<student>/<assignment>/` for `autograde`, which holds the sanitized submission on
+disk while it runs; the student's own folder for `validate`), and it is the one notebook there
+whose code cells are the cells the kernel has run so far. Paths from the environment are ignored
+there, since an instructor's shell or Jupyter session may have left them set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import os
+import sys
+import textwrap
+import warnings
+from collections.abc import Iterator
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
+
+import nbformat
 
 from grader.assignments import ASSIGNMENTS
 
 # Set by the grader's sandbox: a notebook being graded must not start grading itself.
 SANDBOX_ENV = "PTGRADE_SANDBOX"
+NOTEBOOK_ENV = "PTGRADE_NOTEBOOK"
+# Set by nbgrader while its kernel runs a notebook: "autograde" or "validate".
+NBGRADER_ENV = "NBGRADER_EXECUTION"
+# The kit's time limits for grading from a notebook (ptgrade's --cell-timeout and --timeout).
+CELL_TIMEOUT_ENV = "PTGRADE_CELL_TIMEOUT"
+TIMEOUT_ENV = "PTGRADE_TIMEOUT"
+TEXT_WIDTH = 80
 
 
 def _inside_sandbox() -> bool:
     return os.environ.get(SANDBOX_ENV) == "1"
 
 
+def _nbgrader_execution() -> str | None:
+    return os.environ.get(NBGRADER_ENV) or None
+
+
+def _assignment_notebooks_here() -> list[Path]:
+    return [Path(f"{a}.ipynb") for a in ASSIGNMENTS if Path(f"{a}.ipynb").is_file()]
+
+
+def _cells_run_so_far() -> list[str] | None:
+    """The sources of the cells this IPython kernel has run, in order (None outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    history = getattr(getattr(get_ipython(), "history_manager", None), "input_hist_raw", None)
+    return [source.strip() for source in history[1:]] if history else None
+
+
+def _starts_with(path: Path, run: list[str]) -> bool:
+    """Whether the notebook's code cells begin with exactly the cells run so far."""
+    try:
+        cells = nbformat.read(path, as_version=4).cells
+    except Exception:  # not a notebook, or unreadable: not the one running
+        return False
+    # nbclient skips empty code cells, so they never reach the kernel's history.
+    sources = [c.source.strip() for c in cells if c.cell_type == "code" and c.source.strip()]
+    return sources[: len(run)] == run
+
+
+def _notebook_run_by_nbgrader() -> Path:
+    """The notebook in the kernel's folder whose code cells are the ones this kernel has run."""
+    folder = Path.cwd()
+    run = _cells_run_so_far()
+    if run is None:  # not in a kernel: only an assignment notebook's name can tell
+        candidates = _assignment_notebooks_here()
+    else:
+        candidates = [p for p in sorted(folder.glob("*.ipynb")) if _starts_with(p, run)]
+    if len(candidates) == 1:
+        return Path(candidates[0].name)
+    found = ", ".join(p.name for p in candidates) or "none"
+    raise FileNotFoundError(
+        f"ptgrade under nbgrader cannot tell which notebook in {folder} is being run "
+        f"(matching: {found}); nothing was graded. Keep one copy of the assignment there."
+    )
+
+
 def find_notebook(explicit: str | os.PathLike | None = None) -> Path:
-    """The notebook this code runs in: given, $PTGRADE_NOTEBOOK, Jupyter's session, or the
-    one assignment notebook in the working folder."""
-    candidates = [explicit, os.environ.get("PTGRADE_NOTEBOOK")]
+    """The notebook this code runs in: given, the one nbgrader runs, $PTGRADE_NOTEBOOK,
+    Jupyter's session, or the one assignment notebook in the working folder."""
+    if explicit is not None:
+        if not Path(explicit).is_file():
+            raise FileNotFoundError(f"ptgrade: no notebook at {explicit}")
+        return Path(explicit)
+    if _nbgrader_execution():
+        return _notebook_run_by_nbgrader()
+    candidates = [os.environ.get(NOTEBOOK_ENV)]
     for frame in inspect.stack()[1:6]:
         candidates.append(frame.frame.f_globals.get("__session__"))
     candidates.append(os.environ.get("JPY_SESSION_NAME"))
     for candidate in candidates:
         if candidate and str(candidate).endswith(".ipynb") and Path(candidate).is_file():
             return Path(candidate)
-    here = [Path(f"{a}.ipynb") for a in ASSIGNMENTS if Path(f"{a}.ipynb").is_file()]
+    here = _assignment_notebooks_here()
     if len(here) == 1:
         return here[0]
     raise FileNotFoundError(
@@ -41,17 +116,51 @@ def find_notebook(explicit: str | os.PathLike | None = None) -> Path:
     )
 
 
+def _limits():
+    """ptgrade's default limits, with the time limits $PTGRADE_CELL_TIMEOUT and $PTGRADE_TIMEOUT."""
+    from grader.sandbox import Limits
+
+    limits = Limits()
+    if os.environ.get(CELL_TIMEOUT_ENV):
+        limits = replace(limits, cell_timeout=float(os.environ[CELL_TIMEOUT_ENV]))
+    if os.environ.get(TIMEOUT_ENV):
+        limits = replace(limits, notebook_timeout=float(os.environ[TIMEOUT_ENV]))
+    return limits
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Nothing the grading writes reaches this process's stderr.
+
+    nbgrader gives a test cell zero points for any stderr output, and Jupyter forwards file
+    descriptor 2 too; the warm worker started in here keeps the quiet descriptor for its life,
+    so a warning in a student's code, replayed by the sandbox, never lands in a test cell.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 @lru_cache(maxsize=8)
-def _graded(path: str, mtime_ns: int, size: int, hidden: bool):
+def _graded(path: str, mtime_ns: int, size: int, hidden: bool, limits):
     from grader.grading import Options, grade
 
-    return grade(path, Options(hidden=hidden))
+    with _quiet_stderr():
+        return grade(path, Options(limits=limits, hidden=hidden))
 
 
 def section_result(section: str, hidden: bool = False, notebook=None):
     path = find_notebook(notebook)
     stat = path.stat()
-    result = _graded(str(path.resolve()), stat.st_mtime_ns, stat.st_size, hidden)
+    result = _graded(str(path.resolve()), stat.st_mtime_ns, stat.st_size, hidden, _limits())
     try:
         return result.section(section)
     except StopIteration:
@@ -60,14 +169,27 @@ def section_result(section: str, hidden: bool = False, notebook=None):
 
 
 def failure_text(section) -> str:
+    """What a failing test cell shows, in lines short enough for `nbgrader validate`, which cuts
+    every line of an error at 87 characters."""
     lines = [f"Section {section.id!r}: {section.score:g} of {section.max_score:g} points."]
     for check in section.failures():
-        lines.append(f"- {check.message}")
+        lines += _wrapped(check.message, "- ", "  ")
         if check.hint_text:
-            lines.append(f"  Hint: {check.hint_text}")
+            lines += _wrapped(check.hint_text, "  Hint: ", "    ")
     if section.note:
-        lines.append(section.note)
+        lines += _wrapped(section.note, "", "")
     return "\n".join(lines)
+
+
+def _wrapped(text: str, first: str, rest: str) -> list[str]:
+    return textwrap.wrap(
+        text,
+        width=TEXT_WIDTH,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
 
 
 def check(section: str, notebook: str | os.PathLike | None = None) -> None:
@@ -87,10 +209,25 @@ def check(section: str, notebook: str | os.PathLike | None = None) -> None:
 
 def assert_section(
     section: str, hidden: bool = False, notebook: str | os.PathLike | None = None
-) -> None:
-    """Raise AssertionError with the student-facing message when a section fails."""
+) -> float | None:
+    """A test cell's verdict on one section: nothing when it passes, else the messages and hints
+    `ptgrade` prints.
+
+    A failing section raises AssertionError with that text, except under `nbgrader autograde`
+    when it earned part of its points: then the text is printed and the section's score is
+    returned, so that the cell's value (its last line) is nbgrader's partial credit. Under
+    autograde the hidden checks always count, whichever call asks, so that every call of a cell
+    agrees with `ptgrade grade`; only the visible call prints.
+    """
     if _inside_sandbox():
-        return
-    result = section_result(section, hidden=hidden, notebook=notebook)
-    if not result.passed:
-        raise AssertionError(failure_text(result))
+        return None
+    autograde = _nbgrader_execution() == "autograde"
+    result = section_result(section, hidden=hidden or autograde, notebook=notebook)
+    if result.passed:
+        return None
+    text = failure_text(result)
+    if not autograde or result.score <= 0:
+        raise AssertionError(text)
+    if not hidden:
+        print(text)
+    return min(result.score, result.max_score)

@@ -1,0 +1,418 @@
+"""nbgrader end to end: its test cells call the kit, and it records the points `ptgrade` gives.
+
+The slow tests build a scratch course from this repository (the solutions as source, the
+repository's nbgrader_config.py), run the real `nbgrader` commands on the bundled sample
+submissions and compare what nbgrader records with `ptgrade grade` / `ptgrade check`.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import inline
+from grader.result import CheckResult, SectionResult
+from tests.submissions.build import build_submission, load_corpus
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "01_pytorch_workflow_exercises"
+NOTEBOOK = f"{ASSIGNMENT}.ipynb"
+SAMPLES = REPO_ROOT / "samples" / ASSIGNMENT
+# Short limits keep the endless loop quick; the same ones go to nbgrader and to `ptgrade`.
+CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 5, 120
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+# ---------------------------------------------------------------------------------------------
+# grader.inline on its own: which notebook, what a test cell shows, nothing on stderr
+# ---------------------------------------------------------------------------------------------
+
+
+def _section(score: float, max_score: float = 2.0) -> SectionResult:
+    passed = score >= max_score
+    checks = [
+        CheckResult("split.sizes", True, 1.0, 1.0),
+        CheckResult(
+            "split.float_index",
+            passed,
+            1.0 if passed else 0.0,
+            1.0,
+            message="`train_split` is 80.0, a float.",
+            hint="split.float_index",
+            hint_text="Use `int(0.8 * len(X))`.",
+        ),
+    ]
+    if score == 0:
+        checks[0] = CheckResult("split.sizes", False, 0.0, 1.0, message="No split.")
+    return SectionResult("split", "Split the data 80/20", score, max_score, checks)
+
+
+@pytest.fixture
+def graded_as(monkeypatch):
+    """Make every kit call in a test cell see this section result; records `hidden` per call."""
+    calls: list[bool] = []
+
+    def use(result: SectionResult) -> list[bool]:
+        def fake(section, hidden=False, notebook=None):
+            calls.append(hidden)
+            return result
+
+        monkeypatch.setattr(inline, "section_result", fake)
+        return calls
+
+    monkeypatch.delenv(inline.SANDBOX_ENV, raising=False)
+    return use
+
+
+def test_a_passing_section_shows_nothing(graded_as, monkeypatch, capsys):
+    graded_as(_section(2.0))
+    for mode in (None, "validate", "autograde"):
+        if mode:
+            monkeypatch.setenv(inline.NBGRADER_ENV, mode)
+        assert inline.assert_section("split") is None
+        assert inline.assert_section("split", hidden=True) is None
+    assert capsys.readouterr().out == ""
+
+
+def test_a_failing_section_raises_the_message_and_hint_outside_autograde(graded_as, monkeypatch):
+    graded_as(_section(1.0))
+    for mode in (None, "validate"):
+        if mode:
+            monkeypatch.setenv(inline.NBGRADER_ENV, mode)
+        with pytest.raises(AssertionError) as error:
+            inline.assert_section("split")
+        assert str(error.value) == (
+            "Section 'split': 1 of 2 points.\n"
+            "- `train_split` is 80.0, a float.\n"
+            "  Hint: Use `int(0.8 * len(X))`."
+        )
+
+
+def test_autograde_gives_partial_credit_as_the_cells_value(graded_as, monkeypatch, capsys):
+    calls = graded_as(_section(1.0))
+    monkeypatch.setenv(inline.NBGRADER_ENV, "autograde")
+    assert inline.assert_section("split") == 1.0
+    assert inline.assert_section("split", hidden=True) == 1.0
+    # Both calls count the hidden checks; only the visible one prints the verdict.
+    assert calls == [True, True]
+    assert capsys.readouterr().out == (
+        "Section 'split': 1 of 2 points.\n"
+        "- `train_split` is 80.0, a float.\n"
+        "  Hint: Use `int(0.8 * len(X))`.\n"
+    )
+
+
+def test_autograde_raises_for_a_section_with_no_points(graded_as, monkeypatch):
+    graded_as(_section(0.0))
+    monkeypatch.setenv(inline.NBGRADER_ENV, "autograde")
+    with pytest.raises(AssertionError, match=r"Section 'split': 0 of 2 points\.\n- No split\."):
+        inline.assert_section("split")
+
+
+def test_grading_writes_nothing_on_stderr(monkeypatch, tmp_path, capfd):
+    """nbgrader zeroes a test cell with stderr output: warnings from grading must not reach it."""
+    import warnings
+
+    def noisy_grade(path, options):
+        warnings.warn(
+            "To copy construct from a tensor, use clone().detach()", UserWarning, stacklevel=1
+        )
+        print("a warning", file=sys.stderr)
+        os.write(2, b"a C++ warning\n")
+        subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('child\\n')"])
+        return "graded"
+
+    monkeypatch.setattr("grader.grading.grade", noisy_grade)
+    notebook = tmp_path / NOTEBOOK
+    shutil.copy(SAMPLES / "ada_correct.ipynb", notebook)
+    stat = notebook.stat()
+    assert inline._graded(str(notebook), stat.st_mtime_ns, stat.st_size, True, None) == "graded"
+    print("after", file=sys.stderr)
+    assert capfd.readouterr().err == "after\n"
+
+
+def test_under_nbgrader_the_notebook_is_the_one_the_kernel_runs(monkeypatch, tmp_path):
+    """Not $PTGRADE_NOTEBOOK nor Jupyter's session (stale in an instructor's environment): the
+    notebook in the kernel's folder whose code cells are the ones the kernel has run."""
+    correct = nbformat.read(SAMPLES / "ada_correct.ipynb", as_version=4)
+    copy_ = copy.deepcopy(correct)
+    copy_.cells = [
+        c for c in copy_.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "data"
+    ]
+    nbformat.write(correct, tmp_path / NOTEBOOK)
+    nbformat.write(copy_, tmp_path / "copy.ipynb")
+    nbformat.write(correct, tmp_path / "other.ipynb")
+    (tmp_path / "notes.ipynb").write_text("not a notebook")
+    code = [c.source for c in correct.cells if c.cell_type == "code" and c.source.strip()]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(inline.NOTEBOOK_ENV, str(SAMPLES / "ben_float_split_index.ipynb"))
+    monkeypatch.setenv("JPY_SESSION_NAME", str(SAMPLES / "ben_float_split_index.ipynb"))
+    monkeypatch.setenv(inline.NBGRADER_ENV, "autograde")
+
+    # Up to the data cell, both full copies and the one without it could be running.
+    monkeypatch.setattr(inline, "_cells_run_so_far", lambda: code[:2])
+    with pytest.raises(FileNotFoundError, match="cannot tell which notebook"):
+        inline.find_notebook()
+    os.remove("other.ipynb")
+    with pytest.raises(FileNotFoundError, match=r"matching: 01_pytorch.*ipynb, copy\.ipynb"):
+        inline.find_notebook()
+    monkeypatch.setattr(inline, "_cells_run_so_far", lambda: code[:5])
+    assert inline.find_notebook() == Path(NOTEBOOK)
+
+    # Without a kernel's history, only the assignment's own file name can tell.
+    monkeypatch.setattr(inline, "_cells_run_so_far", lambda: None)
+    assert inline.find_notebook() == Path(NOTEBOOK)
+    # Outside nbgrader the environment is trusted as before.
+    monkeypatch.delenv(inline.NBGRADER_ENV)
+    assert inline.find_notebook() == SAMPLES / "ben_float_split_index.ipynb"
+
+
+def test_the_kit_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv(inline.CELL_TIMEOUT_ENV, "5")
+    monkeypatch.setenv(inline.TIMEOUT_ENV, "120")
+    limits = inline._limits()
+    assert (limits.cell_timeout, limits.notebook_timeout) == (5.0, 120.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real nbgrader on a scratch course
+# ---------------------------------------------------------------------------------------------
+
+
+def _code_cell_index(notebook: nbformat.NotebookNode, grade_id: str) -> int:
+    for index, cell in enumerate(notebook.cells):
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+            return index
+    raise KeyError(grade_id)
+
+
+def _tampered(path: Path) -> nbformat.NotebookNode:
+    """The student emptied a failing section's test cell and deleted a passing one."""
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells[_code_cell_index(notebook, "split_tests")].source = "pass"
+    del notebook.cells[_code_cell_index(notebook, "model_tests")]
+    return notebook
+
+
+def _corpus_entry(name: str) -> dict:
+    return next(e for e in load_corpus(ASSIGNMENT) if e["name"] == name)
+
+
+def submissions() -> dict[str, nbformat.NotebookNode]:
+    """Student id -> submitted notebook."""
+    read = {
+        name: nbformat.read(SAMPLES / f"{name}.ipynb", as_version=4)
+        for name in (
+            "ada_correct",
+            "cleo_no_zero_grad",
+            "eve_whole_model_saved",
+            "finn_endless_loop",
+        )
+    }
+    read["ben_float_split_index_tampered"] = _tampered(SAMPLES / "ben_float_split_index.ipynb")
+    read["gus_predictions_deleted"] = build_submission(
+        ASSIGNMENT, _corpus_entry("predictions_deleted")
+    )
+    read["hal_tensor_copy_warning"] = build_submission(
+        ASSIGNMENT, _corpus_entry("valid_tensor_copy_warning")
+    )
+    return read
+
+
+def nbgrader_env(course: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    # nbgrader shells out to alembic, next to this interpreter in the venv.
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PTGRADE_GRADEBOOK_URL"] = f"sqlite:///{course / 'gradebook.db'}"
+    env["PTGRADE_CELL_TIMEOUT"] = str(CELL_TIMEOUT)
+    env["PTGRADE_TIMEOUT"] = str(NOTEBOOK_TIMEOUT)
+    env["MPLBACKEND"] = "Agg"
+    # Stale pointers an instructor's shell may hold: under nbgrader they must be ignored.
+    env["PTGRADE_NOTEBOOK"] = str(SAMPLES / "ada_correct.ipynb")
+    env["JPY_SESSION_NAME"] = str(SAMPLES / "ada_correct.ipynb")
+    for name in ("PTGRADE_SANDBOX", "PTGRADE_SOLUTIONS", "NBGRADER_EXECUTION"):
+        env.pop(name, None)
+    return env
+
+
+def nbgrader(course: Path, *args: str, timings: dict | None = None) -> str:
+    started = time.monotonic()
+    result = subprocess.run(
+        ["nbgrader", *args],
+        cwd=course,
+        env=nbgrader_env(course),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if timings is not None:
+        timings[args[0]] = round(time.monotonic() - started, 1)
+    assert result.returncode == 0, f"nbgrader {' '.join(args)}:\n{result.stdout}{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def ptgrade(*args: str) -> dict:
+    """`ptgrade grade|check NOTEBOOK` with the course's limits, as JSON (in this process)."""
+    from grader.grading import Options, grade
+    from grader.sandbox import Limits
+
+    command, notebook = args
+    limits = Limits(cell_timeout=CELL_TIMEOUT, notebook_timeout=NOTEBOOK_TIMEOUT)
+    return grade(notebook, Options(limits=limits, hidden=command == "grade")).to_dict()
+
+
+@pytest.fixture
+def course(tmp_path) -> Path:
+    course = tmp_path / "course"
+    course.mkdir()
+    shutil.copy(REPO_ROOT / "nbgrader_config.py", course)
+    shutil.copytree(
+        REPO_ROOT / "solutions",
+        course / "solutions",
+        ignore=shutil.ignore_patterns("models", "__pycache__", ".ipynb_checkpoints"),
+    )
+    return course
+
+
+def _recorded_points(course: Path, students) -> dict[str, dict[str, float]]:
+    from nbgrader.api import Gradebook
+
+    points = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        for student in students:
+            notebook = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
+            points[student] = {
+                g.name.removesuffix("_tests"): g.score
+                for g in notebook.grades
+                if g.name.endswith("_tests")
+            }
+    return points
+
+
+def _cell(path: Path, grade_id: str) -> nbformat.NotebookNode:
+    notebook = nbformat.read(path, as_version=4)
+    return notebook.cells[_code_cell_index(notebook, grade_id)]
+
+
+@pytest.mark.slow
+def test_nbgrader_records_the_points_ptgrade_gives(course):
+    timings: dict[str, float] = {}
+    nbgrader(course, "generate_assignment", ASSIGNMENT, timings=timings)
+    submitted = submissions()
+    for student, notebook in submitted.items():
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(notebook, folder / NOTEBOOK)
+
+    # `ptgrade grade` on the same files while nbgrader works (the two never share a process).
+    started = time.monotonic()
+    autograde = subprocess.Popen(
+        ["nbgrader", "autograde", ASSIGNMENT],
+        cwd=course,
+        env=nbgrader_env(course),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    expected = {
+        student: ptgrade("grade", str(course / "submitted" / student / ASSIGNMENT / NOTEBOOK))
+        for student in submitted
+    }
+    log, _ = autograde.communicate(timeout=600)
+    timings["autograde"] = round(time.monotonic() - started, 1)
+    assert autograde.returncode == 0, log
+    nbgrader(course, "generate_feedback", ASSIGNMENT, timings=timings)
+    nbgrader(course, "export", "--to", str(course / "grades.csv"), timings=timings)
+    print(f"nbgrader timings (s), {len(submitted)} submissions: {json.dumps(timings)}")
+
+    # Every section of every submission: nbgrader's points are ptgrade's.
+    recorded = _recorded_points(course, submitted)
+    for student, result in expected.items():
+        wanted = {s["id"]: s["score"] for s in result["sections"]}
+        assert recorded[student] == pytest.approx(wanted, abs=1e-6), student
+    # The samples really are what the comparison needs: full, partial, zero, timeout, deleted.
+    scores = {s: {x["id"]: x["score"] for x in r["sections"]} for s, r in expected.items()}
+    assert expected["ada_correct"]["score"] == 20
+    assert expected["hal_tensor_copy_warning"]["score"] == 20
+    assert scores["cleo_no_zero_grad"]["training_loop"] == 2.5
+    assert 0 < scores["eve_whole_model_saved"]["save_model"] < 1
+    assert scores["ben_float_split_index_tampered"]["split"] == 0
+    assert scores["finn_endless_loop"]["predictions"] == 0
+    assert scores["gus_predictions_deleted"]["predictions"] == 0
+
+    with open(course / "grades.csv", newline="") as handle:
+        exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
+    assert exported == pytest.approx({s: r["score"] for s, r in expected.items()}, abs=1e-6)
+
+    autograded = course / "autograded"
+    # The torch warning went to stderr in the student's cell, and cost nothing.
+    hal = autograded / "hal_tensor_copy_warning" / ASSIGNMENT / NOTEBOOK
+    assert any(o.get("name") == "stderr" for o in _cell(hal, "data").outputs)
+    assert not any(o.get("name") == "stderr" for o in _cell(hal, "data_tests").outputs)
+
+    # Tampered test cells were put back (nbgrader's protection) and the kit's checks ran.
+    ben = autograded / "ben_float_split_index_tampered" / ASSIGNMENT / NOTEBOOK
+    split_tests = _cell(ben, "split_tests")
+    assert 'assert_section("split", hidden=True)' in split_tests.source
+    assert split_tests.outputs[-1].output_type == "error"
+    assert "slice indices must be integers" in "".join(split_tests.outputs[-1].traceback)
+    assert 'assert_section("model", hidden=True)' in _cell(ben, "model_tests").source
+
+    # The partial verdict is in the feedback, with its hint.
+    feedback = course / "feedback" / "cleo_no_zero_grad" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    assert (
+        "Call `optimizer.zero_grad()` every epoch before `loss.backward()`" in feedback.read_text()
+    )
+
+
+def _failed_sections(validate_output: str) -> dict[str, str]:
+    """Section id -> the error nbgrader validate shows for its test cell."""
+    text = ANSI.sub("", validate_output)
+    failed = {}
+    for block in text.split("The following cell failed:")[1:]:
+        section = re.search(r'assert_section\("(\w+)"\)', block).group(1)
+        failed[section] = " ".join(block.split("The error was:", 1)[1].split())
+    return failed
+
+
+@pytest.mark.slow
+def test_nbgrader_validate_gives_the_verdict_of_ptgrade_check(tmp_path):
+    paths = []
+    for name in ("ada_correct", "ben_float_split_index"):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(SAMPLES / f"{name}.ipynb", folder / NOTEBOOK)
+        paths.append(folder / NOTEBOOK)
+    for path in paths:
+        result = subprocess.run(
+            ["nbgrader", "validate", str(path)],
+            cwd=tmp_path,
+            env=nbgrader_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr
+        check = ptgrade("check", str(path))
+        failing = {s["id"]: s for s in check["sections"] if s["score"] < s["max_score"]}
+        shown = _failed_sections(result.stdout)
+        assert shown.keys() == failing.keys(), result.stdout
+        if not failing:
+            assert "Success! Your notebook passes all the tests." in result.stdout
+        for section_id, section in failing.items():
+            for item in section["checks"]:
+                if not item["passed"]:
+                    assert " ".join(item["message"].split()) in shown[section_id]
+                    assert " ".join(item["hint_text"].split()) in shown[section_id]
+    assert "split" in failing  # ben's float split index, in the second notebook
