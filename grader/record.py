@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,9 +208,19 @@ def read_saved_file(workdir: Path, path_text: str) -> SavedFile:
     try:
         loaded = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:  # the pickle may be anything: never execute it, just report
-        return SavedFile(
-            path_text, exists=True, error=f"{type(error).__name__}: {str(error)[:300]}"
-        )
+        return SavedFile(path_text, exists=True, error=_load_error(error))
     if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
         return SavedFile(path_text, exists=True, state_dict=dict(loaded))
     return SavedFile(path_text, exists=True, error=f"it holds a {type(loaded).__name__}")
+
+
+def _load_error(error: Exception) -> str:
+    """Why torch.load refused a file, in one line (the pickle's code is never run)."""
+    text = str(error)
+    if "Weights only load failed" in text:
+        found = re.search(r"unsupported GLOBAL (\S+)", text) or re.search(
+            r"global '?([\w.]+)", text
+        )
+        what = f"`{found.group(1)}`" if found else "an object"
+        return f"its pickle calls {what}, not only tensors; the grader never runs a file's code"
+    return f"{type(error).__name__}: {text[:300]}"

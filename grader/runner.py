@@ -1,22 +1,19 @@
-"""The sandbox's child: execute a notebook's cells in an IPython shell and write the record.
+"""The sandbox's child: run the cells the grader sends in an IPython shell, answer each one.
 
-Started as `python -m grader.runner CONFIG RECORD` by sandbox.py (or forked from a warm worker).
-Nothing here trusts the student's code: the record is rewritten after every cell, so whatever
-kills the process, the parent still has everything up to the cell that did it.
+Forked from the warm worker (warm.py). Nothing here trusts the student's code: each cell's
+outcome, trace events and snapshot go to the grader over the record channel as soon as the cell
+ends, so whatever kills the process, the grader has everything up to the cell that did it.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import signal
 import sys
 import time
 import traceback
 from typing import Any
-
-RECORD_VERSION = 1
 
 
 class CellTimeout(BaseException):
@@ -116,17 +113,21 @@ def _run_cell(shell, source: str, timeout: float) -> dict[str, Any]:
     return outcome
 
 
-def run(config: dict[str, Any], record_path: str) -> None:
-    """Execute every code cell (test cells skipped) and keep the record up to date on disk."""
+def serve(channel, config: dict[str, Any]) -> None:
+    """Answer the grader's requests on `channel` until it says exit.
+
+    The grader decides which cell runs next and takes each answer as it comes, so what a cell
+    does later (overwrite files, patch this module) cannot change what was already recorded.
+    """
     import torch
     from IPython.core.interactiveshell import InteractiveShell
 
+    from grader.channel import receive_request, send_answer
     from grader.snapshot import MISSING, describe
     from grader.trace import Tracer
 
     os.environ["PTGRADE_SANDBOX"] = "1"
     output = CappedText(int(config.get("output_limit", 200_000)))
-    real_stdout, real_stderr = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = output
 
     tracer = Tracer()
@@ -134,21 +135,8 @@ def run(config: dict[str, Any], record_path: str) -> None:
     shell = InteractiveShell.instance(colors="nocolor")
     namespace = shell.user_ns
     probe_inputs = config.get("probe_inputs", [])
-    reference = config.get("reference", {})
-    section_names: dict[str, list[str]] = config["sections"]
-    record: dict[str, Any] = {
-        "version": RECORD_VERSION,
-        "assignment": config["assignment"],
-        "cells": [],
-        "snapshots": {},
-        "final": {},
-        "trace": tracer.events,
-        "trace_truncated": False,
-        "output": "",
-        "finished": False,
-        "torch_version": str(torch.__version__),
-        "cuda_available": bool(torch.cuda.is_available.__wrapped__()),
-    }
+    timeout = float(config.get("cell_timeout", 60))
+    sent = 0
 
     def snapshot(names) -> dict[str, Any]:
         values = {}
@@ -162,55 +150,55 @@ def run(config: dict[str, Any], record_path: str) -> None:
                 values[name] = MISSING
         return values
 
-    def save() -> None:
-        record["output"] = output.getvalue()
-        record["trace_truncated"] = tracer.truncated
-        temporary = record_path + ".tmp"
+    def answer(seq: int, **fields: Any) -> None:
+        nonlocal sent
+        events = tracer.events[sent:]
+        sent = len(tracer.events)
+        fields.update(
+            seq=seq, events=events, trace_truncated=tracer.truncated, output=output.getvalue()
+        )
         with tracer.paused():
-            torch.save(record, temporary)
-        os.replace(temporary, record_path)
+            send_answer(channel, fields)
 
-    save()
-    for cell in config["cells"]:
-        if cell["role"] == "test":
-            continue
-        tracer.cell = cell["index"]
-        tracer.substituted = cell["role"] == "reference"  # standing in for a deleted cell
-        outcome = _run_cell(shell, cell["source"], float(config.get("cell_timeout", 60)))
-        tracer.substituted = False
-        outcome.update(index=cell["index"], grade_id=cell.get("grade_id"), role=cell["role"])
-        outcome["substituted"] = False
-        grade_id = cell.get("grade_id")
-        if cell["role"] == "stub" and outcome["status"] != "ok" and grade_id in reference:
-            tracer.substituted = True
-            fallback = _run_cell(shell, reference[grade_id], float(config.get("cell_timeout", 60)))
+    with tracer.paused():
+        send_answer(
+            channel,
+            {
+                "seq": 0,
+                "torch_version": str(torch.__version__),
+                "cuda_available": bool(torch.cuda.is_available.__wrapped__()),
+            },
+        )
+    while True:
+        request = receive_request(channel)
+        seq = request["seq"]
+        if request["op"] == "run":
+            tracer.cell = request["index"]
+            tracer.substituted = bool(request["substituted"])
+            outcome = _run_cell(shell, request["source"], timeout)
             tracer.substituted = False
-            outcome["substituted"] = True
-            outcome["reference_status"] = fallback["status"]
-        record["cells"].append(outcome)
-        if cell["role"] in ("stub", "reference") and grade_id in section_names:
-            record["snapshots"][grade_id] = snapshot(section_names[grade_id])
-        save()
-
-    tracer.cell = None
-    record["final"] = snapshot(config.get("final_names", []))
-    record["finished"] = True
-    save()
-    sys.stdout, sys.stderr = real_stdout, real_stderr
+            answer(seq, outcome=outcome)
+        elif request["op"] == "snapshot":
+            tracer.cell = None
+            values = _with_alarm(snapshot, request["names"], timeout=timeout)
+            answer(seq, values=values if values is not None else {})
+        else:
+            answer(seq)
+            break
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    config_path, record_path = argv
-    with open(config_path, encoding="utf-8") as handle:
-        config = json.load(handle)
-    os.chdir(config["workdir"])
-    prepare()
-    run(config, record_path)
-    # Skip interpreter teardown: a student's atexit handlers or threads must not hold us here.
-    sys.stdout.flush()
-    os._exit(0)
+def _with_alarm(function, *args, timeout: float):
+    """function(*args), or None when it runs past `timeout` (a student's forward can loop)."""
 
+    def on_alarm(signum, frame):
+        raise CellTimeout()
 
-if __name__ == "__main__":
-    main()
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return function(*args)
+    except CellTimeout:
+        return None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import atexit
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from grader.assignments import DATA_NAMES
+from grader.isolation import Isolation, package_root, plan
 from grader.notebook import Submission
+from grader.session import Session
 from grader.warm import WarmWorker
 
 # Inputs the model's forward is probed with; chosen by the grader, not the notebook.
@@ -41,40 +44,60 @@ class Execution:
     duration: float
 
 
-def build_config(submission: Submission, limits: Limits, reference: dict[str, str], workdir: Path):
-    assignment = submission.assignment
-    # Every snapshot holds the whole contract: the values are small, and a check can then
-    # read any name as it stood right after any graded cell.
-    contract = [n for s in assignment.sections for n in s.names] + list(DATA_NAMES)
-    final_names = list(dict.fromkeys(contract))
-    sections = {s.id: final_names for s in assignment.sections}
+def build_config(limits: Limits) -> dict[str, Any]:
+    """What the child needs before its first cell; cells and reference code come one by one."""
     return {
-        "assignment": assignment.id,
-        "workdir": str(workdir),
-        "cells": cells_to_run(submission, reference),
-        "reference": reference,
-        "sections": sections,
-        "final_names": final_names,
         "probe_inputs": PROBE_INPUTS,
         "cell_timeout": limits.cell_timeout,
         "output_limit": limits.output_chars,
     }
 
 
-_WORKER: WarmWorker | None = None
+def section_names(submission: Submission) -> list[str]:
+    # Every snapshot holds the whole contract: the values are small, and a check can then
+    # read any name as it stood right after any graded cell.
+    contract = [n for s in submission.assignment.sections for n in s.names] + list(DATA_NAMES)
+    return list(dict.fromkeys(contract))
 
 
-def warm_worker() -> WarmWorker:
+class _Pool:
+    """This process's warm worker and the scratch root it may write in, made on first use."""
+
+    worker: WarmWorker | None = None
+    isolation: Isolation | None = None
+    scratch_root: Path | None = None
+
+
+def warm_worker() -> tuple[WarmWorker, Isolation, Path]:
     """This process's warm worker, started on first use (torch imported once, then forked)."""
-    global _WORKER  # one per grading process, like a connection pool of size one
-    if _WORKER is None:
+    if _Pool.worker is None:
+        scratch_root = Path(tempfile.mkdtemp(prefix="ptgrade-worker-"))
+        scratch_root.chmod(0o755)
+        isolation = plan(scratch_root)
+        home = scratch_root / "home"
+        home.mkdir()
         env = dict(os.environ)
-        env.update(MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+        env.update(
+            MPLBACKEND="Agg",
+            PYTHONUNBUFFERED="1",
+            HOME=str(home),
+            MPLCONFIGDIR=str(home / "matplotlib"),
+            TMPDIR=str(home),
+        )
         env.pop("GITHUB_STEP_SUMMARY", None)
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        _WORKER = WarmWorker(env)
-    return _WORKER
+        root = str(package_root())
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        _Pool.worker = WarmWorker(env, isolation.prefix)
+        _Pool.isolation, _Pool.scratch_root = isolation, scratch_root
+        atexit.register(_close_worker)
+    return _Pool.worker, _Pool.isolation, _Pool.scratch_root
+
+
+def _close_worker() -> None:
+    if _Pool.worker is not None:
+        _Pool.worker.close()
+        shutil.rmtree(_Pool.scratch_root, ignore_errors=True)
+    _Pool.worker = _Pool.isolation = _Pool.scratch_root = None
 
 
 def cells_to_run(submission: Submission, reference: dict[str, str]) -> list[dict]:
@@ -106,63 +129,55 @@ def cells_to_run(submission: Submission, reference: dict[str, str]) -> list[dict
     return cells
 
 
-def _read_capped(path: Path, limit: int) -> str:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(limit).decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
 def execute(submission: Submission, limits: Limits, reference: dict[str, str]) -> Execution:
     """Execute the notebook in a scratch copy; every process it started is gone on return."""
-    import torch
-
-    scratch = Path(tempfile.mkdtemp(prefix="ptgrade-"))
-    workdir = scratch / "work"
-    private = scratch / "private"
-    workdir.mkdir()
-    private.mkdir(mode=0o700)
+    worker, isolation, scratch_root = warm_worker()
+    scratch = Path(tempfile.mkdtemp(prefix="submission-", dir=scratch_root))
+    scratch.chmod(0o755)
+    workdir, home = scratch / "work", scratch / "home"
+    for folder in (workdir, home):
+        folder.mkdir()
     shutil.copy2(submission.path, workdir / submission.path.name)
-    config_path = private / "config.json"
-    record_path = private / "record.pt"
-    output_path = private / "output.txt"
-    config = build_config(submission, limits, reference, workdir)
-    config_path.write_text(json.dumps(config), encoding="utf-8")
+    if isolation.sandbox_uid is not None:
+        for path in (workdir, home, workdir / submission.path.name):
+            os.chown(path, isolation.sandbox_uid, isolation.sandbox_uid)
     request = {
-        "config": str(config_path),
-        "record": str(record_path),
-        "output": str(output_path),
+        "config": build_config(limits),
+        "workdir": str(workdir),
+        "home": str(home),
         "memory_mb": limits.memory_mb,
         "cpu": limits.device == "cpu",
+        "uid": isolation.sandbox_uid,
     }
     started = time.monotonic()
-    returncode, timed_out = warm_worker().run(request, limits.notebook_timeout)
+    ours, theirs = socket.socketpair()
+    try:
+        worker.start(request, theirs)
+        theirs.close()
+        deadline = started + limits.notebook_timeout
+        session = Session(ours, limits, deadline, submission.assignment.id)
+        session.run(
+            cells_to_run(submission, reference),
+            reference,
+            set(submission.assignment.section_ids),
+            section_names(submission),
+        )
+    finally:
+        ours.close()
+        theirs.close()
+    returncode = worker.finish(kill=not session.finished)
     duration = time.monotonic() - started
-
-    status, detail = "finished", ""
-    if timed_out:
-        status = "timeout"
-        detail = f"the notebook ran for more than {limits.notebook_timeout:g} s and was stopped"
-    elif returncode != 0:
-        status = "crashed"
+    status, detail = session.status, session.detail
+    if status == "crashed" and not detail:
         detail = _describe_exit(returncode)
-    record = None
-    if record_path.exists():
-        try:
-            record = torch.load(record_path, weights_only=True)
-        except Exception as error:  # a corrupt or forged record is a crash, not our crash
-            status, detail = "crashed", f"its record could not be read ({type(error).__name__})"
-    if record is None and status == "finished":
-        status, detail = "crashed", "the process ended without recording anything"
-    elif record is not None and status == "finished" and not record.get("finished"):
-        status, detail = "crashed", "the process ended before the last cell"
+        if returncode == 0:
+            detail = "the process ended before the last cell"
     return Execution(
-        record=record,
+        record=session.record if session.answered else None,
         status=status,
         detail=detail,
         workdir=workdir,
-        output=_read_capped(output_path, limits.output_chars),
+        output=session.record["output"],
         duration=duration,
     )
 
@@ -183,3 +198,8 @@ def _describe_exit(returncode: int | None) -> str:
 
 def cleanup(execution: Execution) -> None:
     shutil.rmtree(execution.workdir.parent, ignore_errors=True)
+
+
+def isolation() -> Isolation:
+    """The confinement submissions run under in this process (starts the worker)."""
+    return warm_worker()[1]

@@ -1,14 +1,65 @@
-"""The resource limits every submission's process runs under (applied in the child itself)."""
+"""The limits every submission's process runs under (applied in the forked child itself)."""
 
 from __future__ import annotations
 
+import ctypes
+import os
 import resource
 
+# Processes and threads the student's uid may hold (torch's thread pools need a few dozen).
+SANDBOX_PROCESSES = 128
+# Without an unprivileged uid of its own, the child may add this many to its user's count.
+EXTRA_PROCESSES = 256
+# No single file the submission writes may grow past this (a disk-filling loop stops here).
+MAX_FILE_BYTES = 512 * 1024 * 1024
+PR_SET_NO_NEW_PRIVS = 38
 
-def apply_child_limits(memory_mb: int) -> None:
+
+def apply_child_limits(memory_mb: int, sandbox_uid: int | None = None) -> None:
     if memory_mb > 0:
         size = memory_mb * 1024 * 1024
-        # RLIMIT_DATA caps heap and anonymous mappings without counting torch's large
-        # virtual reservations the way RLIMIT_AS would.
+        # RLIMIT_DATA caps heap and anonymous mappings (torch's and numpy's buffers included)
+        # without counting torch's large virtual reservations the way RLIMIT_AS would.
         resource.setrlimit(resource.RLIMIT_DATA, (size, size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
+    # Root ignores RLIMIT_NPROC; an unprivileged uid of its own makes it hold.
+    if sandbox_uid is not None:
+        nproc = SANDBOX_PROCESSES
+    elif os.geteuid() != 0:
+        nproc = _own_processes() + EXTRA_PROCESSES
+    else:
+        nproc = None
+    if nproc is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+def drop_privileges(sandbox_uid: int | None) -> None:
+    """Become `sandbox_uid` for good (when root), and never regain privileges through exec."""
+    if sandbox_uid is not None and os.geteuid() == 0:
+        os.setgroups([])
+        os.setgid(sandbox_uid)
+        os.setuid(sandbox_uid)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _own_processes() -> int:
+    """Threads of this user now (RLIMIT_NPROC counts threads); a rough count is enough."""
+    uid = os.getuid()
+    count = 0
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 1024
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid == uid:
+                count += len(os.listdir(f"/proc/{entry}/task"))
+        except OSError:
+            continue
+    return count

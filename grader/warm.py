@@ -2,70 +2,164 @@
 
 The fixed cost of a submission (starting Python, importing torch and IPython, torch._dynamo's
 first-optimizer import) is paid once here, before any fork. The worker is single-threaded, so
-forking it is safe, and it does nothing but fork, wait and report: the student's code only ever
-runs in the children.
+forking it is safe, and it does nothing but fork, wait, kill and report: the student's code only
+ever runs in the children. It is started inside the confinement `grader.isolation` chose
+(bubblewrap or `unshare`: then it is PID 1 of its own PID namespace, with no network).
 
-Protocol (JSON lines): the parent writes {"config", "record", "output", "memory_mb", "cpu"};
-the worker answers {"pid": N} once the child exists, then {"status": S} when it has ended.
+Control channel (a SOCK_SEQPACKET socket, one JSON message each): the grader sends
+{"op": "run", ...} with the record channel's socket attached, the worker answers {"pid": N} once
+the child exists, then {"status": S} once it has ended and everything it started is gone; the
+grader may send {"op": "kill"} meanwhile. The child talks to the grader only through the record
+channel (see runner.py); it never holds the control channel.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from grader.sandbox_limits import apply_child_limits
+from grader.sandbox_limits import apply_child_limits, drop_privileges
+
+CHANNEL_FD = 3  # where the child finds its record channel
+MAX_MESSAGE = 1 << 20
 
 
-def _child(request: dict) -> None:
+def _child(request: dict, channel: int) -> None:
     """In the forked child: isolate, limit, run the notebook, and never return."""
     code = 1
     try:
         os.setsid()
-        apply_child_limits(request["memory_mb"])
-        null = os.open(os.devnull, os.O_RDONLY)
-        out = os.open(request["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(null, 0)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
+        os.dup2(channel, CHANNEL_FD)
+        os.closerange(CHANNEL_FD + 1, 1 << 16)  # the control channel above all
+        null = os.open(os.devnull, os.O_RDWR)
+        # Raw writes to fd 1 and 2 go nowhere; print() is captured and capped by the runner.
+        for fd in (0, 1) if os.environ.get("PTGRADE_DEBUG") else (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        apply_child_limits(request["memory_mb"], request.get("uid"))
+        drop_privileges(request.get("uid"))
+        home = request["home"]
+        os.environ.update(HOME=home, TMPDIR=home, IPYTHONDIR=os.path.join(home, ".ipython"))
         if request.get("cpu"):
             os.environ["CUDA_VISIBLE_DEVICES"] = ""  # CUDA reads it at its first use
-        with open(request["config"], encoding="utf-8") as handle:
-            config = json.load(handle)
-        os.chdir(config["workdir"])
-        from grader.runner import run
+        os.chdir(request["workdir"])
+        from grader.runner import serve
 
-        run(config, request["record"])
+        serve(socket.socket(fileno=CHANNEL_FD), request["config"])
         code = 0
+    except BaseException:
+        if os.environ.get("PTGRADE_DEBUG"):
+            import traceback
+
+            traceback.print_exc(file=sys.__stderr__)
     finally:
         os._exit(code)
 
 
-def serve() -> None:
+def _sweep(pid: int, uid: int | None) -> None:
+    """Kill whatever the child left behind: its group, and (where we can) everything else."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if os.getpid() == 1:
+        # PID 1 of our own namespace: kill(-1) reaches every other process in it, daemons that
+        # left the session included, and they all are orphans we reap.
+        for _ in range(100):
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if not _reap_all():
+                return
+            time.sleep(0.01)
+    elif uid is not None and os.geteuid() == 0:
+        # No namespace: a helper with the student's uid kills every process of that uid.
+        for _ in range(3):
+            helper = os.fork()
+            if helper == 0:
+                try:
+                    os.setgid(uid)
+                    os.setuid(uid)
+                    os.kill(-1, signal.SIGKILL)
+                finally:
+                    os._exit(0)
+            os.waitpid(helper, 0)
+
+
+def _reap_all() -> bool:
+    """Reap every finished child; True while some are still alive."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+
+
+def _send(control: socket.socket, message: dict) -> None:
+    try:
+        control.send(json.dumps(message).encode())
+    except OSError:  # the grader is gone; the next recv ends the worker
+        pass
+
+
+def _run_one(control: socket.socket, request: dict, channel: int) -> None:
+    pid = os.fork()
+    if pid == 0:
+        control.close()
+        _child(request, channel)
+    os.close(channel)
+    _send(control, {"pid": pid})
+    status = None
+    while status is None:
+        ready, _, _ = select.select([control], [], [], 0.02)
+        if ready:
+            message = control.recv(MAX_MESSAGE)
+            if not message or json.loads(message).get("op") == "kill":
+                os.kill(pid, signal.SIGKILL)
+        try:
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if done:
+            status = os.waitstatus_to_exitcode(wait_status)
+    _sweep(pid, request.get("uid"))
+    _send(control, {"status": status})
+
+
+def serve(control_fd: int) -> None:
     from grader.runner import prepare
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    control = socket.socket(fileno=control_fd)
     prepare()
     os.environ["PTGRADE_SANDBOX"] = "1"
-    print(json.dumps({"ready": True}), flush=True)
-    for line in sys.stdin:
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            _child(request)
-        print(json.dumps({"pid": pid}), flush=True)
-        _, status = os.waitpid(pid, 0)
-        print(json.dumps({"status": os.waitstatus_to_exitcode(status)}), flush=True)
+    _send(control, {"ready": True, "pid": os.getpid()})
+    while True:
+        message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, 1)
+        if not message:
+            return
+        request = json.loads(message)
+        if request.get("op") != "run" or not fds:
+            for fd in fds:
+                os.close(fd)
+            continue
+        _run_one(control, request, fds[0])
 
 
 def _die_with_parent() -> None:
-    """Linux: the worker is killed when the grader that started it goes away."""
+    """Linux: the worker is killed when the grader (or bwrap/unshare) above it goes away."""
     try:
         import ctypes
 
@@ -78,59 +172,82 @@ def _die_with_parent() -> None:
 class WarmWorker:
     """The grader's handle on one warm worker process; restarted if it ever dies."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], prefix: tuple[str, ...] = ()) -> None:
         self._env = env
+        self._prefix = prefix
         self._process: subprocess.Popen | None = None
+        self._control: socket.socket | None = None
 
-    def _start(self) -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "grader.warm"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=self._env,
-            text=True,
-            bufsize=1,
+    def _start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        command = [*self._prefix, sys.executable, "-m", "grader.warm", str(theirs.fileno())]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, env=self._env, pass_fds=(theirs.fileno(),)
         )
-        ready = process.stdout.readline()
-        if not ready:
-            raise RuntimeError("the warm worker did not start")
-        return process
+        theirs.close()
+        self._control = ours
+        ready = self._receive(120)
+        if not ready or not ready.get("ready"):
+            self.close()
+            raise RuntimeError(f"the warm worker did not start ({' '.join(command[:3])} ...)")
 
-    def _alive(self) -> subprocess.Popen:
+    def _receive(self, timeout: float | None) -> dict | None:
+        ready, _, _ = select.select([self._control], [], [], timeout)
+        if not ready:
+            return None
+        try:
+            message = self._control.recv(MAX_MESSAGE)
+        except OSError:
+            return None
+        return json.loads(message) if message else None
+
+    def start(self, request: dict, channel: socket.socket) -> None:
+        """Fork a child for `request`; it gets `channel` (the grader keeps the other end)."""
         if self._process is None or self._process.poll() is not None:
-            self._process = self._start()
-        return self._process
+            self._start()
+        message = json.dumps({"op": "run", **request}).encode()
+        socket.send_fds(self._control, [message], [channel.fileno()])
+        started = self._receive(60)
+        if not started or "pid" not in started:
+            self._abandon()
+            raise RuntimeError("the warm worker did not fork a child")
 
-    def run(self, request: dict, timeout: float) -> tuple[int | None, bool]:
-        """Run one child; return (exit status, timed_out). Kills its process group at the end."""
-        process = self._alive()
-        process.stdin.write(json.dumps(request) + "\n")
-        process.stdin.flush()
-        pid = json.loads(process.stdout.readline())["pid"]
-        timed_out = False
-        ready, _, _ = select.select([process.stdout], [], [], timeout)
-        if not ready:
-            timed_out = True
-            _kill_group(pid)
-        line = process.stdout.readline()
-        _kill_group(pid)  # grandchildren the submission left behind
-        status = json.loads(line)["status"] if line else None
-        return status, timed_out
+    def finish(self, kill: bool, timeout: float = 30) -> int | None:
+        """The child's exit status once it and all it started are gone (killing it if asked)."""
+        if self._control is None:
+            return None
+        if kill:
+            try:
+                self._control.send(json.dumps({"op": "kill"}).encode())
+            except OSError:
+                pass
+        answer = self._receive(timeout)
+        if answer is None or "status" not in answer:
+            self._abandon()  # a worker that does not answer is killed with all it holds
+            return None
+        return answer["status"]
+
+    def _abandon(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self.close()
 
     def close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.stdin.close()
-            self._process.wait(timeout=10)
+        if self._control is not None:
+            self._control.close()  # the worker reads EOF and exits
+            self._control = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
         self._process = None
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    serve()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("control_fd", type=int)
+    serve(parser.parse_args().control_fd)

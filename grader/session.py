@@ -1,0 +1,150 @@
+"""The grader's side of the record channel: send each cell, take its answer, build the record.
+
+The record is assembled here, in the grader, from answers taken as each cell ends. A cell can
+therefore neither rewrite what earlier cells recorded nor replace the record with a file; an
+answer that is late, malformed or out of turn ends the run (the process is killed), and the
+sections before it keep their verdicts.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from grader.channel import ChannelError, ChannelTimeout, receive_answer, send_request
+
+RECORD_VERSION = 1
+GRACE = 3.0  # seconds past a cell's limit before the grader stops waiting for the process
+START_TIMEOUT = 60.0
+CELL_STATUSES = ("ok", "error", "timeout")
+
+
+class Session:
+    def __init__(self, channel, limits, deadline: float, assignment: str) -> None:
+        self._channel = channel
+        self._limits = limits
+        self._deadline = deadline
+        self._seq = 0
+        self.answered = False
+        self.finished = False
+        self.status = "finished"
+        self.detail = ""
+        self.record: dict[str, Any] = {
+            "version": RECORD_VERSION,
+            "assignment": assignment,
+            "cells": [],
+            "snapshots": {},
+            "final": {},
+            "trace": [],
+            "trace_truncated": False,
+            "output": "",
+            "finished": False,
+            "torch_version": "",
+            "cuda_available": False,
+        }
+
+    # -- one request, one answer ----------------------------------------------------------
+    def _ask(self, request: dict[str, Any] | None, wait: float) -> dict[str, Any]:
+        if request is not None:
+            self._seq += 1
+            send_request(self._channel, {**request, "seq": self._seq})
+        deadline = min(time.monotonic() + wait, self._deadline)
+        answer = receive_answer(self._channel, deadline)
+        if answer.get("seq") != self._seq:
+            raise ChannelError("an answer came out of turn")
+        self.answered = True
+        events = answer.get("events", [])
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise ChannelError("the trace is malformed")
+        self.record["trace"].extend(events)
+        self.record["trace_truncated"] = bool(answer.get("trace_truncated"))
+        if isinstance(answer.get("output"), str):
+            self.record["output"] = answer["output"][: self._limits.output_chars + 200]
+        return answer
+
+    def _run(self, index: int, source: str, substituted: bool) -> dict[str, Any]:
+        request = {"op": "run", "index": index, "source": source, "substituted": substituted}
+        answer = self._ask(request, self._limits.cell_timeout + GRACE)
+        return _checked_outcome(answer.get("outcome"))
+
+    def _snapshot(self, names: list[str]) -> dict[str, Any]:
+        answer = self._ask({"op": "snapshot", "names": names}, self._limits.cell_timeout + GRACE)
+        values = answer.get("values")
+        values = values if isinstance(values, dict) else {}
+        return {
+            name: values[name]
+            if isinstance(values.get(name), dict) and "kind" in values[name]
+            else {"kind": "unreadable", "error": "the grader could not read it in time"}
+            for name in names
+        }
+
+    # -- the notebook ---------------------------------------------------------------------
+    def run(
+        self, cells: list[dict], reference: dict[str, str], sections: set[str], names: list[str]
+    ) -> None:
+        """Run `cells` in order, snapshotting `names` after each cell of `sections`; on any
+        failure, set status and detail and stop."""
+        try:
+            hello = self._ask(None, START_TIMEOUT)
+            self.record["torch_version"] = str(hello.get("torch_version", ""))[:50]
+            self.record["cuda_available"] = hello.get("cuda_available") is True
+            for cell in cells:
+                if cell["role"] == "test":
+                    continue
+                self._cell(cell, reference, sections, names)
+            self.record["final"] = self._snapshot(names)
+            self._ask({"op": "exit"}, START_TIMEOUT)
+            self.record["finished"] = self.finished = True
+        except ChannelTimeout:
+            self.status = "timeout"
+            if time.monotonic() >= self._deadline:
+                self.detail = (
+                    f"the notebook ran for more than {self._limits.notebook_timeout:g} s "
+                    "and was stopped"
+                )
+            else:
+                self.detail = (
+                    f"a cell ran past its {self._limits.cell_timeout:g} s limit and did not "
+                    "stop, so the notebook was stopped"
+                )
+        except ChannelError as error:
+            self.status = "crashed"
+            if "closed" not in str(error):  # the process died: the worker says how
+                self.detail = f"its record could not be read ({error})"
+
+    def _cell(self, cell: dict, reference: dict[str, str], sections, names) -> None:
+        grade_id = cell.get("grade_id")
+        outcome = self._run(cell["index"], cell["source"], cell["role"] == "reference")
+        outcome.update(index=cell["index"], grade_id=grade_id, role=cell["role"])
+        outcome["substituted"] = False
+        try:
+            if cell["role"] == "stub" and outcome["status"] != "ok" and grade_id in reference:
+                fallback = self._run(cell["index"], reference[grade_id], True)
+                outcome["substituted"] = True
+                outcome["reference_status"] = fallback["status"]
+        finally:
+            self.record["cells"].append(outcome)
+        if cell["role"] in ("stub", "reference") and grade_id in sections:
+            self.record["snapshots"][grade_id] = self._snapshot(names)
+
+
+def _checked_outcome(outcome: Any) -> dict[str, Any]:
+    """A cell's outcome as the grader keeps it: known fields of known types only."""
+    if not isinstance(outcome, dict) or outcome.get("status") not in CELL_STATUSES:
+        raise ChannelError("a cell's outcome is malformed")
+    error = outcome.get("error")
+    checked_error = None
+    if isinstance(error, dict):
+        line_number = error.get("line_number")
+        checked_error = {
+            "ename": str(error.get("ename", ""))[:100],
+            "evalue": str(error.get("evalue", ""))[:500],
+            "line_number": line_number if isinstance(line_number, int) else None,
+            "line": str(error["line"])[:500] if error.get("line") is not None else None,
+        }
+    duration = outcome.get("duration")
+    return {
+        "status": outcome["status"],
+        "duration": float(duration) if isinstance(duration, (int, float)) else 0.0,
+        "error": checked_error,
+    }

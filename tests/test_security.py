@@ -1,0 +1,430 @@
+"""Each guarantee of the README's Security section, attacked by a submission that tries to break it.
+
+The hostile submissions live in tests/submissions/adversarial.toml with their expected verdicts;
+the attacks that need a value only known here (a port, a path) are built in this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.grading import Options, grade
+from grader.isolation import plan
+from grader.notebook import load_submission
+from grader.sandbox import Limits, cleanup, execute, isolation
+from grader.session import GRACE
+from tests.submissions.build import build_submission, load_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "01_pytorch_workflow_exercises"
+LIMITS = Limits(cell_timeout=5, notebook_timeout=40, memory_mb=1024)
+ADVERSARIAL = load_corpus("adversarial")
+PICKLE_MARKER = Path("/tmp/ptgrade-pickle-marker")
+
+
+def verdicts(result) -> dict[str, set[str]]:
+    return {
+        section.id: {check.hint for check in section.checks if not check.passed}
+        for section in result.sections
+        if not section.passed
+    }
+
+
+def write_submission(folder: Path, entry: dict, name: str = ASSIGNMENT) -> Path:
+    notebook = folder / f"{name}.ipynb"
+    nbformat.write(build_submission(ASSIGNMENT, entry), notebook)
+    return notebook
+
+
+def run_cell_code(tmp_path: Path, code: str) -> dict:
+    """Execute the reference notebook with `code` as its data cell's first lines; return what
+    the code printed as JSON on its last line of output starting with RESULT."""
+    entry = {
+        "name": "probe",
+        "changes": [{"cell": "data", "old": "weight = 0.3\n", "new": code + "\nweight = 0.3\n"}],
+    }
+    submission = load_submission(write_submission(tmp_path, entry))
+    execution = execute(submission, LIMITS, {})
+    try:
+        lines = [ln for ln in execution.output.splitlines() if ln.startswith("RESULT ")]
+        assert lines, f"the probe printed nothing: {execution.status} {execution.output[-500:]}"
+        return json.loads(lines[-1][len("RESULT ") :])
+    finally:
+        cleanup(execution)
+
+
+def processes_named(name: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/comm").read_text().strip() == name:
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def processes_of_uid(uid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# The adversarial corpus: every hostile submission gets exactly its expected verdict
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", ADVERSARIAL, ids=[e["name"] for e in ADVERSARIAL])
+def test_hostile_submission_gets_its_expected_verdict(entry, tmp_path):
+    if entry.get("needs") == "files" and not isolation().files_confined:
+        pytest.skip("needs bubblewrap: without it the submission can read the repository")
+    PICKLE_MARKER.unlink(missing_ok=True)
+    started = time.monotonic()
+    result = grade(write_submission(tmp_path, entry), Options(limits=LIMITS))
+    elapsed = time.monotonic() - started
+    expected, found = entry.get("expect", {}), verdicts(result)
+    assert result.execution["status"] == entry["status"], result.execution
+    assert set(found) == set(expected), f"failed {found}, expected {expected}"
+    for section, hint in expected.items():
+        assert hint in found[section], f"{section}: {found[section]}, expected {hint}"
+    # Time: the grader answers within the notebook limit plus a few seconds, whatever happens.
+    assert elapsed < LIMITS.notebook_timeout + 10
+    # Pickles: the payload in a saved model never ran in the grader.
+    assert not PICKLE_MARKER.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Time
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_loop_that_catches_the_timeout_is_stopped_at_the_cell_limit(tmp_path):
+    entry = next(e for e in ADVERSARIAL if e["name"] == "loop_catches_the_timeout")
+    started = time.monotonic()
+    result = grade(write_submission(tmp_path, entry), Options(limits=LIMITS))
+    assert time.monotonic() - started < LIMITS.cell_timeout + GRACE + 8
+    assert "did not stop" in result.execution["detail"]
+
+
+def test_the_notebook_timeout_stops_a_slow_notebook(tmp_path):
+    limits = Limits(cell_timeout=3, notebook_timeout=4, memory_mb=2048)
+    # Each cell stays under its own limit; together they pass the notebook's.
+    sleep = "import time\ntime.sleep(2)\n"
+    changes = [
+        {"cell": "data", "old": "weight = 0.3\n", "new": sleep + "weight = 0.3\n"},
+        {"cell": "split", "old": "train_split = ", "new": sleep + "train_split = "},
+        {
+            "cell": "model",
+            "old": "torch.manual_seed(42)\n",
+            "new": sleep + "torch.manual_seed(42)\n",
+        },
+    ]
+    entry = {"name": "slow", "changes": changes}
+    started = time.monotonic()
+    result = grade(write_submission(tmp_path, entry), Options(limits=limits))
+    assert time.monotonic() - started < limits.notebook_timeout + 8
+    assert result.execution["status"] == "timeout"
+    assert "notebook ran for more than 4 s" in result.execution["detail"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory
+# ---------------------------------------------------------------------------------------------
+
+
+def test_allocations_stop_at_the_memory_cap(tmp_path):
+    code = """
+import numpy as np
+found = {}
+for name, make in (
+    ("torch", lambda: torch.ones(2**28)),  # 1 GiB
+    ("numpy", lambda: np.ones(2**27)),  # 1 GiB
+    ("bytes", lambda: bytearray(2**30)),
+):
+    try:
+        make()
+        found[name] = "allocated"
+    except (MemoryError, RuntimeError) as error:
+        found[name] = type(error).__name__
+print("RESULT " + __import__("json").dumps(found))
+"""
+    entry = {"name": "alloc", "changes": [{"cell": "data", "old": "weight = 0.3\n", "new": code}]}
+    submission = load_submission(write_submission(tmp_path, entry))
+    execution = execute(submission, Limits(cell_timeout=10, memory_mb=768), {})
+    try:
+        line = [ln for ln in execution.output.splitlines() if ln.startswith("RESULT ")][-1]
+    finally:
+        cleanup(execution)
+    assert json.loads(line[len("RESULT ") :]) == {
+        "torch": "RuntimeError",
+        "numpy": "MemoryError",
+        "bytes": "MemoryError",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_daemons_are_gone_when_grading_ends(tmp_path):
+    entry = next(e for e in ADVERSARIAL if e["name"] == "daemon")
+    result = grade(write_submission(tmp_path, entry), Options(limits=LIMITS))
+    assert result.score == result.max_score
+    assert processes_named("ptgrade-daemon") == []
+
+
+def test_a_fork_bomb_is_held_by_the_process_limit(tmp_path):
+    confinement = isolation()
+    if confinement.sandbox_uid is None and os.geteuid() == 0:
+        pytest.skip("root without an unprivileged uid for the student: no process limit holds")
+    found = run_cell_code(
+        tmp_path,
+        """
+import os, time, json
+children = []
+for _ in range(5000):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    children.append(pid)
+print("RESULT " + json.dumps({"forked": len(children)}))
+""",
+    )
+    assert 0 < found["forked"] < 600
+    if confinement.sandbox_uid is not None:
+        assert processes_of_uid(confinement.sandbox_uid) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_submission_cannot_reach_a_local_server(tmp_path):
+    if not isolation().network_cut:
+        pytest.skip("no network namespace here: the submission keeps the machine's network")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    accepted = []
+    server.settimeout(20)
+    thread = threading.Thread(target=lambda: accepted.append(_accept(server)), daemon=True)
+    thread.start()
+    found = run_cell_code(
+        tmp_path,
+        f"""
+import socket, json
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=2).close()
+    outcome = "connected"
+except OSError as error:
+    outcome = type(error).__name__
+print("RESULT " + json.dumps({{"outcome": outcome}}))
+""",
+    )
+    # Our own connection shows the server was listening all along.
+    socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    thread.join(10)
+    server.close()
+    assert found["outcome"] != "connected"
+    assert accepted == ["connected"]  # only ours
+
+
+def _accept(server: socket.socket) -> str:
+    try:
+        connection, _ = server.accept()
+        connection.close()
+        return "connected"
+    except OSError:
+        return "none"
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+FILE_PROBE = """
+import json, os
+found = {}
+for name, path in READS.items():
+    try:
+        open(path, "rb").read(10)
+        found[name] = "read"
+    except OSError as error:
+        found[name] = type(error).__name__
+for name, path in WRITES.items():
+    try:
+        open(path, "w").write("x")
+        found[name] = "written"
+    except OSError as error:
+        found[name] = type(error).__name__
+open("mine.txt", "w").write("mine")
+found["own_folder"] = open("mine.txt").read()
+print("RESULT " + json.dumps(found))
+"""
+
+
+def test_the_submission_stays_in_its_folder(tmp_path):
+    other = tmp_path / "other_student"
+    other.mkdir()
+    (other / "notebook.ipynb").write_text("{}")
+    reads = {
+        "solutions": str(ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"),
+        "hidden_checks": str(ROOT / "solutions" / "checks" / "test_training_hidden.py"),
+        "reference_model": str(ROOT / "reference_models" / f"{ASSIGNMENT}.pth"),
+        "other_student": str(other / "notebook.ipynb"),
+    }
+    writes = {
+        "repository": str(ROOT / "ptgrade-written-by-a-submission"),
+        "other_student": str(other / "forged.ipynb"),
+        "parent_folder": "../escaped.txt",
+        "tmp": "/tmp/ptgrade-written-by-a-submission",
+    }
+    code = f"READS = {reads!r}\nWRITES = {writes!r}\n" + FILE_PROBE
+    try:
+        found = run_cell_code(tmp_path, code)
+    finally:
+        for path in (ROOT / "ptgrade-written-by-a-submission", Path(writes["tmp"])):
+            if path.exists():
+                path.unlink()
+    assert found["own_folder"] == "mine"
+    confinement = isolation()
+    if confinement.files_confined:
+        assert {k: found[k] for k in reads} == dict.fromkeys(reads, "FileNotFoundError")
+    if confinement.files_confined or confinement.sandbox_uid is not None:
+        for name in writes:
+            assert found[name] in ("PermissionError", "FileNotFoundError", "OSError"), name
+    assert not (other / "forged.ipynb").exists() or confinement.sandbox_uid is None
+
+
+# ---------------------------------------------------------------------------------------------
+# The record channel
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_forged_answer_on_the_channel_ends_the_run(tmp_path):
+    code = """
+from grader.channel import send_answer
+import socket
+forged = {"seq": 2, "outcome": {"status": "ok", "duration": 0.0, "error": None}, "events": []}
+send_answer(socket.socket(fileno=3), forged)
+"""
+    entry = {"name": "forge", "changes": [{"cell": "data", "old": "weight = 0.3\n", "new": code}]}
+    result = grade(write_submission(tmp_path, entry), Options(limits=LIMITS))
+    assert result.execution["status"] == "crashed"
+    assert "out of turn" in result.execution["detail"]
+    assert result.score == 0 or all(s.id in ("device",) or not s.passed for s in result.sections)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fallbacks: what each confinement claims, here
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["bwrap", "unshare", "none"])
+def test_each_confinement_says_what_it_protects(kind, tmp_path):
+    confinement = plan(tmp_path, kind)
+    if confinement.kind != kind:
+        pytest.skip(f"{kind} does not work on this machine")
+    assert confinement.files_confined == (kind == "bwrap")
+    assert confinement.network_cut == confinement.pid_namespace == (kind != "none")
+
+
+# ---------------------------------------------------------------------------------------------
+# A batch with a hostile tenth grades everyone else exactly as alone
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_hostile_tenth_does_not_change_the_others_results(tmp_path):
+    corpus = {e["name"]: e for e in load_corpus(ASSIGNMENT)}
+    names = [
+        "reference",
+        "valid_no_grad",
+        "valid_other_names",
+        "valid_train_function",
+        *[n for n in corpus if not n.startswith("valid") and n != "reference"][:5],
+    ]
+    hostile = {
+        "name": "hostile",
+        "changes": [
+            {
+                "cell": "predictions",
+                "source": (
+                    "import os, time\n"
+                    "if os.fork() == 0:\n"
+                    "    os.setsid()\n"
+                    "    while True:\n"
+                    "        try:\n"
+                    "            os.fork()\n"
+                    "        except OSError:\n"
+                    "            time.sleep(0.05)\n"
+                    "open('/dev/null', 'w').write('x' * 10**8)\n"
+                    "print('x' * 10**7)\n"
+                    "while True:\n"
+                    "    try:\n"
+                    "        while True:\n"
+                    "            pass\n"
+                    "    except BaseException:\n"
+                    "        pass\n"
+                ),
+            }
+        ],
+    }
+    folder = tmp_path / "submitted"
+    folder.mkdir()
+    for name in names:
+        write_submission(folder, corpus[name], name=name)
+    write_submission(folder, hostile, name="hostile")
+    limits = ["--cell-timeout", "3", "--timeout", "20", "--memory-mb", "2048"]
+    output = tmp_path / "grades"
+    done = subprocess.run(
+        [sys.executable, "-m", "grader.cli", "batch", str(folder), "--output", str(output)]
+        + ["--jobs", "2", *limits],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    alone_limits = Limits(cell_timeout=3, notebook_timeout=20, memory_mb=2048)
+    for name in names:
+        batch = json.loads((output / "results" / f"{name}.json").read_text())
+        alone = grade(folder / f"{name}.ipynb", Options(limits=alone_limits)).to_dict()
+        assert _verdict_view(batch) == _verdict_view(alone), name
+    hostile_result = json.loads((output / "results" / "hostile.json").read_text())
+    assert hostile_result["execution"]["status"] == "timeout"
+
+
+def _verdict_view(result: dict) -> dict:
+    return {
+        "score": result["score"],
+        "sections": [
+            (s["id"], s["score"], [(c["id"], c["passed"], c["message"]) for c in s["checks"]])
+            for s in result["sections"]
+        ],
+    }
