@@ -89,6 +89,7 @@ def grade_one(notebook: str, limits: Limits) -> dict:
     from grader.notebook import UnusableNotebook
     from grader.reports import html
 
+    started = time.monotonic()
     try:
         result = grade(notebook, Options(limits=limits))
     except UnusableNotebook as error:
@@ -99,6 +100,7 @@ def grade_one(notebook: str, limits: Limits) -> dict:
     finished = result.execution.get("status") == "finished"
     data["status"] = "graded" if finished else result.execution.get("status", "crashed")
     data["feedback_html"] = html.render(result)
+    data["grading_seconds"] = round(time.monotonic() - started, 3)  # in this worker, end to end
     return data
 
 
