@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import multiprocessing.util
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ from typing import Any
 from grader.assignments import DATA_NAMES
 from grader.isolation import Isolation, package_root, plan
 from grader.notebook import Submission
+from grader.sandbox_limits import process_limit
 from grader.session import Session
 from grader.warm import WarmWorker
 
@@ -60,17 +62,28 @@ def section_names(submission: Submission) -> list[str]:
     return list(dict.fromkeys(contract))
 
 
+@dataclass(frozen=True)
 class _Pool:
-    """This process's warm worker and the scratch root it may write in, made on first use."""
+    """One process's warm worker, its confinement and the scratch root it may write in."""
 
-    worker: WarmWorker | None = None
-    isolation: Isolation | None = None
-    scratch_root: Path | None = None
+    owner: int  # the pid that started it: a forked grader must start its own
+    worker: WarmWorker
+    isolation: Isolation
+    scratch_root: Path
+
+    def close(self) -> None:
+        if os.getpid() == self.owner:
+            self.worker.close()
+            shutil.rmtree(self.scratch_root, ignore_errors=True)
 
 
-def warm_worker() -> tuple[WarmWorker, Isolation, Path]:
+_POOL: _Pool | None = None
+
+
+def warm_worker() -> _Pool:
     """This process's warm worker, started on first use (torch imported once, then forked)."""
-    if _Pool.worker is None:
+    global _POOL  # one per grading process, like a connection pool of size one
+    if _POOL is None or _POOL.owner != os.getpid():
         scratch_root = Path(tempfile.mkdtemp(prefix="ptgrade-worker-"))
         scratch_root.chmod(0o755)
         isolation = plan(scratch_root)
@@ -87,17 +100,12 @@ def warm_worker() -> tuple[WarmWorker, Isolation, Path]:
         env.pop("GITHUB_STEP_SUMMARY", None)
         root = str(package_root())
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        _Pool.worker = WarmWorker(env, isolation.prefix)
-        _Pool.isolation, _Pool.scratch_root = isolation, scratch_root
-        atexit.register(_close_worker)
-    return _Pool.worker, _Pool.isolation, _Pool.scratch_root
-
-
-def _close_worker() -> None:
-    if _Pool.worker is not None:
-        _Pool.worker.close()
-        shutil.rmtree(_Pool.scratch_root, ignore_errors=True)
-    _Pool.worker = _Pool.isolation = _Pool.scratch_root = None
+        pool = _Pool(os.getpid(), WarmWorker(env, isolation.prefix), isolation, scratch_root)
+        atexit.register(pool.close)
+        # Pool workers (ptgrade batch) leave through os._exit, which skips atexit.
+        multiprocessing.util.Finalize(None, pool.close, exitpriority=10)
+        _POOL = pool
+    return _POOL
 
 
 def cells_to_run(submission: Submission, reference: dict[str, str]) -> list[dict]:
@@ -131,8 +139,9 @@ def cells_to_run(submission: Submission, reference: dict[str, str]) -> list[dict
 
 def execute(submission: Submission, limits: Limits, reference: dict[str, str]) -> Execution:
     """Execute the notebook in a scratch copy; every process it started is gone on return."""
-    worker, isolation, scratch_root = warm_worker()
-    scratch = Path(tempfile.mkdtemp(prefix="submission-", dir=scratch_root))
+    pool = warm_worker()
+    worker, isolation = pool.worker, pool.isolation
+    scratch = Path(tempfile.mkdtemp(prefix="submission-", dir=pool.scratch_root))
     scratch.chmod(0o755)
     workdir, home = scratch / "work", scratch / "home"
     for folder in (workdir, home):
@@ -148,6 +157,7 @@ def execute(submission: Submission, limits: Limits, reference: dict[str, str]) -
         "memory_mb": limits.memory_mb,
         "cpu": limits.device == "cpu",
         "uid": isolation.sandbox_uid,
+        "nproc": process_limit(isolation.sandbox_uid),
     }
     started = time.monotonic()
     ours, theirs = socket.socketpair()
@@ -202,4 +212,4 @@ def cleanup(execution: Execution) -> None:
 
 def isolation() -> Isolation:
     """The confinement submissions run under in this process (starts the worker)."""
-    return warm_worker()[1]
+    return warm_worker().isolation

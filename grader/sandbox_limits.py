@@ -15,7 +15,17 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 PR_SET_NO_NEW_PRIVS = 38
 
 
-def apply_child_limits(memory_mb: int, sandbox_uid: int | None = None) -> None:
+def process_limit(sandbox_uid: int | None) -> int | None:
+    """RLIMIT_NPROC for the child, decided by the grader (outside any user namespace, where
+    root is root): root ignores the limit, so only an unprivileged uid makes it hold."""
+    if sandbox_uid is not None:
+        return SANDBOX_PROCESSES
+    if os.geteuid() != 0:
+        return _own_processes() + EXTRA_PROCESSES
+    return None
+
+
+def apply_child_limits(memory_mb: int, nproc: int | None = None) -> None:
     if memory_mb > 0:
         size = memory_mb * 1024 * 1024
         # RLIMIT_DATA caps heap and anonymous mappings (torch's and numpy's buffers included)
@@ -23,13 +33,6 @@ def apply_child_limits(memory_mb: int, sandbox_uid: int | None = None) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (size, size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
-    # Root ignores RLIMIT_NPROC; an unprivileged uid of its own makes it hold.
-    if sandbox_uid is not None:
-        nproc = SANDBOX_PROCESSES
-    elif os.geteuid() != 0:
-        nproc = _own_processes() + EXTRA_PROCESSES
-    else:
-        nproc = None
     if nproc is not None:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 

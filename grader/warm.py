@@ -30,6 +30,7 @@ from grader.sandbox_limits import apply_child_limits, drop_privileges
 
 CHANNEL_FD = 3  # where the child finds its record channel
 MAX_MESSAGE = 1 << 20
+SWEEP_SECONDS = 30.0  # SIGKILLed processes exit at once; a loaded machine may take a while
 
 
 def _child(request: dict, channel: int) -> None:
@@ -44,7 +45,7 @@ def _child(request: dict, channel: int) -> None:
         for fd in (0, 1) if os.environ.get("PTGRADE_DEBUG") else (0, 1, 2):
             os.dup2(null, fd)
         os.close(null)
-        apply_child_limits(request["memory_mb"], request.get("uid"))
+        apply_child_limits(request["memory_mb"], request.get("nproc"))
         drop_privileges(request.get("uid"))
         home = request["home"]
         os.environ.update(HOME=home, TMPDIR=home, IPYTHONDIR=os.path.join(home, ".ipython"))
@@ -73,7 +74,8 @@ def _sweep(pid: int, uid: int | None) -> None:
     if os.getpid() == 1:
         # PID 1 of our own namespace: kill(-1) reaches every other process in it, daemons that
         # left the session included, and they all are orphans we reap.
-        for _ in range(100):
+        deadline = time.monotonic() + SWEEP_SECONDS
+        while time.monotonic() < deadline:
             try:
                 os.kill(-1, signal.SIGKILL)
             except ProcessLookupError:
