@@ -4,6 +4,8 @@ import math
 import os
 import tempfile
 
+from grader.nbgrader_support import autograde_steps, validate_steps
+
 c = get_config()  # noqa: F821 (injected by nbgrader's config loader)
 
 # nbgrader defines __file__ while it reads this file; an absolute root keeps it quiet.
@@ -46,3 +48,8 @@ c.Execute.timeout_func = cell_timeout
 
 # A deleted test cell is put back, so that the kit still grades its section.
 c.OverwriteCells.add_missing_cells = True
+
+# Only the kit's verdict counts in its test cells: stray stderr there (a late warning from the
+# student's previous cell) does not zero them. See grader/nbgrader_support.py.
+c.Autograde.autograde_preprocessors = autograde_steps()
+c.Validator.preprocessors = validate_steps()
