@@ -105,6 +105,7 @@ def warm_worker() -> _Pool:
         # Pool workers (ptgrade batch) leave through os._exit, which skips atexit.
         multiprocessing.util.Finalize(None, pool.close, exitpriority=10)
         _POOL = pool
+        pool.worker.ensure_running()
     return _POOL
 
 

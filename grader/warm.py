@@ -203,10 +203,14 @@ class WarmWorker:
             return None
         return json.loads(message) if message else None
 
-    def start(self, request: dict, channel: socket.socket) -> None:
-        """Fork a child for `request`; it gets `channel` (the grader keeps the other end)."""
+    def ensure_running(self) -> None:
+        """Start the worker (import torch there) unless it is already up."""
         if self._process is None or self._process.poll() is not None:
             self._start()
+
+    def start(self, request: dict, channel: socket.socket) -> None:
+        """Fork a child for `request`; it gets `channel` (the grader keeps the other end)."""
+        self.ensure_running()
         message = json.dumps({"op": "run", **request}).encode()
         socket.send_fds(self._control, [message], [channel.fileno()])
         started = self._receive(60)
