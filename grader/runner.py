@@ -130,6 +130,12 @@ def serve(channel, config: dict[str, Any]) -> None:
     output = CappedText(int(config.get("output_limit", 200_000)))
     sys.stdout = sys.stderr = output
 
+    # A simulated GPU goes in first, so the tracer records what the student's code sees.
+    simulated_gpu = bool(config.get("simulate_gpu")) and not torch.cuda.is_available()
+    if simulated_gpu:
+        from grader.simulated_gpu import SimulatedGPU
+
+        SimulatedGPU().install()
     tracer = Tracer()
     tracer.install()
     shell = InteractiveShell.instance(colors="nocolor")
@@ -166,7 +172,8 @@ def serve(channel, config: dict[str, Any]) -> None:
             {
                 "seq": 0,
                 "torch_version": str(torch.__version__),
-                "cuda_available": bool(torch.cuda.is_available.__wrapped__()),
+                "cuda_available": bool(torch.cuda.is_available.__wrapped__()) and not simulated_gpu,
+                "simulated_gpu": simulated_gpu,
             },
         )
     while True:

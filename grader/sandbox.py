@@ -32,6 +32,9 @@ class Limits:
     memory_mb: int = 4096
     output_chars: int = 200_000
     device: str = "auto"  # "cpu" hides any GPU from the submission
+    # Without CUDA, device-agnostic assignments run on a simulated GPU (grader/simulated_gpu.py)
+    # so that device mistakes fail as they would on a real one.
+    simulate_gpu: bool = True
 
 
 @dataclass
@@ -46,9 +49,10 @@ class Execution:
     duration: float
 
 
-def build_config(limits: Limits) -> dict[str, Any]:
+def build_config(limits: Limits, simulate_gpu: bool = False) -> dict[str, Any]:
     """What the child needs before its first cell; cells and reference code come one by one."""
     return {
+        "simulate_gpu": simulate_gpu,
         "probe_inputs": PROBE_INPUTS,
         "cell_timeout": limits.cell_timeout,
         "output_limit": limits.output_chars,
@@ -152,7 +156,9 @@ def execute(submission: Submission, limits: Limits, reference: dict[str, str]) -
         for path in (workdir, home, workdir / submission.path.name):
             os.chown(path, isolation.sandbox_uid, isolation.sandbox_uid)
     request = {
-        "config": build_config(limits),
+        "config": build_config(
+            limits, limits.simulate_gpu and submission.assignment.device_agnostic
+        ),
         "workdir": str(workdir),
         "home": str(home),
         "memory_mb": limits.memory_mb,

@@ -41,6 +41,7 @@ class Session:
             "finished": False,
             "torch_version": "",
             "cuda_available": False,
+            "simulated_gpu": False,
         }
 
     # -- one request, one answer ----------------------------------------------------------
@@ -88,6 +89,7 @@ class Session:
             hello = self._ask(None, START_TIMEOUT)
             self.record["torch_version"] = str(hello.get("torch_version", ""))[:50]
             self.record["cuda_available"] = hello.get("cuda_available") is True
+            self.record["simulated_gpu"] = hello.get("simulated_gpu") is True
             for cell in cells:
                 if cell["role"] == "test":
                     continue

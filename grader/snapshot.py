@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from grader.simulated_gpu import device_of
 from grader.trace import Tracer, tensor_values
 
 MAX_ITEMS = 2000
@@ -58,7 +59,7 @@ def describe_tensor(tensor: torch.Tensor, copy=tensor_values) -> dict:
         "id": id(tensor),
         "shape": list(tensor.shape),
         "dtype": str(tensor.dtype).replace("torch.", ""),
-        "device": str(tensor.device),
+        "device": device_of(tensor),
         "requires_grad": bool(tensor.requires_grad),
         "is_parameter": isinstance(tensor, nn.Parameter),
         "grad_fn": type(tensor.grad_fn).__name__ if tensor.grad_fn is not None else None,
@@ -93,14 +94,14 @@ def describe_module(module: nn.Module, tracer: Tracer, probe_inputs: list[list[f
 
 def probe_forward(module: nn.Module, tracer: Tracer, probe_inputs: list[list[float]]) -> list[dict]:
     """Call forward on inputs the grader picked, without touching the trace or the RNG."""
-    devices = {p.device for p in module.parameters()}
-    device = devices.pop() if len(devices) == 1 else torch.device("cpu")
+    devices = {device_of(p) for p in module.parameters()}
+    device = devices.pop() if len(devices) == 1 else "cpu"  # a simulated GPU is "cuda:0"
     probes = []
     cpu_rng = torch.get_rng_state()
     with tracer.paused(), torch.no_grad():
         for values in probe_inputs:
             for shape in ("column", "flat"):
-                x = torch.tensor(values, dtype=torch.float32, device=device)
+                x = torch.tensor(values, dtype=torch.float32).to(device)
                 if shape == "column":
                     x = x.unsqueeze(dim=1)
                 probe: dict[str, Any] = {"shape": shape, "input": x.cpu()}

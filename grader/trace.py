@@ -16,6 +16,8 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim import optimizer as optimizer_module
 
+from grader.simulated_gpu import device_of
+
 MAX_EVENTS = 20_000
 MAX_TENSOR_VALUES = 4096  # larger inputs are summarised, not copied
 
@@ -76,7 +78,7 @@ def tensor_summary(tensor: Any, copy=tensor_values) -> dict[str, Any] | None:
     return {
         "shape": list(tensor.shape),
         "dtype": str(tensor.dtype).replace("torch.", ""),
-        "device": str(tensor.device),
+        "device": device_of(tensor),
         "requires_grad": bool(tensor.requires_grad),
         "values": copy(tensor),
     }
@@ -310,7 +312,7 @@ class Tracer:
             input=tensor_summary(first, self.copy),
             output=tensor_summary(output, self.copy),
             params=[self.copy(p) for p in module.parameters()][:8],
-            param_devices=sorted({str(p.device) for p in module.parameters()}),
+            param_devices=sorted({device_of(p) for p in module.parameters()}),
         )
 
 
@@ -327,7 +329,7 @@ def _path_text(f: Any) -> str | None:
 
 
 def _module_device(module: nn.Module) -> str | None:
-    devices = {str(p.device) for p in module.parameters()}
+    devices = {device_of(p) for p in module.parameters()}
     return devices.pop() if len(devices) == 1 else None
 
 
