@@ -38,7 +38,9 @@ def test_device_entries_get_the_same_verdict_on_real_cuda(name, tmp_path):
     notebook = tmp_path / f"{ASSIGNMENT}.ipynb"
     nbformat.write(build_submission(ASSIGNMENT, entry), notebook)
     result = grade(notebook)
-    failed = {s.id: {c.hint for c in s.checks if not c.passed} for s in result.sections if not s.passed}
+    failed = {
+        s.id: {c.hint for c in s.checks if not c.passed} for s in result.sections if not s.passed
+    }
     expected = entry.get("expect", {})
     assert set(failed) == set(expected), failed
     for section, hint in expected.items():
