@@ -270,11 +270,6 @@ _CATALOGUE: tuple[Hint, ...] = (
         "`y_preds` must be your trained model's output on `X_test`: `y_preds = model(X_test)`.",
     ),
     Hint(
-        "predictions.far_from_reference",
-        "Your predictions are far from what the trained "
-        "model should give. Check the training loop.",
-    ),
-    Hint(
         "predictions.cpu",
         "Move predictions to the CPU with `.cpu()` before handing them to matplotlib or numpy.",
     ),

@@ -1,0 +1,60 @@
+"""The hint catalogue: every id a check can report exists, and every hint is reachable."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from grader.hints import HINTS, hint_for_error
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCES = [
+    *sorted((REPO / "grader").rglob("*.py")),
+    *sorted((REPO / "solutions" / "checks").rglob("*.py")),
+]
+
+
+def _hint_ids_in_code() -> set[str]:
+    found = set()
+    for path in SOURCES:
+        found |= set(re.findall(r'"([a-z]+\.[a-z_0-9]+)"', path.read_text()))
+    return {h for h in found if h.split(".")[0] in {i.split(".")[0] for i in HINTS}}
+
+
+def test_every_hint_id_used_by_the_grader_is_in_the_catalogue():
+    unknown = {h for h in _hint_ids_in_code() if h not in HINTS and not h.endswith(("py", "ipynb"))}
+    assert not unknown, f"hint ids used but not catalogued: {sorted(unknown)}"
+
+
+def test_every_catalogued_hint_is_used_somewhere():
+    unused = set(HINTS) - _hint_ids_in_code() - {"name.missing"}
+    assert not unused, f"hints nothing can report: {sorted(unused)}"
+
+
+def test_errors_students_really_hit_get_their_specific_hint():
+    cases = {
+        ("NameError", "name 'stop' is not defined"): "data.stop_typo",
+        ("AttributeError", "module 'torch' has no attribute 'L1Loss'"): "loss.torch_l1loss",
+        ("AttributeError", "'LinearRegressionModel' object has no attribute 'Parameters'"): (
+            "optimizer.parameters_typo"
+        ),
+        ("AttributeError", "module 'torch' has no attribute 'interence_mode'"): (
+            "predictions.inference_mode_typo"
+        ),
+        ("TypeError", "slice indices must be integers or None or have an __index__ method"): (
+            "split.float_index"
+        ),
+        ("IndentationError", "expected an indented block after 'if' statement on line 3"): (
+            "cell.indentation"
+        ),
+        ("AttributeError", "cannot assign parameters before Module.__init__() call"): (
+            "model.no_super_init"
+        ),
+        (
+            "RuntimeError",
+            "Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!",
+        ): ("device.mismatch"),
+        ("ZeroDivisionError", "division by zero"): "cell.raised",
+    }
+    for (ename, evalue), hint in cases.items():
+        assert hint_for_error(ename, evalue) == hint, (ename, evalue)
