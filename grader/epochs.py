@@ -117,7 +117,7 @@ def find_problems(
             found("training.step_before_backward", number)
         if "zero_grad" not in position:
             found("training.no_zero_grad", number)
-        elif backward is not None and position["zero_grad"] > backward:
+        elif backward is not None and position["forward"] < backward < position["zero_grad"]:
             found("training.zero_grad_after_backward", number)
     return LoopFindings(problems, examples)
 

@@ -1,0 +1,68 @@
+"""Reading the training loop out of a trace: windows per step, order of the five steps, SGD."""
+
+from __future__ import annotations
+
+import torch
+
+from grader.epochs import find_problems, sgd_mismatches, split_epochs
+
+MODEL = 1
+
+
+def step(before: float, grad: float | None, after: float, lr: float = 0.01) -> dict:
+    return {
+        "kind": "step",
+        "optimizer_class": "SGD",
+        "lr": [lr],
+        "param_ids": [7],
+        "params_before": [torch.tensor([before])],
+        "grads": [None if grad is None else torch.tensor([grad])],
+        "params_after": [torch.tensor([after])],
+    }
+
+
+def forward() -> dict:
+    x = torch.arange(4.0).unsqueeze(1)
+    return {
+        "kind": "forward",
+        "module_id": MODEL,
+        "training": True,
+        "grad_enabled": True,
+        "input": {"values": x},
+    }
+
+
+def loss() -> dict:
+    return {"kind": "loss", "grad_enabled": True, "target": {"values": torch.ones(4, 1)}}
+
+
+def other(kind: str) -> dict:
+    return {"kind": kind}
+
+
+def problems(events: list[dict]) -> set[str]:
+    epochs, tail = split_epochs(events)
+    return set(find_problems(epochs, tail, MODEL, None, None).problems)
+
+
+def test_the_five_steps_in_order_are_clean():
+    epoch = [forward(), loss(), other("zero_grad"), other("backward"), step(1, 1, 0.99)]
+    assert problems(epoch * 3) == set()
+
+
+def test_each_misordering_is_named():
+    zero_after = [forward(), loss(), other("backward"), other("zero_grad"), step(1, None, 1)]
+    step_first = [forward(), loss(), other("zero_grad"), step(1, None, 1), other("backward")]
+    no_zero = [forward(), loss(), other("backward"), step(1, 1, 0.99)]
+    assert problems(zero_after * 2) == {"training.zero_grad_after_backward"}
+    assert problems(step_first * 2) == {"training.step_before_backward"}
+    assert problems(no_zero * 2) == {"training.no_zero_grad"}
+
+
+def test_a_step_that_is_not_param_minus_lr_grad_is_caught():
+    good = [forward(), loss(), other("zero_grad"), other("backward"), step(1.0, 2.0, 0.98)]
+    forged = [forward(), loss(), other("zero_grad"), other("backward"), step(1.0, 2.0, 0.5)]
+    epochs, _ = split_epochs(good + forged + good)
+    assert sgd_mismatches(epochs) == 1
+    epochs, _ = split_epochs(good * 3)
+    assert sgd_mismatches(epochs) == 0

@@ -1,0 +1,60 @@
+"""The simulated GPU raises what CUDA raises and computes what the CPU computes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+    from grader.simulated_gpu import SimulatedGPU, device_of
+    SimulatedGPU().install()
+
+    def error(action):
+        try:
+            action()
+        except (RuntimeError, TypeError) as e:
+            return str(e).split(".")[0]
+        return "no error"
+
+    assert torch.cuda.is_available()
+    X = torch.arange(0, 1, 0.1).unsqueeze(1)
+    X_gpu = X.to("cuda")
+    print("moved", device_of(X_gpu), device_of(X))           # a move makes a new tensor
+    X.to("cuda")                                               # not kept: X stays behind
+    print("unkept", device_of(X))
+    model = nn.Linear(1, 1)
+    model.to("cuda")
+    print("model", device_of(model.weight))
+    print("mixed", error(lambda: model(X)))
+    print("same", device_of(model(X_gpu)))
+    print("scalar", device_of(X_gpu * torch.tensor(2.0)))     # 0-dim CPU tensors may join
+    print("numpy", error(lambda: X_gpu.numpy()))
+    print("cpu", device_of(X_gpu.cpu()), X_gpu.cpu().numpy().shape)
+    print("values", torch.equal(model(X_gpu), model(X_gpu.cpu().to("cuda"))))
+    fresh = nn.Linear(1, 1)
+    fresh.load_state_dict(model.state_dict())                 # copy_ crosses devices
+    print("load", device_of(fresh.weight))
+    """
+)
+
+
+def test_device_mistakes_raise_as_on_cuda_and_values_stay_exact():
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
+    assert lines["moved"] == "cuda:0 cpu"
+    assert lines["unkept"] == "cpu"
+    assert lines["model"] == "cuda:0"
+    assert lines["mixed"].startswith("Expected all tensors to be on the same device")
+    assert lines["same"] == "cuda:0"
+    assert lines["scalar"] == "cuda:0"
+    assert lines["numpy"] == "can't convert cuda:0 device type tensor to numpy"
+    assert lines["cpu"] == "cpu (10, 1)"
+    assert lines["values"] == "True"
+    assert lines["load"] == "cpu"
