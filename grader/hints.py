@@ -369,8 +369,11 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("RuntimeError", r"does not require grad and does not have a grad_fn", "model.requires_grad"),
     ("ValueError", r"optimizer got an empty parameter list", "model.plain_tensor"),
     ("RuntimeError", r"Expected all tensors to be on the same device", "device.mismatch"),
-    ("AttributeError", r"object has no attribute '(to|parameters|train|eval|state_dict|cuda)'",
-     "model.not_module"),
+    (
+        "AttributeError",
+        r"object has no attribute '(to|parameters|train|eval|state_dict|cuda)'",
+        "model.not_module",
+    ),
     ("TypeError", r"can't convert cuda.* device type tensor to numpy", "predictions.cpu"),
     ("RuntimeError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
     ("AssertionError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
