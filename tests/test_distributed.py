@@ -11,6 +11,7 @@ import pytest
 
 from grader import batch
 from grader.sandbox import Limits
+from tests.test_batch import verdicts
 
 distributed = pytest.importorskip("distributed")
 
@@ -22,17 +23,6 @@ NOTEBOOKS = [
     "01_pytorch_workflow_exercises/cleo_no_zero_grad.ipynb",
     "01_pytorch_workflow/ben_unindented_if.ipynb",
 ]
-
-
-def verdicts(result: dict) -> dict:
-    return {
-        "status": result["status"],
-        "score": result["score"],
-        "sections": {
-            s["id"]: (s["score"], sorted(c["hint"] or "" for c in s["checks"] if not c["passed"]))
-            for s in result.get("sections", [])
-        },
-    }
 
 
 @pytest.fixture(scope="module")
