@@ -49,14 +49,13 @@ def section_points(assignment: Assignment, solutions_dir: Path | None) -> dict[s
     return points
 
 
-def build_record(submission: Submission, execution: Execution, reference: bool) -> Record:
+def build_record(submission: Submission, execution: Execution) -> Record:
     raw = execution.record or {"cells": [], "snapshots": {}, "final": {}, "trace": []}
     record = Record(
         assignment=submission.assignment,
         raw=raw,
         status=execution.status,
         detail=execution.detail,
-        reference_available=reference,
     )
     paths = set()
     for values in [raw.get("final", {})] + list(raw.get("snapshots", {}).values()):
@@ -115,7 +114,7 @@ def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
     reference = solution_sources(submission.assignment, solutions_dir)
     execution = execute(submission, options.limits, reference)
     try:
-        record = build_record(submission, execution, bool(reference))
+        record = build_record(submission, execution)
         hidden_dir = solutions_dir / "checks" if solutions_dir is not None else None
         if not (options.hidden and hidden_dir is not None and hidden_dir.is_dir()):
             hidden_dir = None

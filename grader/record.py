@@ -74,9 +74,6 @@ class ModuleValue:
     def parameters(self) -> list[dict]:
         return self.data["parameters"]
 
-    def parameter_values(self) -> list[torch.Tensor]:
-        return [p["values"] for p in self.parameters]
-
     @property
     def probes(self) -> list[dict]:
         return self.data["probes"]
@@ -113,7 +110,6 @@ class Record:
     status: str  # how the child ended: "finished", "timeout", "crashed"
     detail: str = ""
     saved_files: dict[str, SavedFile] = field(default_factory=dict)
-    reference_available: bool = False
 
     # -- cells ----------------------------------------------------------------------------
     @property

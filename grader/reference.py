@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 from torch import nn
-
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference_models"
 
 # End-of-training two-state oscillation (see reference_models/*.json): how far a correct
 # run's final parameters may sit from the replayed reference.
@@ -61,11 +57,3 @@ def replay_training(
         optimizer.step()
         history.append((float(w), float(b)))
     return history
-
-
-@lru_cache(maxsize=4)
-def manifest(assignment_id: str) -> dict | None:
-    path = REFERENCE_DIR / f"{assignment_id}.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
