@@ -1,43 +1,101 @@
-"""Run the pytest checks in the grader's own process on a record; return one verdict per check."""
+"""Run the pytest checks in the grader's own process on a record; return one verdict per check.
+
+One pytest session per grading process and checks folder, kept open in a thread: pytest starts
+and collects once, then its test loop (plugin.RecordPlugin) judges each record it is handed.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
+import queue
+import threading
 from pathlib import Path
 
 import pytest
 
-from grader.plugin import RecordPlugin, Verdict
+from grader.plugin import CheckJob, RecordPlugin, Verdict
 from grader.record import Record
 
 CHECKS_DIR = Path(__file__).resolve().parent / "checks"
+# Plugins the checks don't need. Each of these would touch process-wide state (file descriptors,
+# warning filters, the root logger, faulthandler) for as long as the session stays open, or
+# keeps every report (the terminal) and so grows with every submission.
+UNUSED_PLUGINS = (
+    "cacheprovider",
+    "xdist",
+    "randomly",
+    "unraisableexception",
+    "threadexception",
+    "terminal",
+    "warnings",
+    "logging",
+    "faulthandler",
+    "junitxml",
+    "pastebin",
+)
+
+
+class CheckSession:
+    """A pytest session in a thread, serving CheckJobs until the process ends."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.owner = os.getpid()  # a forked process must open its own: threads don't fork
+        self._jobs: queue.Queue = queue.Queue()
+        self._plugin = RecordPlugin(self._jobs)
+        self.exit_code: int | None = None
+        args = [
+            *paths,
+            *("-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR)),
+            "--import-mode=importlib",
+            "--capture=no",  # the checks print nothing; fd capture would swallow ours
+        ]
+        for name in UNUSED_PLUGINS:
+            args += ["-p", f"no:{name}"]
+        self._thread = threading.Thread(
+            target=self._serve, args=(args,), name="ptgrade-checks", daemon=True
+        )
+        self._thread.start()
+
+    def _serve(self, args: list[str]) -> None:
+        try:
+            self.exit_code = pytest.main(args, plugins=[self._plugin])
+        finally:
+            while not self._jobs.empty():  # nobody waits forever on a session that ended
+                job = self._jobs.get_nowait()
+                if job is not None:
+                    job.done.set()
+
+    def run(self, job: CheckJob) -> list[Verdict]:
+        if not self._thread.is_alive():
+            raise RuntimeError(self._failure())
+        self._jobs.put(job)
+        while not job.done.wait(0.5):
+            if not self._thread.is_alive():
+                break
+        if not job.judged:
+            raise RuntimeError(self._failure())
+        return job.verdicts
+
+    def _failure(self) -> str:
+        errors = "\n".join(self._plugin.collection_errors)
+        return f"the checks could not run (pytest exit {self.exit_code}):\n{errors}"
+
+    def close(self) -> None:
+        if os.getpid() == self.owner and self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join(timeout=10)
+
+
+_SESSIONS: dict[tuple[str, ...], CheckSession] = {}
 
 
 def run_checks(
     record: Record, present_sections: set[str], hidden_dir: Path | None = None
 ) -> list[Verdict]:
     """Run the public checks, and the hidden ones in `hidden_dir` (solutions/checks) if given."""
-    plugin = RecordPlugin(record, present_sections, include_hidden=hidden_dir is not None)
-    paths = [str(CHECKS_DIR)] + ([str(hidden_dir)] if hidden_dir is not None else [])
-    args = [
-        *paths,
-        *("-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR)),
-        "--import-mode=importlib",
-        "-q",
-    ]
-    # Plugins the checks don't need; the last two gc.collect() on every run (0.6 s).
-    for name in ("cacheprovider", "xdist", "randomly", "unraisableexception", "threadexception"):
-        args += ["-p", f"no:{name}"]
-    quiet = io.StringIO()
-    previous = os.environ.pop("PYTEST_XDIST_WORKER", None)
-    try:
-        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            code = pytest.main(args, plugins=[plugin])
-    finally:
-        if previous is not None:
-            os.environ["PYTEST_XDIST_WORKER"] = previous
-    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        raise RuntimeError(f"the checks could not run (pytest exit {code}):\n{quiet.getvalue()}")
-    return plugin.verdicts
+    paths = (str(CHECKS_DIR),) + ((str(hidden_dir),) if hidden_dir is not None else ())
+    session = _SESSIONS.get(paths)
+    if session is None or session.owner != os.getpid():
+        session = _SESSIONS[paths] = CheckSession(list(paths))
+    job = CheckJob(record, present_sections, include_hidden=hidden_dir is not None)
+    return session.run(job)

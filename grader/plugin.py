@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import queue
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -59,60 +61,100 @@ def section_problem(record: Record, section_id: str, present: set[str]) -> Mista
     return None
 
 
+@dataclass
+class CheckJob:
+    """One record to judge, and the verdicts its checks gave."""
+
+    record: Record
+    present_sections: set[str]
+    include_hidden: bool
+    verdicts: list[Verdict] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+    judged: bool = False  # every wanted check ran (False: the session failed on the way)
+
+    def wants(self, item) -> bool:
+        marker = item.get_closest_marker("ptgrade")
+        return (
+            marker is not None
+            and marker.kwargs["section"] in self.record.assignment.section_ids
+            and marker.kwargs["only"] in (None, self.record.assignment.id)
+            and (self.include_hidden or not marker.kwargs["hidden"])
+        )
+
+
 class RecordPlugin:
-    def __init__(self, record: Record, present_sections: set[str], include_hidden: bool) -> None:
-        self._record = record
-        self._present = present_sections
-        self._include_hidden = include_hidden
-        self.verdicts: list[Verdict] = []
+    """Collects the checks once, then runs them on each job that arrives on `jobs`.
+
+    pytest's start-up and collection cost more than the checks themselves, so one pytest
+    session stays open per grading process (checking.py) and its test loop serves records
+    one after another, the way pytest-xdist's workers serve the items they are sent.
+    """
+
+    def __init__(self, jobs: queue.Queue) -> None:
+        self._jobs = jobs
+        self.job: CheckJob | None = None
+        self.collection_errors: list[str] = []
 
     # -- fixtures -------------------------------------------------------------------------
     @pytest.fixture
     def record(self) -> Record:
-        return self._record
+        return self.job.record
 
     @pytest.fixture
     def assignment(self) -> Assignment:
-        return self._record.assignment
+        return self.job.record.assignment
 
     @pytest.fixture(autouse=True)
     def _section_was_run(self, request) -> None:
         marker = request.node.get_closest_marker("ptgrade")
         if marker is None:
             return
-        problem = section_problem(self._record, marker.kwargs["section"], self._present)
+        job = self.job
+        problem = section_problem(job.record, marker.kwargs["section"], job.present_sections)
         if problem is not None:
             raise problem
 
-    # -- collection and results -----------------------------------------------------------
+    # -- collection and the test loop -----------------------------------------------------
     def pytest_configure(self, config) -> None:
         config.addinivalue_line("markers", "ptgrade: a graded check")
 
+    def pytest_collectreport(self, report) -> None:
+        if report.failed:
+            self.collection_errors.append(f"{report.nodeid}: {report.longreprtext}")
+
     def pytest_collection_modifyitems(self, session, config, items) -> None:
-        keep, drop = [], []
-        sections = set(self._record.assignment.section_ids)
-        for item in items:
-            marker = item.get_closest_marker("ptgrade")
-            wanted = (
-                marker is not None
-                and marker.kwargs["section"] in sections
-                and marker.kwargs["only"] in (None, self._record.assignment.id)
-                and (self._include_hidden or not marker.kwargs["hidden"])
-            )
-            (keep if wanted else drop).append(item)
+        keep = [item for item in items if item.get_closest_marker("ptgrade") is not None]
+        drop = [item for item in items if item.get_closest_marker("ptgrade") is None]
         items[:] = keep
         if drop:
             config.hook.pytest_deselected(items=drop)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session) -> bool:
+        while not self.collection_errors:
+            job = self._jobs.get()
+            if job is None:
+                break
+            items = [item for item in session.items if job.wants(item)]
+            self.job = job
+            try:
+                for item, following in zip(items, items[1:] + [None]):
+                    item.config.hook.pytest_runtest_protocol(item=item, nextitem=following)
+                job.judged = True
+            finally:
+                self.job = None
+                job.done.set()
+        return True
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         report = outcome.get_result()
         marker = item.get_closest_marker("ptgrade")
-        if marker is None:
+        if marker is None or self.job is None:
             return
         if report.when == "call" or (report.when == "setup" and report.failed):
-            self.verdicts.append(self._verdict(marker.kwargs, call, report))
+            self.job.verdicts.append(self._verdict(marker.kwargs, call, report))
 
     def _verdict(self, kwargs: dict[str, Any], call, report) -> Verdict:
         verdict = Verdict(

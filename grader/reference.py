@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import lru_cache
 
 import torch
@@ -25,10 +26,14 @@ def seeded_start() -> list[tuple[float, float]]:
         randn = (float(torch.randn(1)), float(torch.randn(1)))
         torch.manual_seed(42)
         linear = nn.Linear(1, 1)
-        linear_start = (float(linear.weight), float(linear.bias))
+        linear_start = (float(linear.weight.detach()), float(linear.bias.detach()))
     finally:
         torch.set_rng_state(generator_state)
     return [randn, linear_start]
+
+
+_REPLAYS: OrderedDict[tuple, list[tuple[float, float]]] = OrderedDict()
+MAX_REPLAYS = 64
 
 
 def replay_training(
@@ -41,19 +46,35 @@ def replay_training(
     trainable: tuple[bool, bool] = (True, True),
     loss_class: str = "L1Loss",
 ) -> list[tuple[float, float]]:
-    """The chapter's loop (L1 loss, SGD) from the given start; the parameters after each step."""
+    """The chapter's loop (L1 loss, SGD) from the given start; the parameters after each step.
+
+    Remembered by its inputs: most of a course starts from the same seed with the same data and
+    learning rate, and the replay costs as much as the student's own training."""
+    x = X_train.detach().float().cpu().contiguous()
+    y = y_train.detach().float().cpu().contiguous()
+    key = (weight, bias, tuple(x.shape), x.numpy().tobytes(), tuple(y.shape), y.numpy().tobytes())
+    key += (steps, lr, tuple(trainable), loss_class)
+    if key in _REPLAYS:
+        _REPLAYS.move_to_end(key)
+        return list(_REPLAYS[key])
+    history = _replay(weight, bias, x, y, steps, lr, trainable, loss_class)
+    _REPLAYS[key] = history
+    if len(_REPLAYS) > MAX_REPLAYS:
+        _REPLAYS.popitem(last=False)
+    return list(history)
+
+
+def _replay(weight, bias, x, y, steps, lr, trainable, loss_class) -> list[tuple[float, float]]:
     w = nn.Parameter(torch.tensor([weight], dtype=torch.float32))
     b = nn.Parameter(torch.tensor([bias], dtype=torch.float32))
     stepped = [p for p, train in zip((w, b), trainable) if train]
     optimizer = torch.optim.SGD(stepped or [nn.Parameter(torch.zeros(1))], lr=lr)
     loss_fn = getattr(nn, loss_class)()
-    x = X_train.float().cpu()
-    y = y_train.float().cpu()
     history = []
     for _ in range(steps):
         loss = loss_fn(w * x + b, y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        history.append((float(w), float(b)))
+        history.append((float(w.detach()), float(b.detach())))
     return history

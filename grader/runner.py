@@ -54,10 +54,28 @@ def prepare() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401
     import torch
-    from IPython.core.interactiveshell import InteractiveShell  # noqa: F401
+
+    import grader.channel
+    import grader.simulated_gpu
+    import grader.snapshot
+    import grader.trace  # noqa: F401
 
     # The first optimizer built in a process imports torch._dynamo (about a second).
     torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    new_shell()  # each forked child gets its own copy of it, with an empty namespace
+
+
+def new_shell():
+    """The IPython shell that runs the cells (created once, in the warm worker, before forking).
+
+    No history: cells are run with store_history=False, and a history database would be one more
+    file opened for every submission."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False
+    return InteractiveShell.instance(config=config, colors="nocolor")
 
 
 def _error_info(error: BaseException, source: str) -> dict[str, Any]:
@@ -120,7 +138,6 @@ def serve(channel, config: dict[str, Any]) -> None:
     does later (overwrite files, patch this module) cannot change what was already recorded.
     """
     import torch
-    from IPython.core.interactiveshell import InteractiveShell
 
     from grader.channel import receive_request, send_answer
     from grader.snapshot import MISSING, describe
@@ -138,7 +155,7 @@ def serve(channel, config: dict[str, Any]) -> None:
         SimulatedGPU().install()
     tracer = Tracer()
     tracer.install()
-    shell = InteractiveShell.instance(colors="nocolor")
+    shell = new_shell()
     namespace = shell.user_ns
     probe_inputs = config.get("probe_inputs", [])
     timeout = float(config.get("cell_timeout", 60))

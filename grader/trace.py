@@ -22,11 +22,17 @@ MAX_EVENTS = 20_000
 MAX_TENSOR_VALUES = 4096  # larger inputs are summarised, not copied
 
 
+def untracked():
+    """Torch calls the grader makes for itself: no simulated GPU (grader/simulated_gpu.py), whose
+    per-operation Python handler would otherwise cost more than the copies themselves."""
+    return torch._C.DisableTorchFunction()
+
+
 def tensor_values(tensor: torch.Tensor) -> torch.Tensor | None:
     """A detached CPU copy, or None when too large to keep."""
     if tensor.numel() > MAX_TENSOR_VALUES:
         return None
-    with torch.inference_mode(False), torch.no_grad():
+    with untracked(), torch.inference_mode(False), torch.no_grad():
         return tensor.detach().cpu().clone()
 
 
@@ -46,7 +52,7 @@ class TensorCopies:
         if tensor.numel() > MAX_TENSOR_VALUES:
             return None
         key = id(tensor)
-        with torch.inference_mode(False), torch.no_grad():
+        with untracked(), torch.inference_mode(False), torch.no_grad():
             current = tensor.detach()
             entry = self._copies.get(key)
             if entry is not None and entry[0]() is tensor:
@@ -92,6 +98,7 @@ class Tracer:
         self.substituted = False  # events from the grader's reference code, not the student's
         self._paused = 0
         self._depth = 0
+        self._in_backward = False
         self._originals: list[tuple[Any, str, Any]] = []
         self._hook_handles: list[Any] = []
         self.copy = TensorCopies()
@@ -139,7 +146,8 @@ class Tracer:
                     output = original(module, *args, **kwargs)
                 finally:
                     tracer._depth -= 1
-                tracer._record_call(module, args, kwargs, output)
+                with untracked():
+                    tracer._record_call(module, args, kwargs, output)
                 return output
 
             return __call__
@@ -166,15 +174,28 @@ class Tracer:
 
         def tensor_backward(original):
             def backward(tensor, *args, **kwargs):
-                value = float(tensor.detach().sum()) if tensor.numel() else None
+                # Under a torch function mode (the simulated GPU) torch calls this wrapper a
+                # second time from inside the first: one backward, one event.
+                if tracer._in_backward:
+                    return original(tensor, *args, **kwargs)
+                with untracked():
+                    value = float(tensor.detach().sum()) if tensor.numel() else None
                 tracer.emit("backward", value=value, shape=list(tensor.shape))
-                return original(tensor, *args, **kwargs)
+                tracer._in_backward = True
+                try:
+                    return original(tensor, *args, **kwargs)
+                finally:
+                    tracer._in_backward = False
 
             return backward
 
         self._patch(torch.Tensor, "backward", tensor_backward)
 
         def step_pre(optimizer, args, kwargs):
+            with untracked():
+                record_step_start(optimizer)
+
+        def record_step_start(optimizer):
             params = [p for group in optimizer.param_groups for p in group["params"]]
             tracer._pending_step = {
                 "optimizer_id": id(optimizer),
@@ -187,6 +208,10 @@ class Tracer:
             }
 
         def step_post(optimizer, args, kwargs):
+            with untracked():
+                record_step_end(optimizer)
+
+        def record_step_end(optimizer):
             pending = getattr(tracer, "_pending_step", None)
             if pending is None or pending["optimizer_id"] != id(optimizer):
                 return
