@@ -124,7 +124,8 @@ def warm_up(limits: Limits) -> None:
 
     Starts this process's warm worker (Python, torch, IPython), and grades the reference
     solution once so that pytest, the checks, the reference replay and the feedback page's
-    matplotlib are imported and run once here rather than in the first student's time.
+    reference training run (cached for the process) are loaded and run once here rather than in
+    the first student's time.
     """
     from grader.notebook import find_solutions_dir
 
@@ -377,19 +378,13 @@ def summary_html(jobs: list[Job], results: dict[str, dict]) -> str:
     from html import escape
 
     from grader.hints import hint_text
-    from grader.reports.html import png_base64
+    from grader.reports.svg import histogram
 
     scores = [r["score"] / r["max_score"] * 100 for r in results.values() if r.get("max_score")]
     picture = ""
     if scores:
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(6, 3))
-        axes = figure.subplots()
-        axes.hist(scores, bins=range(0, 105, 5), color="#4c72b0")
-        axes.set_xlabel("score (%)")
-        axes.set_ylabel("students")
-        picture = f'<img alt="score histogram" src="data:image/png;base64,{png_base64(figure)}">'
+        edges = range(0, 105, 5)
+        picture = histogram(scores, edges, "score (%)", "students", "score histogram")
     rows = "".join(
         f"<tr><td>{escape(job.student)}</td><td>{escape(job.key)}</td>"
         f"<td>{escape(results[job.key]['status'])}</td>"

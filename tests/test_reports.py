@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
+from grader.assignments import ASSIGNMENTS
+from grader.batch import Job, summary_html
 from grader.reports import FORMATS, render
 from grader.reports.html import section_table_html
+from grader.reports.svg import Series, chart, histogram, nice_ticks
 from grader.reports.text import render as render_text
 from grader.result import CheckResult, GradeResult, SectionResult
 
@@ -144,21 +150,115 @@ def test_markdown_table_has_a_row_per_section_and_escapes_pipes():
     assert f"  - Hint: {STOP_HINT}" in text
 
 
-def test_html_escapes_text_and_embeds_two_pictures():
+def charts(page: str) -> list[ET.Element]:
+    """Every inline <svg> of a page, parsed as XML (a parse error fails the test)."""
+    return [ET.fromstring(svg) for svg in re.findall(r"<svg\b.*?</svg>", page, re.S)]
+
+
+def series(chart: ET.Element, label: str) -> list:
+    """The points of one legend entry: circles of a scatter, or (x, y) pairs of a line."""
+    found = chart.find(f".//*[@aria-label='{label}']")
+    assert found is not None, f"no series {label!r} in the chart"
+    if found.tag == "polyline":
+        return [tuple(map(float, xy.split(","))) for xy in found.get("points").split()]
+    return found.findall("circle")
+
+
+def test_html_escapes_text_and_embeds_two_charts():
     page = render(make_result(FIGURES), "html")
     assert page.startswith("<!DOCTYPE html>")
     assert "Expected y &lt;= 1 &amp; &quot;line&quot; | got 2" in page
     assert TRICKY not in page
     assert "&lt;timeout&gt;" in page
-    assert page.count("data:image/png;base64,") == 2
     assert "http://" not in page and "https://" not in page  # works offline
+    assert "data:image/png" not in page
+    data, loss = charts(page)
+    assert data.find("title").text == "Your data and predictions"
+    assert len(series(data, "Training data")) == len(FIGURES["X_train"])
+    assert len(series(data, "Testing data")) == len(FIGURES["X_test"])
+    assert len(series(data, "Your predictions")) == len(FIGURES["X_test"])
+    assert len(series(data, "y = 0.7·x + 0.3")) == 2  # the true line, end to end
+    assert len(series(loss, "Your training loss")) == len(FIGURES["train_loss"])
+    epochs = ASSIGNMENTS["01_pytorch_workflow"].epochs
+    assert len(series(loss, "Reference run")) == epochs
+    legend = [t.text for t in loss.iter("text")]
+    assert "Reference run" in legend and "Your training loss" in legend and "L1 loss" in legend
+
+
+def test_html_charts_skip_values_that_cannot_be_drawn():
+    figures = dict(FIGURES)
+    figures["y_preds"] = [math.nan, math.inf, -math.inf, None] + FIGURES["y_preds"][4:]
+    figures["train_loss"] = [math.nan] * 3 + FIGURES["train_loss"][3:]
+    page = render(make_result(figures), "html")
+    data, loss = charts(page)
+    assert len(series(data, "Your predictions")) == len(FIGURES["X_test"]) - 4
+    drawn = series(loss, "Your training loss")
+    assert len(drawn) == len(FIGURES["train_loss"]) - 3
+    assert all(math.isfinite(v) for xy in drawn for v in xy)
+    assert not re.search(r"nan|inf", "".join(re.findall(r'"[^"]*"', page[page.index("<svg") :])))
 
 
 def test_html_without_figures_says_so():
     page = render(make_result(), "html")
-    assert "data:image/png;base64," not in page
+    assert "<svg" not in page
     assert "No data: the training and test sets were not recorded." in page
     assert "No data: no training loss was recorded." in page
+
+
+def test_chart_draws_empty_and_unusual_series_without_failing():
+    odd = [
+        Series("nothing", "red", [], []),
+        Series("only <NaN> & co", "blue", [math.nan, 1.0], [2.0, math.inf], line=True),
+        Series("one point", "green", [5.0], [5.0]),
+        Series("huge", "grey", [1e300, 10**400, "1"], [1.0, 1.0, 1.0]),
+    ]
+    for drawn in ([], odd[:2], odd):
+        svg = ET.fromstring(chart(drawn, "x <1>", "y & z", 'a "title"'))
+        assert svg.find("title").text == 'a "title"'
+        assert {"x <1>", "y & z"} <= {t.text for t in svg.iter("text")}
+    assert len(series(svg, "one point")) == 1 and series(svg, "huge") == []
+
+
+@pytest.mark.parametrize(
+    "lo, hi, expected",
+    [(0, 1, [0, 0.2, 0.4, 0.6, 0.8, 1]), (0.003, 0.3, [0, 0.1, 0.2, 0.3]), (0, 7, [0, 2, 4, 6, 8])],
+)
+def test_nice_ticks_are_round_and_cover_the_data(lo, hi, expected):
+    assert nice_ticks(lo, hi) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("value", [0.0, 3.0, -2.5, 1e-320, 1e99])
+def test_nice_ticks_spread_a_single_value(value):
+    ticks = nice_ticks(value, value)
+    assert ticks[0] < value < ticks[-1] and 2 <= len(ticks) <= 12
+
+
+def test_histogram_counts_each_value_in_its_bin():
+    svg = ET.fromstring(
+        histogram([100, 99, 0, 4.9, 5, -1, math.nan], range(0, 105, 5), "", "", "h")
+    )
+    bars = [bar.find("title").text for bar in svg.iter("rect") if bar.find("title") is not None]
+    assert bars == ["0 to 5: 2", "5 to 10: 1", "95 to 100: 2"]
+    y_ticks = [t.text for t in svg.iter("text") if t.get("text-anchor") == "end"]
+    assert y_ticks == ["0", "1", "2"]  # whole students only, not 0.5
+
+
+def test_summary_page_draws_the_score_histogram():
+    jobs = [Job(name, name, Path(f"{name}.ipynb")) for name in ("ada", "ben", "cleo", "dev")]
+    results = {
+        "ada": {"status": "graded", "score": 20.0, "max_score": 20.0},
+        "ben": {"status": "graded", "score": 10.0, "max_score": 20.0},
+        "cleo": {"status": "graded", "score": 10.5, "max_score": 20.0},
+        "dev": {"status": "unusable", "score": 0.0, "max_score": None},
+    }
+    page = summary_html(jobs, results)
+    assert "data:image/png" not in page
+    (svg,) = charts(page)
+    bars = [bar.find("title").text for bar in svg.iter("rect") if bar.find("title") is not None]
+    assert bars == ["50 to 55: 2", "95 to 100: 1"]  # the unusable notebook has no score
+    assert {"score (%)", "students"} <= {t.text for t in svg.iter("text")}
+    nobody = {"dev": results["dev"]}
+    assert "<svg" not in summary_html(jobs[3:], nobody)
 
 
 def test_section_table_html_lists_every_check_escaped():

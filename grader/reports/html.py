@@ -1,12 +1,12 @@
-"""A self-contained feedback page: score, sections, failures with hints, and two pictures."""
+"""A self-contained feedback page: score, sections, failures with hints, and two charts."""
 
 from __future__ import annotations
 
-import base64
-import io
+import functools
 from html import escape
 
 from grader.assignments import ASSIGNMENTS, Assignment
+from grader.reports.svg import Series, chart
 from grader.reports.text import points
 from grader.result import GradeResult, SectionResult
 
@@ -26,7 +26,7 @@ td.points { text-align: right; white-space: nowrap; }
 .note { color: #6b4e00; }
 .warnings { background: #fff7e0; border: 1px solid #e6c65c; padding: 0.5em 1em; }
 figure { margin: 1em 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
+figure svg { max-width: 100%; height: auto; border: 1px solid #ddd; }
 .nodata { color: #666; font-style: italic; }
 code { background: #f3f3f3; padding: 0 0.2em; }
 """
@@ -98,12 +98,6 @@ def _failures(result: GradeResult) -> str:
     return "<h2>What to fix</h2>" + "".join(parts)
 
 
-def png_base64(fig) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _pairs(figures: dict, xs: str, ys: str) -> tuple[list, list] | None:
     x, y = figures.get(xs), figures.get(ys)
     if not x or not y or len(x) != len(y):
@@ -112,61 +106,56 @@ def _pairs(figures: dict, xs: str, ys: str) -> tuple[list, list] | None:
 
 
 def data_picture(figures: dict, assignment: Assignment | None) -> str | None:
-    """The data, the predictions and the true line as a base64 PNG; None without data."""
+    """The data, the predictions and the true line as an SVG chart; None without data."""
     train = _pairs(figures, "X_train", "y_train")
     test = _pairs(figures, "X_test", "y_test")
     preds = _pairs(figures, "X_test", "y_preds")
     if train is None and test is None:
         return None
-    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import
-
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
-    xs = []
+    series = []
     if train is not None:
-        ax.scatter(*train, c="b", s=6, label="Training data")
-        xs += train[0]
+        series.append(Series("Training data", "blue", *train))
     if test is not None:
-        ax.scatter(*test, c="g", s=6, label="Testing data")
-        xs += test[0]
+        series.append(Series("Testing data", "green", *test))
     if preds is not None:
-        ax.scatter(*preds, c="r", s=6, label="Your predictions")
+        series.append(Series("Your predictions", "red", *preds))
+    xs = [x for s in series for x, _ in s.points()]
     if assignment is not None and xs:
-        lo, hi = min(xs), max(xs)
-        line = [assignment.weight * x + assignment.bias for x in (lo, hi)]
-        ax.plot(
-            [lo, hi],
-            line,
-            color="grey",
-            linewidth=0.8,
-            label=f"y = {assignment.weight:g}·x + {assignment.bias:g}",
-        )
-    ax.set_xlabel("X")
-    ax.set_ylabel("y")
-    ax.legend(prop={"size": 9})
-    return png_base64(fig)
+        ends = [min(xs), max(xs)]
+        line = [assignment.weight * x + assignment.bias for x in ends]
+        label = f"y = {assignment.weight:g}·x + {assignment.bias:g}"
+        series.append(Series(label, "grey", ends, line, line=True))
+    return chart(series, "X", "y", "Your data and predictions")
 
 
-def reference_losses(assignment: Assignment) -> list[float]:
+def reference_losses(assignment: Assignment) -> tuple[float, ...]:
     """The L1 loss before each SGD step of a correct run from the seeded start."""
+    a = assignment  # an Assignment is not hashable (it holds a dict): cache on what the run uses
+    return _reference_losses(a.weight, a.bias, a.data_step, a.lr, a.epochs)
+
+
+@functools.lru_cache(maxsize=8)  # a training run per page would cost more than the page
+def _reference_losses(
+    weight: float, bias: float, data_step: float, lr: float, epochs: int
+) -> tuple[float, ...]:
     import torch  # lazy: only the HTML report needs it
 
     generator = torch.Generator().manual_seed(42)  # same draws as torch.manual_seed(42)
     w = torch.randn(1, generator=generator).requires_grad_()
     b = torch.randn(1, generator=generator).requires_grad_()
-    X = torch.arange(0, 1, assignment.data_step).unsqueeze(1)
-    y = assignment.weight * X + assignment.bias
+    X = torch.arange(0, 1, data_step).unsqueeze(1)
+    y = weight * X + bias
     split = int(0.8 * len(X))
     X_train, y_train = X[:split], y[:split]
-    optimizer = torch.optim.SGD([w, b], lr=assignment.lr)
+    optimizer = torch.optim.SGD([w, b], lr=lr)
     losses = []
-    for _ in range(assignment.epochs):
+    for _ in range(epochs):
         loss = torch.nn.functional.l1_loss(w * X_train + b, y_train)
         losses.append(float(loss.detach()))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return losses
+    return tuple(losses)
 
 
 def loss_picture(figures: dict, assignment: Assignment | None) -> str | None:
@@ -174,29 +163,19 @@ def loss_picture(figures: dict, assignment: Assignment | None) -> str | None:
     train_loss = figures.get("train_loss")
     if not train_loss:
         return None
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
+    series = []
     if assignment is not None:
         reference = reference_losses(assignment)
-        ax.plot(range(len(reference)), reference, color="grey", linewidth=1, label="Reference run")
-    ax.plot(
-        range(len(train_loss)), train_loss, color="r", linewidth=1.5, label="Your training loss"
-    )
-    ax.set_xlabel("Step (epoch)")
-    ax.set_ylabel("L1 loss")
-    ax.legend(prop={"size": 9})
-    return png_base64(fig)
+        series.append(Series("Reference run", "grey", range(len(reference)), reference, line=True))
+    steps = range(len(train_loss))
+    series.append(Series("Your training loss", "red", steps, train_loss, line=True))
+    return chart(series, "Step (epoch)", "L1 loss", "Training loss")
 
 
-def _picture(title: str, png: str | None, missing: str) -> str:
-    if png is None:
+def _picture(title: str, svg: str | None, missing: str) -> str:
+    if svg is None:
         return f'<h3>{escape(title)}</h3><p class="nodata">{escape(missing)}</p>'
-    return (
-        f"<figure><figcaption><strong>{escape(title)}</strong></figcaption>"
-        f'<img alt="{escape(title)}" src="data:image/png;base64,{png}"></figure>'
-    )
+    return f"<figure><figcaption><strong>{escape(title)}</strong></figcaption>{svg}</figure>"
 
 
 def render(result: GradeResult) -> str:
