@@ -38,6 +38,8 @@ SCRIPT = textwrap.dedent(
     fresh = nn.Linear(1, 1)
     fresh.load_state_dict(model.state_dict())                 # copy_ crosses devices
     print("load", device_of(fresh.weight))
+    print("cat", error(lambda: torch.cat([X_gpu, X])))        # tensors inside a list count
+    print("stack", device_of(torch.stack([X_gpu, X_gpu])[0]))
     """
 )
 
@@ -58,3 +60,42 @@ def test_device_mistakes_raise_as_on_cuda_and_values_stay_exact():
     assert lines["cpu"] == "cpu (10, 1)"
     assert lines["values"] == "True"
     assert lines["load"] == "cpu"
+    assert lines["cat"].startswith("Expected all tensors to be on the same device")
+    assert lines["stack"] == "cuda:0"
+
+
+TRACED = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+    from grader.simulated_gpu import SimulatedGPU, device_of
+    from grader.trace import Tracer
+    SimulatedGPU().install()
+    tracer = Tracer()
+    tracer.install()
+    model = nn.Linear(1, 1).to("cuda")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    X = torch.ones(4, 1).to("cuda")
+    for _ in range(3):
+        loss = nn.L1Loss()(model(X), torch.zeros(4, 1).to("cuda"))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    kinds = [e["kind"] for e in tracer.events]
+    print("backward", kinds.count("backward"))
+    forward = next(e for e in tracer.events if e["kind"] == "forward")
+    print("device", forward["input"]["device"])
+    print("copy", device_of(forward["input"]["values"]))
+    """
+)
+
+
+def test_the_tracer_sees_the_simulated_gpu_once_per_call():
+    run = subprocess.run(
+        [sys.executable, "-c", TRACED], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
+    assert lines["backward"] == "3"  # torch re-enters the wrapper under a torch function mode
+    assert lines["device"] == "cuda:0"  # recorded where the student's tensor would live
+    assert lines["copy"] == "cpu"  # the grader's own copy is a plain CPU tensor

@@ -1,0 +1,51 @@
+"""The checks' pytest session stays open per process and judges each record on its own."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from grader.checking import run_checks
+from grader.grading import Options, grade
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "01_pytorch_workflow_exercises"
+OPTIONS = Options()
+
+
+def verdicts(name: str) -> dict[str, tuple[bool, str | None]]:
+    result = grade(SAMPLES / f"{name}.ipynb", OPTIONS)
+    return {c.id: (c.passed, c.hint) for s in result.sections for c in s.checks}
+
+
+def test_a_record_is_judged_the_same_whatever_came_before():
+    correct = verdicts("ada_correct")
+    faulty = verdicts("cleo_no_zero_grad")
+    assert all(passed for passed, _ in correct.values())
+    assert not all(passed for passed, _ in faulty.values())
+    assert verdicts("ada_correct") == correct
+    assert verdicts("cleo_no_zero_grad") == faulty
+
+
+def _grade_in_fork(queue) -> None:
+    queue.put(verdicts("cleo_no_zero_grad"))
+
+
+def test_a_forked_process_opens_its_own_session():
+    here = verdicts("cleo_no_zero_grad")  # this process's session is open (its thread runs)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_grade_in_fork, args=(queue,))
+    child.start()
+    there = queue.get(timeout=120)
+    child.join(timeout=30)
+    assert there == here
+
+
+def test_checks_that_cannot_be_collected_stop_grading_with_a_clear_error(tmp_path):
+    hidden = tmp_path / "checks"
+    hidden.mkdir()
+    (hidden / "test_broken.py").write_text("def test_(:\n")
+    with pytest.raises(RuntimeError, match="the checks could not run"):
+        run_checks(record=None, present_sections=set(), hidden_dir=hidden)
