@@ -104,35 +104,55 @@ def _encode(value: Any, tensors: dict[int, tuple[int, torch.Tensor]]) -> Any:
         return [_encode(item, tensors) for item in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    return repr(value)[:300]  # the child only sends plain data; never fail on a stray object
+    try:  # the child only sends plain data; never fail on a stray object
+        return repr(value)[:300]
+    except Exception:
+        return "<unprintable>"
 
 
-def _tensor_bytes(tensor: torch.Tensor) -> tuple[str, list[int], bytes] | None:
-    dtype = str(tensor.dtype).removeprefix("torch.")
-    if dtype not in DTYPES or tensor.layout != torch.strided:
+def _flat(tensor: torch.Tensor) -> torch.Tensor | None:
+    """The tensor's values in a row, on the CPU; None for what has no values to send."""
+    if str(tensor.dtype).removeprefix("torch.") not in DTYPES or tensor.layout != torch.strided:
         return None
-    with torch._C.DisableTorchFunction():  # no simulated GPU (simulated_gpu.py) here
-        flat = tensor.detach().cpu().contiguous().reshape(-1)
-        return dtype, list(tensor.shape), flat.view(torch.uint8).numpy().tobytes()
+    try:
+        with torch._C.DisableTorchFunction():  # no simulated GPU (simulated_gpu.py) here
+            return tensor.detach().cpu().reshape(-1)
+    except Exception:  # e.g. a meta tensor
+        return None
 
 
 def encode_answer(answer: dict[str, Any]) -> bytes:
     """[size][tensor table JSON][size][answer JSON][tensor bytes]."""
     tensors: dict[int, tuple[int, torch.Tensor]] = {}
-    skeleton = json.dumps(_encode(answer, tensors)).encode()
-    table, blob = [], bytearray()
-    for _, tensor in sorted(tensors.values(), key=lambda entry: entry[0]):
-        try:
-            encoded = _tensor_bytes(tensor)
-        except Exception:  # e.g. a meta tensor: it has no values to send
-            encoded = None
-        if encoded is None:
-            table.append(None)
-            continue
-        dtype, shape, data = encoded
+
+    def reference(value: Any) -> Any:  # json's C encoder walks; this sees only the leftovers
+        if isinstance(value, torch.Tensor):
+            return {TENSOR: tensors.setdefault(id(value), (len(tensors), value))[0]}
+        return _encode(value, tensors)
+
+    try:
+        skeleton = json.dumps(answer, default=reference).encode()
+    except (TypeError, ValueError):  # a key json cannot write: the slower walk mends it
+        tensors.clear()
+        skeleton = json.dumps(_encode(answer, tensors)).encode()
+    table: list = [None] * len(tensors)
+    by_dtype: dict[torch.dtype, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}
+    for index, tensor in tensors.values():
+        flat = _flat(tensor)
+        if flat is not None:
+            by_dtype.setdefault(flat.dtype, []).append((index, tensor, flat))
+    blob = bytearray()
+    for dtype, members in by_dtype.items():  # one copy per dtype, not one per tensor
         blob += bytes(-len(blob) % ALIGN)
-        table.append([dtype, shape, len(blob), len(data)])
-        blob += data
+        offset = len(blob)
+        with torch._C.DisableTorchFunction():
+            joined = torch.cat([flat for _, _, flat in members])
+            blob += joined.view(torch.uint8).numpy().tobytes()
+        name = str(dtype).removeprefix("torch.")
+        for index, tensor, flat in members:
+            size = flat.numel() * dtype.itemsize
+            table[index] = [name, list(tensor.shape), offset, size]
+            offset += size
     head = json.dumps(table).encode()
     return b"".join(
         [HEADER.pack(len(head)), head, HEADER.pack(len(skeleton)), skeleton, bytes(blob)]

@@ -43,6 +43,10 @@ _FACTORIES = (
 )
 
 
+# What a tensor on the simulated GPU says about itself (so `device=X.device` follows it).
+_GPU_ATTRIBUTES = {"device": torch.device(GPU), "is_cuda": True, "is_cpu": False}
+
+
 def device_of(tensor: torch.Tensor) -> str:
     """Where the tensor would live: the simulated GPU, or its real device."""
     return getattr(tensor, _MARK, None) or str(tensor.device)
@@ -97,6 +101,10 @@ class SimulatedGPUMode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
+        if name == "__get__" and len(args) == 1:  # an attribute: x.device, p.grad, x.T
+            return self._attribute(func, args[0])
+        if name == "get_device" and _on_gpu(args[0] if args else None):
+            return 0
         if name in ("to", "cuda") and args and isinstance(args[0], torch.Tensor):
             return self._move(func, args, kwargs, name)
         if name == "cpu" and args and isinstance(args[0], torch.Tensor):
@@ -109,7 +117,7 @@ class SimulatedGPUMode(TorchFunctionMode):
         if name in _FACTORIES and "device" in kwargs and _is_gpu(kwargs["device"]):
             kwargs = dict(kwargs, device="cpu")
             return _mark(func(*args, **kwargs))
-        tensors = _tensors(kwargs, _tensors(args, []))
+        tensors = _tensors(args, kwargs)
         on_gpu = [t for t in tensors if _on_gpu(t)]
         result = func(*args, **kwargs)
         if on_gpu:
@@ -119,6 +127,16 @@ class SimulatedGPUMode(TorchFunctionMode):
                 raise _same_device_error({GPU, "cpu"})
             if name != "copy_" or _on_gpu(args[0]):
                 _mark_all(result)
+        return result
+
+    def _attribute(self, func, tensor):
+        on_gpu = _on_gpu(tensor)
+        attribute = getattr(getattr(func, "__self__", None), "__name__", "")
+        if on_gpu and attribute in _GPU_ATTRIBUTES:
+            return _GPU_ATTRIBUTES[attribute]
+        result = func(tensor)
+        if on_gpu:
+            _mark_all(result)  # p.grad, x.data, x.T live where x lives
         return result
 
     def _move(self, func, args, kwargs, name):
@@ -140,16 +158,15 @@ class SimulatedGPUMode(TorchFunctionMode):
         return _mark(_alias(result) if result is tensor else result)
 
 
-def _tensors(value: Any, found: list) -> list:
-    """The tensors in an op's arguments. A plain walk: torch's pytree costs more than the op."""
-    if isinstance(value, torch.Tensor):
-        found.append(value)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _tensors(item, found)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _tensors(item, found)
+def _tensors(args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    """The tensors among an op's arguments, and inside its list arguments (torch.cat's).
+    A plain loop: torch's pytree costs more than most of the ops it would look at."""
+    found = []
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(_tensors(value, {}))
     return found
 
 

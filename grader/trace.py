@@ -28,12 +28,20 @@ def untracked():
     return torch._C.DisableTorchFunction()
 
 
+def _copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A plain CPU copy: detached, and never an inference tensor (the replay trains on it)."""
+    with untracked():
+        if torch.is_inference_mode_enabled():
+            with torch.inference_mode(False):
+                return tensor.detach().cpu().clone()
+        return tensor.detach().cpu().clone()
+
+
 def tensor_values(tensor: torch.Tensor) -> torch.Tensor | None:
     """A detached CPU copy, or None when too large to keep."""
     if tensor.numel() > MAX_TENSOR_VALUES:
         return None
-    with untracked(), torch.inference_mode(False), torch.no_grad():
-        return tensor.detach().cpu().clone()
+    return _copy(tensor)
 
 
 class TensorCopies:
@@ -52,11 +60,11 @@ class TensorCopies:
         if tensor.numel() > MAX_TENSOR_VALUES:
             return None
         key = id(tensor)
-        with untracked(), torch.inference_mode(False), torch.no_grad():
-            current = tensor.detach()
-            entry = self._copies.get(key)
-            if entry is not None and entry[0]() is tensor:
-                copy = entry[1]
+        entry = self._copies.get(key)
+        if entry is not None and entry[0]() is tensor:
+            copy = entry[1]
+            with untracked():
+                current = tensor.detach()
                 # Compared, not trusted to a version counter: `p.data -= ...` bypasses it.
                 if (
                     copy.shape == current.shape
@@ -64,7 +72,7 @@ class TensorCopies:
                     and torch.equal(copy, current.cpu())
                 ):
                     return copy
-            copy = current.cpu().clone()
+        copy = _copy(tensor)
         try:
             reference = weakref.ref(tensor, lambda ref, key=key: self._forget(key, ref))
         except TypeError:  # not weak-referenceable: just don't share its copies

@@ -40,6 +40,8 @@ SCRIPT = textwrap.dedent(
     print("load", device_of(fresh.weight))
     print("cat", error(lambda: torch.cat([X_gpu, X])))        # tensors inside a list count
     print("stack", device_of(torch.stack([X_gpu, X_gpu])[0]))
+    print("says", X_gpu.device, X_gpu.is_cuda, X.device, X.is_cuda)
+    print("follows", device_of(X_gpu + torch.zeros(10, 1, device=X_gpu.device)))
     """
 )
 
@@ -62,6 +64,8 @@ def test_device_mistakes_raise_as_on_cuda_and_values_stay_exact():
     assert lines["load"] == "cpu"
     assert lines["cat"].startswith("Expected all tensors to be on the same device")
     assert lines["stack"] == "cuda:0"
+    assert lines["says"] == "cuda:0 True cpu False"  # `device=X.device` must follow X
+    assert lines["follows"] == "cuda:0"
 
 
 TRACED = textwrap.dedent(
