@@ -124,17 +124,36 @@ def find_problems(
 
 def sgd_mismatches(epochs: list[Epoch]) -> int:
     """Steps whose update is not `param - lr * grad` for the recorded gradient."""
-    wrong = 0
-    for epoch in epochs:
+    checked = []  # (epoch number, parameter position, before, grad, after, lr)
+    for number, epoch in enumerate(epochs):
         step = epoch.step
-        if step is None:
+        if step is None or not step["lr"] or step["lr"][0] is None:
             continue
-        lr = step["lr"][0] if step["lr"] else None
-        for before, grad, after in zip(step["params_before"], step["grads"], step["params_after"]):
-            if before is None or after is None or lr is None:
-                continue
-            expected = before if grad is None else before - lr * grad
-            if not torch.allclose(expected.double(), after.double(), atol=1e-6, rtol=1e-5):
-                wrong += 1
-                break
-    return wrong
+        updates = zip(step["params_before"], step["grads"], step["params_after"])
+        for position, (before, grad, after) in enumerate(updates):
+            if before is not None and after is not None:
+                grad = torch.zeros_like(before) if grad is None else grad
+                checked.append((number, position, before, grad, after, step["lr"][0]))
+    wrong: set[int] = set()
+    by_position: dict[tuple, list] = {}
+    for entry in checked:  # one comparison per parameter over all epochs, not one per step
+        by_position.setdefault((entry[1], tuple(entry[2].shape)), []).append(entry)
+    for entries in by_position.values():
+        try:
+            before, grad, after = (torch.stack([e[i] for e in entries]).double() for i in (2, 3, 4))
+        except RuntimeError:  # shapes that do not line up: judge each step alone
+            wrong |= {e[0] for e in entries if not _is_sgd_update(*e[2:])}
+            continue
+        lr = torch.tensor([e[5] for e in entries], dtype=torch.float64)
+        lr = lr.reshape(-1, *([1] * (before.dim() - 1)))
+        close = torch.isclose(before - lr * grad, after, atol=1e-6, rtol=1e-5)
+        wrong |= {e[0] for e, ok in zip(entries, close.reshape(len(entries), -1).all(1)) if not ok}
+    return len(wrong)
+
+
+def _is_sgd_update(before, grad, after, lr) -> bool:
+    try:
+        expected = (before - lr * grad).double()
+        return bool(torch.allclose(expected, after.double(), atol=1e-6, rtol=1e-5))
+    except RuntimeError:
+        return False

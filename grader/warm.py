@@ -123,19 +123,28 @@ def _run_one(control: socket.socket, request: dict, channel: int) -> None:
         _child(request, channel)
     os.close(channel)
     _send(control, {"pid": pid})
+    # A pidfd is readable the moment the child exits; without one (Linux < 5.3), poll for it.
+    try:
+        exited = [os.pidfd_open(pid)]
+    except (AttributeError, OSError):
+        exited = []
     status = None
-    while status is None:
-        ready, _, _ = select.select([control], [], [], 0.02)
-        if ready:
-            message = control.recv(MAX_MESSAGE)
-            if not message or json.loads(message).get("op") == "kill":
-                os.kill(pid, signal.SIGKILL)
-        try:
-            done, wait_status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            break
-        if done:
-            status = os.waitstatus_to_exitcode(wait_status)
+    try:
+        while status is None:
+            ready, _, _ = select.select([control, *exited], [], [], 0.5 if exited else 0.02)
+            if control in ready:
+                message = control.recv(MAX_MESSAGE)
+                if not message or json.loads(message).get("op") == "kill":
+                    os.kill(pid, signal.SIGKILL)
+            try:
+                done, wait_status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done:
+                status = os.waitstatus_to_exitcode(wait_status)
+    finally:
+        for fd in exited:
+            os.close(fd)
     _sweep(pid, request.get("uid"))
     _send(control, {"status": status})
 
