@@ -60,11 +60,13 @@ def bench_ptgrade(submitted: Path, output: Path, jobs: int) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"ptgrade batch failed:\n{done.stderr[-3000:]}")
     results = [json.loads(p.read_text()) for p in (output / "results").glob("*.json")]
+    timings = [r["execution"]["timings"] | {"total": r["grading_seconds"]} for r in results]
     return {
         "wall": wall,
         "count": len(results),
         "median": statistics.median(r["grading_seconds"] for r in results),
         "statuses": sorted({r["status"] for r in results}),
+        "phases": {k: statistics.median(t[k] for t in timings) for k in timings[0]},
     }
 
 
@@ -203,6 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ptgrade batch, in its worker  {ptgrade['median']:7.3f} s")
     print(f"  nbgrader autograde            {nbgrader['median']:7.3f} s")
     print(f"  code alone, warm Python       {warm['median']:7.3f} s")
+    print()
+    phases = ptgrade["phases"]
+    print("where a ptgrade grade's time goes (medians per submission)")
+    print(f"  the cells, run in the sandbox (traced, simulated GPU)  {phases['cells']:7.3f} s")
+    rest = phases["sandbox"] - phases["cells"]
+    print(f"  the sandbox besides (fork, snapshots, the record)      {rest:7.3f} s")
+    print(f"  the checks (pytest, the replayed training)             {phases['checks']:7.3f} s")
+    other = phases["total"] - phases["sandbox"] - phases["checks"]
+    print(f"  the rest (read the notebook, score, feedback page)     {other:7.3f} s")
     print()
     speedup = scaled / ptgrade["wall"]
     overhead = ptgrade["median"] / warm["median"]

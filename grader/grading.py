@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,7 +119,9 @@ def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
         hidden_dir = solutions_dir / "checks" if solutions_dir is not None else None
         if not (options.hidden and hidden_dir is not None and hidden_dir.is_dir()):
             hidden_dir = None
+        checks_started = time.monotonic()
         verdicts = run_checks(record, set(submission.stub_ids), hidden_dir)
+        checks_seconds = time.monotonic() - checks_started
     finally:
         cleanup(execution)
     sections = score(
@@ -144,6 +147,14 @@ def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
             "status": execution.status,
             "detail": execution.detail,
             "seconds": round(execution.duration, 2),
+            # Where a grade's time goes (benchmarks/batch_vs_nbgrader.py prints the medians):
+            # the cells as they ran in the sandbox, the sandbox in all (start, snapshots,
+            # shipping the record), and the checks.
+            "timings": {
+                "cells": round(sum(c.get("duration", 0.0) for c in record.cells), 4),
+                "sandbox": round(execution.duration, 4),
+                "checks": round(checks_seconds, 4),
+            },
         },
         figures=figure_data(record),
     )
