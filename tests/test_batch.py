@@ -101,6 +101,10 @@ def test_a_bad_submission_costs_only_its_own_result(uninterrupted):
     assert "exited with status 1" in found["cody_crashes"]["execution"]["detail"]
     hog = {s["id"]: s for s in found["mo_memory_hog"]["sections"]}["predictions"]
     assert "MemoryError" in " ".join(c["message"] for c in hog["checks"])
+    # Where the time went: the cells ran inside the sandbox's time, all of it inside the grade's.
+    timings = found["ada_correct"]["execution"]["timings"]
+    assert 0 < timings["cells"] < timings["sandbox"]
+    assert timings["sandbox"] + timings["checks"] < found["ada_correct"]["grading_seconds"]
 
 
 def test_summary_lists_every_status(uninterrupted):
