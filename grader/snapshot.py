@@ -20,7 +20,7 @@ MISSING = {"kind": "missing"}
 
 
 def describe(value: Any, tracer: Tracer, probe_inputs: list[list[float]] | None = None) -> dict:
-    """A weights_only-loadable description of one value of the student's namespace."""
+    """One value of the student's namespace as plain data and tensors (what channel.py sends)."""
     if isinstance(value, torch.Tensor):
         return describe_tensor(value, tracer.copy)
     if isinstance(value, nn.Module):

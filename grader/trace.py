@@ -49,8 +49,8 @@ class TensorCopies:
 
     A training loop shows the same few tensors to the tracer again and again (the parameters at
     every forward and step, `X_train` every epoch). Handing back the earlier copy while the values
-    are unchanged makes the record hold each distinct value once: the pickle stores a shared
-    object once, so saving and loading the record no longer grows with every mention.
+    are unchanged makes the record hold each distinct value once: the channel sends a shared
+    tensor once (channel.py), so shipping the record does not grow with every mention.
     """
 
     def __init__(self) -> None:
