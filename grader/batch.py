@@ -128,6 +128,9 @@ def warm_up(limits: Limits) -> None:
     reference training run (cached for the process) are loaded and run once here rather than in
     the first student's time.
     """
+    from grader.sandbox import start_warm_worker
+
+    start_warm_worker()  # it imports torch while this process does too
     import torch
 
     from grader.notebook import find_solutions_dir

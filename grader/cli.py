@@ -68,6 +68,9 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
 
 
 def _grade(args: argparse.Namespace, hidden: bool):
+    from grader.sandbox import start_warm_worker
+
+    start_warm_worker()  # it imports torch while this process does too
     from grader.grading import Options, grade
 
     options = Options(

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 
 from grader.assignments import Assignment
-from grader.checking import run_checks
+from grader.checking import open_checks, run_checks
 from grader.hints import hint_text
 from grader.notebook import (
     Submission,
@@ -113,12 +113,13 @@ def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
     submission = load_submission(path, options.assignment)
     solutions_dir = find_solutions_dir(options.solutions)
     reference = solution_sources(submission.assignment, solutions_dir)
+    hidden_dir = solutions_dir / "checks" if solutions_dir is not None else None
+    if not (options.hidden and hidden_dir is not None and hidden_dir.is_dir()):
+        hidden_dir = None
+    open_checks(hidden_dir)
     execution = execute(submission, options.limits, reference)
     try:
         record = build_record(submission, execution)
-        hidden_dir = solutions_dir / "checks" if solutions_dir is not None else None
-        if not (options.hidden and hidden_dir is not None and hidden_dir.is_dir()):
-            hidden_dir = None
         checks_started = time.monotonic()
         verdicts = run_checks(record, set(submission.stub_ids), hidden_dir)
         checks_seconds = time.monotonic() - checks_started

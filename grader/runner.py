@@ -55,6 +55,7 @@ def prepare() -> None:
     import matplotlib.pyplot  # noqa: F401
     import torch
 
+    import grader.answers
     import grader.channel
     import grader.simulated_gpu
     import grader.snapshot

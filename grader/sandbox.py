@@ -84,7 +84,13 @@ class _Pool:
 _POOL: _Pool | None = None
 
 
-def warm_worker() -> _Pool:
+def start_warm_worker() -> None:
+    """Start this process's warm worker now and return at once: it imports torch while the
+    caller does its own imports (one grade's start-up then costs the longer of the two)."""
+    warm_worker(wait=False)
+
+
+def warm_worker(wait: bool = True) -> _Pool:
     """This process's warm worker, started on first use (torch imported once, then forked)."""
     global _POOL  # one per grading process, like a connection pool of size one
     if _POOL is None or _POOL.owner != os.getpid():
@@ -109,7 +115,10 @@ def warm_worker() -> _Pool:
         # Pool workers (ptgrade batch) leave through os._exit, which skips atexit.
         multiprocessing.util.Finalize(None, pool.close, exitpriority=10)
         _POOL = pool
-        pool.worker.ensure_running()
+    if wait:
+        _POOL.worker.ensure_running()
+    else:
+        _POOL.worker.launch()
     return _POOL
 
 

@@ -193,19 +193,31 @@ class WarmWorker:
         self._prefix = prefix
         self._process: subprocess.Popen | None = None
         self._control: socket.socket | None = None
+        self._command: list[str] = []
+        self._ready = False
 
-    def _start(self) -> None:
+    def launch(self) -> None:
+        """Start the worker process unless it runs; don't wait for it (it imports torch)."""
+        if self._process is not None and self._process.poll() is None:
+            return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        command = [*self._prefix, sys.executable, "-m", "grader.warm", str(theirs.fileno())]
+        self._command = [*self._prefix, sys.executable, "-m", "grader.warm", str(theirs.fileno())]
         self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, env=self._env, pass_fds=(theirs.fileno(),)
+            self._command, stdin=subprocess.DEVNULL, env=self._env, pass_fds=(theirs.fileno(),)
         )
         theirs.close()
         self._control = ours
+        self._ready = False
+
+    def _await_ready(self) -> None:
+        if self._ready:
+            return
         ready = self._receive(120)
         if not ready or not ready.get("ready"):
             self.close()
-            raise RuntimeError(f"the warm worker did not start ({' '.join(command[:3])} ...)")
+            command = " ".join(self._command[:3])
+            raise RuntimeError(f"the warm worker did not start ({command} ...)")
+        self._ready = True
 
     def _receive(self, timeout: float | None) -> dict | None:
         ready, _, _ = select.select([self._control], [], [], timeout)
@@ -218,9 +230,9 @@ class WarmWorker:
         return json.loads(message) if message else None
 
     def ensure_running(self) -> None:
-        """Start the worker (import torch there) unless it is already up."""
-        if self._process is None or self._process.poll() is not None:
-            self._start()
+        """Start the worker (import torch there) unless it is already up, and wait for it."""
+        self.launch()
+        self._await_ready()
 
     def start(self, request: dict, channel: socket.socket) -> None:
         """Fork a child for `request`; it gets `channel` (the grader keeps the other end)."""

@@ -9,7 +9,8 @@ import struct
 import pytest
 import torch
 
-from grader.channel import HEADER, decode_answer, encode_answer
+from grader.answers import decode_answer, encode_answer
+from grader.channel import HEADER
 
 
 def test_an_answer_comes_back_exactly_with_shared_tensors_shared():

@@ -129,3 +129,26 @@ def test_hints_lists_the_catalogue():
     assert run.returncode == 0
     for hint_id in HINTS:
         assert hint_id in run.stdout
+
+
+def test_the_warm_worker_can_start_before_torch_is_imported():
+    # One grade's start-up costs the longer of two torch imports, not their sum: the CLI starts
+    # the warm worker before importing torch itself, and the worker's own imports stay lean.
+    probe = (
+        "import sys\n"
+        "loaded = lambda: sorted(m for m in ('torch', 'nbformat') if m in sys.modules)\n"
+        "import grader.warm\n"
+        "print(loaded())\n"
+        "import grader.cli, grader.sandbox\n"
+        "print(loaded())\n"
+        "from grader import check\n"
+        "print(callable(check))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    worker, cli, helper = done.stdout.split("\n")[:3]
+    assert worker == "[]"  # the worker imports torch itself, and nothing it does not need
+    assert cli == "['nbformat']"  # no torch before the worker is started
+    assert helper == "True"  # `from grader import check` still works in a notebook
