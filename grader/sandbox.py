@@ -108,6 +108,9 @@ def warm_worker(wait: bool = True) -> _Pool:
             TMPDIR=str(home),
         )
         env.pop("GITHUB_STEP_SUMMARY", None)
+        # The checks' pytest session (checking.py) may be running in this process already.
+        for name in [n for n in env if n.startswith("PYTEST_")]:
+            del env[name]
         root = str(package_root())
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         pool = _Pool(os.getpid(), WarmWorker(env, isolation.prefix), isolation, scratch_root)
