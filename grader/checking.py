@@ -36,7 +36,8 @@ UNUSED_PLUGINS = (
 
 
 class CheckSession:
-    """A pytest session in a thread, serving CheckJobs until the process ends."""
+    """A pytest session in a daemon thread, serving CheckJobs until the process ends (a None
+    job would end it; nothing sends one, the session lives as long as its process)."""
 
     def __init__(self, paths: list[str]) -> None:
         self.owner = os.getpid()  # a forked process must open its own: threads don't fork
@@ -84,11 +85,6 @@ class CheckSession:
     def _failure(self) -> str:
         errors = "\n".join(self._plugin.collection_errors)
         return f"the checks could not run (pytest exit {self.exit_code}):\n{errors}"
-
-    def close(self) -> None:
-        if os.getpid() == self.owner and self._thread.is_alive():
-            self._jobs.put(None)
-            self._thread.join(timeout=10)
 
 
 _SESSIONS: dict[tuple[str, ...], CheckSession] = {}
