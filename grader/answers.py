@@ -36,6 +36,10 @@ DTYPES = {
     )
 }
 ALIGN = 16
+# Parsed JSON takes ~20 times its size in memory: a forged answer of many tiny lists must not
+# take the grader down with it. A real record's JSON is a few MB (20 000 events at most); the
+# tensors' raw bytes take only their own size and are bounded by the frame limit alone.
+MAX_JSON = 32 * 1024 * 1024
 
 
 def _encode(value: Any, tensors: dict[int, tuple[int, torch.Tensor]]) -> Any:
@@ -135,6 +139,8 @@ def _decode_answer(payload: bytes) -> Any:
     table_end = HEADER.size + table_size
     (answer_size,) = HEADER.unpack_from(view, table_end)
     answer_start = table_end + HEADER.size
+    if table_size > MAX_JSON or answer_size > MAX_JSON:
+        raise ValueError("an answer's JSON is over the limit")
     blob = bytearray(view[answer_start + answer_size :])
     tensors = [
         _decode_tensor(entry, blob) for entry in json.loads(bytes(view[HEADER.size : table_end]))

@@ -63,6 +63,15 @@ def test_a_forged_tensor_entry_is_refused(table, blob):
         decode_answer(_frame(table, {"x": {"__tensor__": 0}}, blob))
 
 
+def test_json_too_large_to_parse_safely_is_refused():
+    from grader.answers import MAX_JSON
+
+    tiny_lists = b"[" + b"[]," * (MAX_JSON // 3) + b"[]]"  # parsed: ~20x its size in memory
+    frame = HEADER.pack(2) + b"[]" + HEADER.pack(len(tiny_lists)) + tiny_lists
+    with pytest.raises(ValueError, match="over the limit"):
+        decode_answer(frame)
+
+
 def test_a_pickle_is_never_unpickled(capsys):
     class Boom:
         def __reduce__(self):
