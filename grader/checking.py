@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from grader.plugin import CheckJob, RecordPlugin, Verdict
 from grader.record import Record
 
 CHECKS_DIR = Path(__file__).resolve().parent / "checks"
+CHECKS_TIMEOUT = 120.0  # seconds one record's checks may take (they take milliseconds)
 # Plugins the checks don't need. Each of these would touch process-wide state (file descriptors,
 # warning filters, the root logger, faulthandler) for as long as the session stays open, or
 # keeps every report (the terminal) and so grows with every submission.
@@ -44,6 +46,7 @@ class CheckSession:
         self._jobs: queue.Queue = queue.Queue()
         self._plugin = RecordPlugin(self._jobs)
         self.exit_code: int | None = None
+        self.stuck = False
         args = [
             *paths,
             *("-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR)),
@@ -75,9 +78,15 @@ class CheckSession:
         if not self._thread.is_alive():
             raise RuntimeError(self._failure())
         self._jobs.put(job)
+        deadline = time.monotonic() + CHECKS_TIMEOUT
         while not job.done.wait(0.5):
             if not self._thread.is_alive():
                 break
+            if time.monotonic() > deadline:
+                # A check that never returns is the grader's bug: this submission says so, and
+                # the next one gets a new session (this thread is left to itself).
+                self.stuck = True
+                raise RuntimeError(f"the checks did not finish within {CHECKS_TIMEOUT:g} s")
         if not job.judged:
             raise RuntimeError(self._failure())
         return job.verdicts
@@ -95,7 +104,7 @@ def open_checks(hidden_dir: Path | None = None) -> CheckSession:
     Opened before a submission runs, pytest's start-up overlaps the sandbox's work."""
     paths = (str(CHECKS_DIR),) + ((str(hidden_dir),) if hidden_dir is not None else ())
     session = _SESSIONS.get(paths)
-    if session is None or session.owner != os.getpid():
+    if session is None or session.owner != os.getpid() or session.stuck:
         session = _SESSIONS[paths] = CheckSession(list(paths))
     return session
 

@@ -62,3 +62,45 @@ def test_a_failing_check_is_reported_without_printing_its_arguments(monkeypatch)
     faulty = verdicts("cleo_no_zero_grad")
     assert not all(passed for passed, _ in faulty.values())
     assert printed == []
+
+
+def _a_record(monkeypatch):
+    import grader.grading
+
+    seen = {}
+    real = grader.grading.run_checks
+
+    def spy(record, present, hidden_dir=None):
+        seen["args"] = (record, present)
+        return real(record, present, hidden_dir)
+
+    monkeypatch.setattr(grader.grading, "run_checks", spy)
+    grade(SAMPLES / "ada_correct.ipynb", OPTIONS)
+    return seen["args"]
+
+
+def test_checks_that_never_finish_fail_that_submission_only(tmp_path, monkeypatch):
+    import grader.checking
+
+    record, present = _a_record(monkeypatch)
+    hidden = tmp_path / "checks"
+    hidden.mkdir()
+    (hidden / "test_slow.py").write_text(
+        "import time\n"
+        "from grader.plugin import check\n"
+        "CALLS = []\n"
+        "@check('split', 'slow', hidden=True)\n"
+        "def test_slow():\n"
+        "    CALLS.append(1)\n"
+        "    if len(CALLS) == 1:\n"
+        "        time.sleep(5)  # only the first time: past the limit below\n"
+    )
+    monkeypatch.setattr(grader.checking, "CHECKS_TIMEOUT", 1.0)
+    first = grader.checking.open_checks(hidden)
+    with pytest.raises(RuntimeError, match="did not finish within 1 s"):
+        run_checks(record, present, hidden_dir=hidden)
+    # The next record gets a session of its own, not a place behind the stuck one.
+    monkeypatch.setattr(grader.checking, "CHECKS_TIMEOUT", 120.0)
+    verdicts = run_checks(record, present, hidden_dir=hidden)
+    assert grader.checking.open_checks(hidden) is not first
+    assert verdicts and all(v.passed for v in verdicts)
