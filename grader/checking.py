@@ -52,6 +52,9 @@ class CheckSession:
             *("-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR)),
             "--import-mode=importlib",
             "--capture=no",  # the checks print nothing; fd capture would swallow ours
+            # The checks raise Mistakes, not bare asserts; rewriting would leave pytest's import
+            # hook in this process for as long as the session lives (a student's kernel too).
+            "--assert=plain",
         ]
         for name in UNUSED_PLUGINS:
             args += ["-p", f"no:{name}"]

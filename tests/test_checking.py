@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,20 @@ def test_checks_that_never_finish_fail_that_submission_only(tmp_path, monkeypatc
     verdicts = run_checks(record, present, hidden_dir=hidden)
     assert grader.checking.open_checks(hidden) is not first
     assert verdicts and all(v.passed for v in verdicts)
+
+
+def test_the_open_session_leaves_the_process_imports_alone():
+    # The session lives as long as its process (a student's kernel, for `check()`): no pytest
+    # import hook may stay behind in it.
+    probe = (
+        "import sys\n"
+        "from grader.grading import grade\n"
+        f"grade({str(SAMPLES / 'ada_correct.ipynb')!r})\n"
+        "print(sorted(type(finder).__name__ for finder in sys.meta_path))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "AssertionRewritingHook" not in done.stdout
+    assert "[" in done.stdout  # the probe did print the finders
