@@ -7,9 +7,11 @@ fifth one a faulty sample instead, each under its own student name), then times
 (a) `ptgrade batch --jobs J` on all N, from the command's start to its end;
 (b) `nbgrader autograde` in a scratch course built like tools/release_exercises.py does, on the
     first `--nbgrader-n` of them (scaled linearly to N when fewer, and said so);
-(c) the submissions' code cells exec'd in fresh namespaces in one Python that imported torch
+(c) `ptgrade batch --jobs 1` on the first `--alone-n` of them: one grading process, so a
+    submission's cost is not inflated by another grade sharing the cores;
+(d) the submissions' code cells exec'd in fresh namespaces in one Python that imported torch
     once (the floor: what running the student's code costs at all).
-Prints per-submission medians and the ratios the README quotes.
+Prints per-submission medians, where a grade's time goes, and the ratios the README quotes.
 """
 
 from __future__ import annotations
@@ -177,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         "--nbgrader-n", type=int, help="how many of them nbgrader grades (default: all)"
     )
     parser.add_argument("--jobs", type=int, default=2, help="ptgrade batch --jobs")
+    parser.add_argument(
+        "--alone-n", type=int, default=20, help="graded again with --jobs 1 (default %(default)s)"
+    )
     parser.add_argument("--nbgrader-timeout", type=float, default=120)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args(argv)
@@ -188,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.n} submissions in {scratch / 'submitted'} ({os.cpu_count()} CPUs)")
         ptgrade = bench_ptgrade(scratch / "submitted", scratch / "grades", args.jobs)
         print(f"ptgrade batch --jobs {args.jobs}: {ptgrade['wall']:.1f} s for {args.n}")
+        alone_n = min(args.alone_n, args.n)
+        for notebook in notebooks[:alone_n]:
+            shutil.copytree(notebook.parent.parent, scratch / "alone" / notebook.parent.parent.name)
+        alone = bench_ptgrade(scratch / "alone", scratch / "grades-alone", 1)
+        print(f"ptgrade batch --jobs 1: {alone['wall']:.1f} s for {alone_n}")
         nbgrader = bench_nbgrader(scratch, notebooks[:nbgrader_n], args.nbgrader_timeout)
         scaled = nbgrader["wall"] * args.n / nbgrader_n
         note = "" if nbgrader_n == args.n else f", scaled linearly from {nbgrader_n}"
@@ -202,23 +212,28 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print("per submission (median)")
-    print(f"  ptgrade batch, in its worker  {ptgrade['median']:7.3f} s")
-    print(f"  nbgrader autograde            {nbgrader['median']:7.3f} s")
-    print(f"  code alone, warm Python       {warm['median']:7.3f} s")
-    print()
-    phases = ptgrade["phases"]
-    print("where a ptgrade grade's time goes (medians per submission)")
-    print(f"  the cells, run in the sandbox (traced, simulated GPU)  {phases['cells']:7.3f} s")
-    rest = phases["sandbox"] - phases["cells"]
-    print(f"  the sandbox besides (fork, snapshots, the record)      {rest:7.3f} s")
-    print(f"  the checks (pytest, the replayed training)             {phases['checks']:7.3f} s")
-    other = phases["total"] - phases["sandbox"] - phases["checks"]
-    print(f"  the rest (read the notebook, score, feedback page)     {other:7.3f} s")
+    print(f"  ptgrade batch --jobs {args.jobs}, in its worker  {ptgrade['median']:7.3f} s")
+    print(f"  ptgrade batch --jobs 1, in its worker  {alone['median']:7.3f} s")
+    print(f"  nbgrader autograde                    {nbgrader['median']:7.3f} s")
+    print(f"  code alone, warm Python               {warm['median']:7.3f} s")
+    for name, run in ((f"--jobs {args.jobs}", ptgrade), ("--jobs 1", alone)):
+        phases = run["phases"]
+        print()
+        print(f"where a ptgrade grade's time goes, {name} (medians per submission)")
+        print(f"  the cells, run in the sandbox (traced, simulated GPU)  {phases['cells']:7.3f} s")
+        rest = phases["sandbox"] - phases["cells"]
+        print(f"  the sandbox besides (fork, snapshots, the record)      {rest:7.3f} s")
+        print(f"  the checks (pytest, the replayed training)             {phases['checks']:7.3f} s")
+        other = phases["total"] - phases["sandbox"] - phases["checks"]
+        print(f"  the rest (read the notebook, score, feedback page)     {other:7.3f} s")
     print()
     speedup = scaled / ptgrade["wall"]
-    overhead = ptgrade["median"] / warm["median"]
     print(f"{args.n} submissions: nbgrader / ptgrade = {speedup:.1f}x (target >= 10)" + note)
-    print(f"one submission: ptgrade / code alone = {overhead:.1f}x (target <= 2)")
+    print(
+        f"one submission: ptgrade / code alone = {alone['median'] / warm['median']:.1f}x with "
+        f"--jobs 1, {ptgrade['median'] / warm['median']:.1f}x with --jobs {args.jobs} "
+        "(target <= 2)"
+    )
     print(f"ptgrade statuses: {', '.join(ptgrade['statuses'])}")
     return 0
 
