@@ -7,8 +7,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 from grader.assignments import Assignment
 from grader.checking import open_checks, run_checks
 from grader.hints import hint_text
@@ -16,6 +14,7 @@ from grader.notebook import (
     Submission,
     find_solutions_dir,
     load_submission,
+    solution_notebook,
     solution_sources,
 )
 from grader.plugin import Verdict
@@ -35,12 +34,10 @@ class Options:
 def section_points(assignment: Assignment, solutions_dir: Path | None) -> dict[str, float]:
     """Points per section from the solution's autograder cells (nbgrader metadata)."""
     points = dict(assignment.default_points)
-    if solutions_dir is None:
+    notebook = solution_notebook(assignment, solutions_dir)
+    if notebook is None:
         return points
-    path = solutions_dir / assignment.id / assignment.notebook_name
-    if not path.is_file():
-        return points
-    for cell in nbformat.read(path, as_version=4).cells:
+    for cell in notebook.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         grade_id = meta.get("grade_id", "")
         if meta.get("grade") and grade_id.endswith("_tests"):

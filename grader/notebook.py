@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import nbformat
@@ -122,14 +123,29 @@ def load_submission(path: str | os.PathLike, assignment_id: str | None = None) -
     return submission
 
 
+def solution_notebook(assignment: Assignment, solutions_dir: Path | None):
+    """The instructor's notebook for `assignment`, or None; read once per version of the file
+    (a batch asks for it with every submission). Callers must not change it."""
+    if solutions_dir is None:
+        return None
+    path = solutions_dir / assignment.id / assignment.notebook_name
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _read_solution(str(path), stat.st_mtime_ns, stat.st_size) if path.is_file() else None
+
+
+@lru_cache(maxsize=8)
+def _read_solution(path: str, mtime_ns: int, size: int):
+    return nbformat.read(path, as_version=4)
+
+
 def solution_sources(assignment: Assignment, solutions_dir: Path | None) -> dict[str, str]:
     """Each stub's reference code from the instructor's notebook, when it is present."""
-    if solutions_dir is None:
+    notebook = solution_notebook(assignment, solutions_dir)
+    if notebook is None:
         return {}
-    path = solutions_dir / assignment.id / assignment.notebook_name
-    if not path.is_file():
-        return {}
-    notebook = nbformat.read(path, as_version=4)
     sources: dict[str, str] = {}
     for cell in notebook.cells:
         role, grade_id = _role(cell.get("metadata", {}))
