@@ -10,10 +10,12 @@ check is unaffected. Used only where the machine has no CUDA.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 from torch import nn
+from torch.optim import Optimizer
 from torch.overrides import TorchFunctionMode
 
 GPU = "cuda:0"
@@ -211,6 +213,44 @@ def _module_move(original, name: str):
     return move
 
 
+def _without_handler(function, takes_closure: bool = False):
+    """`function` run with the simulation's handler switched off.
+
+    An optimizer's own bookkeeping (reading every `p.grad`, profiler ranges, `no_grad`, the
+    foreach update) is four fifths of the torch calls a training loop makes, and all of it acts
+    in place on tensors already where the model is, so marks stay right without the handler.
+    A closure passed to `step` is the student's code: with one, the handler stays on."""
+
+    @functools.wraps(function)
+    def quiet(owner, *args, **kwargs):
+        closure = (args[0] if args else kwargs.get("closure")) if takes_closure else None
+        if closure is not None:
+            return function(owner, *args, **kwargs)
+        with torch._C.DisableTorchFunction():
+            return function(owner, *args, **kwargs)
+
+    return quiet
+
+
+def _optimizer_classes(base: type = Optimizer) -> list[type]:
+    found = [base]
+    for subclass in base.__subclasses__():
+        found.extend(_optimizer_classes(subclass))
+    return found
+
+
+def _quiet_optimizers() -> None:
+    for cls in _optimizer_classes():
+        if "step" in cls.__dict__ and cls is not Optimizer:
+            step = cls.__dict__["step"]
+            if not getattr(step, "hooked", False):  # torch adds the step hooks (the tracer's)
+                step = Optimizer.profile_hook_step(step)
+            cls.step = _without_handler(step, takes_closure=True)
+            cls.step.hooked = True
+    Optimizer.zero_grad = _without_handler(Optimizer.zero_grad)
+    nn.Module.zero_grad = _without_handler(nn.Module.zero_grad)
+
+
 class SimulatedGPU:
     """Installs the simulation for the rest of the process (the sandbox child only)."""
 
@@ -222,5 +262,6 @@ class SimulatedGPU:
         torch.cuda.synchronize = lambda device=None: None
         for name in ("to", "cuda", "cpu"):
             setattr(nn.Module, name, _module_move(getattr(nn.Module, name), name))
+        _quiet_optimizers()
         self.mode = SimulatedGPUMode()
         self.mode.__enter__()

@@ -73,6 +73,9 @@ class TensorCopies:
                 ):
                     return copy
         copy = _copy(tensor)
+        if entry is not None and entry[0]() is tensor:  # a parameter after a step: same tensor
+            self._copies[key] = (entry[0], copy)
+            return copy
         try:
             reference = weakref.ref(tensor, lambda ref, key=key: self._forget(key, ref))
         except TypeError:  # not weak-referenceable: just don't share its copies
@@ -212,7 +215,8 @@ class Tracer:
                 "momentum": any(group.get("momentum") for group in optimizer.param_groups),
                 "param_ids": [id(p) for p in params],
                 "params_before": [tracer.copy(p) for p in params],
-                "grads": [None if p.grad is None else tracer.copy(p.grad) for p in params],
+                # A new gradient tensor each step: nothing to share, so a plain copy.
+                "grads": [None if p.grad is None else tensor_values(p.grad) for p in params],
             }
 
         def step_post(optimizer, args, kwargs):

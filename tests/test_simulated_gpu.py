@@ -103,3 +103,59 @@ def test_the_tracer_sees_the_simulated_gpu_once_per_call():
     assert lines["backward"] == "3"  # torch re-enters the wrapper under a torch function mode
     assert lines["device"] == "cuda:0"  # recorded where the student's tensor would live
     assert lines["copy"] == "cpu"  # the grader's own copy is a plain CPU tensor
+
+
+OPTIMIZER = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+    from grader.simulated_gpu import SimulatedGPU, SimulatedGPUMode, device_of
+    SimulatedGPU().install()
+    handled = []
+    original = SimulatedGPUMode.__torch_function__
+    def counting(self, func, types, args=(), kwargs=None):
+        handled.append(getattr(func, "__name__", ""))
+        return original(self, func, types, args, kwargs)
+    SimulatedGPUMode.__torch_function__ = counting
+
+    def train(device, momentum):
+        torch.manual_seed(0)
+        model = nn.Linear(1, 1).to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=momentum)
+        X = torch.arange(0, 1, 0.1).unsqueeze(1).to(device)
+        for _ in range(5):
+            loss = nn.L1Loss()(model(X), 0.7 * X + 0.3)
+            optimizer.zero_grad()
+            loss.backward()
+            del handled[:]
+            optimizer.step()
+        return model, optimizer, X
+
+    model, optimizer, X = train("cuda", 0.9)
+    print("handled", len(handled))
+    print("device", device_of(model.weight), device_of(model.weight.grad))
+    cpu_model, _, _ = train("cpu", 0.9)
+    print("exact", torch.equal(model.weight.cpu(), cpu_model.weight))
+    optimizer.zero_grad()
+    print("zeroed", model.weight.grad)
+    try:
+        optimizer.step(lambda: model(X.cpu()).sum())
+        print("closure no error")
+    except RuntimeError as error:
+        print("closure", str(error).split(",")[0])
+    """
+)
+
+
+def test_the_optimizers_own_work_skips_the_handler_and_keeps_devices_right():
+    run = subprocess.run(
+        [sys.executable, "-c", OPTIMIZER], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
+    assert lines["handled"] == "0"  # a step: 20-odd torch calls the handler need not see
+    assert lines["device"] == "cuda:0 cuda:0"
+    assert lines["exact"] == "True"  # momentum buffers and all
+    assert lines["zeroed"] == "None"
+    # A closure is the student's code: the handler still sees it, and its device mistake.
+    assert lines["closure"] == "Expected all tensors to be on the same device"
