@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ class CheckSession:
 
     def __init__(self, paths: list[str]) -> None:
         self.owner = os.getpid()  # a forked process must open its own: threads don't fork
+        self.files = checks_files(paths)
         self._jobs: queue.Queue = queue.Queue()
         self._plugin = RecordPlugin(self._jobs)
         self.exit_code: int | None = None
@@ -94,6 +96,10 @@ class CheckSession:
             raise RuntimeError(self._failure())
         return job.verdicts
 
+    def close(self) -> None:
+        """End the session's thread once it is free (it serves what it was already handed)."""
+        self._jobs.put(None)
+
     def _failure(self) -> str:
         errors = "\n".join(self._plugin.collection_errors)
         return f"the checks could not run (pytest exit {self.exit_code}):\n{errors}"
@@ -102,13 +108,46 @@ class CheckSession:
 _SESSIONS: dict[tuple[str, ...], CheckSession] = {}
 
 
+def checks_files(paths) -> tuple:
+    """Each file of the checks as it is now (name, time, size): a session collected from other
+    versions is stale (an instructor editing a check while a kernel runs `check()`)."""
+    found = []
+    for folder in map(Path, paths):
+        for file in sorted(folder.rglob("*")):
+            if file.suffix in (".py", ".ini") and "__pycache__" not in file.parts:
+                try:
+                    stat = file.stat()
+                except OSError:
+                    continue
+                found.append((str(file), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
+def _forget_modules(paths) -> None:
+    """Drop the checks' modules, so that a new session imports their files again (pytest
+    hands back a module already in sys.modules)."""
+    folders = [Path(p).resolve() for p in paths]
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if (
+            file
+            and name != "grader.checks"
+            and any(Path(file).resolve().is_relative_to(folder) for folder in folders)
+        ):
+            del sys.modules[name]
+
+
 def open_checks(hidden_dir: Path | None = None) -> CheckSession:
     """This process's session for these checks, opened (collecting in its thread) if need be.
     Opened before a submission runs, pytest's start-up overlaps the sandbox's work."""
     paths = (str(CHECKS_DIR),) + ((str(hidden_dir),) if hidden_dir is not None else ())
     session = _SESSIONS.get(paths)
-    if session is None or session.owner != os.getpid() or session.stuck:
-        session = _SESSIONS[paths] = CheckSession(list(paths))
+    if session is not None and session.owner == os.getpid() and not session.stuck:
+        if session.files == checks_files(paths):
+            return session
+        session.close()
+        _forget_modules(paths)
+    session = _SESSIONS[paths] = CheckSession(list(paths))
     return session
 
 

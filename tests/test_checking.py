@@ -123,3 +123,28 @@ def test_the_open_session_leaves_the_process_imports_alone():
     assert done.returncode == 0, done.stderr
     assert "AssertionRewritingHook" not in done.stdout
     assert "[" in done.stdout  # the probe did print the finders
+
+
+def test_an_edited_check_is_collected_again(tmp_path, monkeypatch):
+    # An instructor edits a check while a kernel keeps its session open (`check()`): the next
+    # run must judge with the file as it is now, not as it was first collected.
+    import grader.checking
+
+    record, present = _a_record(monkeypatch)
+    hidden = tmp_path / "checks"
+    hidden.mkdir()
+    check = hidden / "test_edited.py"
+    source = (
+        "from grader.plugin import check\n"
+        "@check('split', 'edited', hidden=True)\n"
+        "def test_edited():\n"
+        "    assert {outcome}\n"
+    )
+    check.write_text(source.format(outcome="True"))
+    first = grader.checking.open_checks(hidden)
+    assert all(v.passed for v in run_checks(record, present, hidden_dir=hidden))
+    assert grader.checking.open_checks(hidden) is first  # unchanged files: the same session
+    check.write_text(source.format(outcome="False, 'edited to fail'"))
+    edited = {v.id: v.passed for v in run_checks(record, present, hidden_dir=hidden)}
+    assert grader.checking.open_checks(hidden) is not first
+    assert [passed for name, passed in edited.items() if "edited" in name] == [False]
