@@ -35,7 +35,9 @@ DTYPES = {
         torch.bool,
     )
 }
+NAMES = {dtype: name for name, dtype in DTYPES.items()}
 ALIGN = 16
+COMPACT = (",", ":")  # a record's JSON is mostly punctuation: no spaces to write and parse
 # Parsed JSON takes ~20 times its size in memory: a forged answer of many tiny lists must not
 # take the grader down with it. A real record's JSON is a few MB (20 000 events at most); the
 # tensors' raw bytes take only their own size and are bounded by the frame limit alone.
@@ -58,14 +60,27 @@ def _encode(value: Any, tensors: dict[int, tuple[int, torch.Tensor]]) -> Any:
         return "<unprintable>"
 
 
-def _flat(tensor: torch.Tensor) -> torch.Tensor | None:
-    """The tensor's values in a row, on the CPU; None for what has no values to send."""
-    if str(tensor.dtype).removeprefix("torch.") not in DTYPES or tensor.layout != torch.strided:
-        return None
-    try:
-        return tensor.detach().cpu().reshape(-1)
-    except Exception:  # e.g. a meta tensor
-        return None
+def _sendable(tensor: torch.Tensor) -> bool:
+    """Whether the tensor has values to send: a dtype on the list, strided, not a meta tensor."""
+    return tensor.dtype in NAMES and tensor.layout == torch.strided and not tensor.is_meta
+
+
+def _joined(members: list[tuple[int, torch.Tensor]]) -> tuple[list, torch.Tensor]:
+    """The members' values in one row on the CPU, and the members that are in it: all of them,
+    unless one will not flatten (then each is tried alone and those that fail are left out)."""
+    with torch.no_grad():
+        try:
+            return members, torch.cat([tensor.reshape(-1) for _, tensor in members]).cpu()
+        except Exception:
+            pass
+        kept, rows = [], []
+        for index, tensor in members:
+            try:
+                rows.append(tensor.reshape(-1).cpu())
+            except Exception:
+                continue
+            kept.append((index, tensor))
+        return kept, torch.cat(rows) if rows else torch.empty(0, dtype=members[0][1].dtype)
 
 
 def encode_answer(answer: dict[str, Any]) -> bytes:
@@ -93,28 +108,27 @@ def _encode_answer(answer: dict[str, Any]) -> bytes:
         return _encode(value, tensors)
 
     try:
-        skeleton = json.dumps(answer, default=reference).encode()
+        skeleton = json.dumps(answer, default=reference, separators=COMPACT).encode()
     except (TypeError, ValueError):  # a key json cannot write: the slower walk mends it
         tensors.clear()
-        skeleton = json.dumps(_encode(answer, tensors)).encode()
+        skeleton = json.dumps(_encode(answer, tensors), separators=COMPACT).encode()
     table: list = [None] * len(tensors)
-    by_dtype: dict[torch.dtype, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}
+    groups: dict[tuple[torch.dtype, torch.device], list[tuple[int, torch.Tensor]]] = {}
     for index, tensor in tensors.values():
-        flat = _flat(tensor)
-        if flat is not None:
-            by_dtype.setdefault(flat.dtype, []).append((index, tensor, flat))
+        if _sendable(tensor):
+            groups.setdefault((tensor.dtype, tensor.device), []).append((index, tensor))
     blob = bytearray()
-    for dtype, members in by_dtype.items():  # one copy per dtype, not one per tensor
+    for (dtype, _), members in groups.items():  # one copy per dtype, not one per tensor
+        members, joined = _joined(members)
         blob += bytes(-len(blob) % ALIGN)
         offset = len(blob)
-        joined = torch.cat([flat for _, _, flat in members])
         blob += joined.view(torch.uint8).numpy().tobytes()
-        name = str(dtype).removeprefix("torch.")
-        for index, tensor, flat in members:
-            size = flat.numel() * dtype.itemsize
+        name = NAMES[dtype]
+        for index, tensor in members:
+            size = tensor.numel() * dtype.itemsize
             table[index] = [name, list(tensor.shape), offset, size]
             offset += size
-    head = json.dumps(table).encode()
+    head = json.dumps(table, separators=COMPACT).encode()
     return b"".join(
         [HEADER.pack(len(head)), head, HEADER.pack(len(skeleton)), skeleton, bytes(blob)]
     )

@@ -330,7 +330,8 @@ class Tracer:
                 "loss",
                 loss_class=type(module).__name__,
                 module_id=id(module),
-                input=tensor_summary(inputs[0], self.copy) if inputs else None,
+                # The predictions' values: nothing reads them, and they are new every epoch.
+                input=tensor_summary(inputs[0], _no_values) if inputs else None,
                 target=tensor_summary(inputs[1], self.copy) if len(inputs) > 1 else None,
                 value=_scalar(output),
                 grad_enabled=grad_enabled,

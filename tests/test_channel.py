@@ -82,3 +82,16 @@ def test_a_pickle_is_never_unpickled(capsys):
         decode_answer(struct.pack(">Q", len(payload)) + payload)
     assert not isinstance(raised.value, SystemExit)
     assert "unpickled!" not in capsys.readouterr().out
+
+
+def test_a_tensor_that_will_not_flatten_is_sent_without_values_and_the_rest_are_kept():
+    class Odd(torch.Tensor):  # a student's subclass whose values cannot be read
+        def reshape(self, *shape):
+            raise RuntimeError("no")
+
+    odd = torch.ones(3).as_subclass(Odd)
+    kept = torch.tensor([1.5, 2.5])
+    back = decode_answer(encode_answer({"values": [kept, odd, torch.tensor([7.0])]}))
+    first, missing, last = back["values"]
+    assert torch.equal(first, kept) and torch.equal(last, torch.tensor([7.0]))
+    assert missing is None
