@@ -130,7 +130,7 @@ def warm_up(limits: Limits) -> None:
     """
     from grader.sandbox import start_warm_worker
 
-    start_warm_worker()  # it imports torch while this process does too
+    start_warm_worker(many=True)  # it imports torch while this process does too
     import torch
 
     from grader.notebook import find_solutions_dir

@@ -84,13 +84,14 @@ class _Pool:
 _POOL: _Pool | None = None
 
 
-def start_warm_worker() -> None:
+def start_warm_worker(many: bool = False) -> None:
     """Start this process's warm worker now and return at once: it imports torch while the
-    caller does its own imports (one grade's start-up then costs the longer of the two)."""
-    warm_worker(wait=False)
+    caller does its own imports (one grade's start-up then costs the longer of the two).
+    `many`: it will fork for many submissions (a batch), so its forks are made cheaper once."""
+    warm_worker(wait=False, many=many)
 
 
-def warm_worker(wait: bool = True) -> _Pool:
+def warm_worker(wait: bool = True, many: bool = False) -> _Pool:
     """This process's warm worker, started on first use (torch imported once, then forked)."""
     global _POOL  # one per grading process, like a connection pool of size one
     if _POOL is None or _POOL.owner != os.getpid():
@@ -113,7 +114,9 @@ def warm_worker(wait: bool = True) -> _Pool:
             del env[name]
         root = str(package_root())
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        pool = _Pool(os.getpid(), WarmWorker(env, isolation.prefix), isolation, scratch_root)
+        pool = _Pool(
+            os.getpid(), WarmWorker(env, isolation.prefix, huge_pages=many), isolation, scratch_root
+        )
         atexit.register(pool.close)
         # Pool workers (ptgrade batch) leave through os._exit, which skips atexit.
         multiprocessing.util.Finalize(None, pool.close, exitpriority=10)

@@ -1,0 +1,46 @@
+"""The warm worker of a batch forks from huge pages, where Linux offers them."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import pytest
+
+from grader.warm import WarmWorker
+
+THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    try:
+        found = tuple(int(part) for part in platform.release().split("-")[0].split(".")[:2])
+    except ValueError:
+        return False
+    return found >= (major, minor)
+
+
+def _anon_huge_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("AnonHugePages:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.skipif(
+    not THP.exists() or "[never]" in THP.read_text() or not _kernel_at_least(6, 1),
+    reason="no transparent huge pages, or no MADV_COLLAPSE (Linux < 6.1)",
+)
+def test_a_worker_for_many_submissions_moves_its_memory_to_huge_pages():
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=root, MPLBACKEND="Agg")
+    worker = WarmWorker(env, huge_pages=True)
+    try:
+        worker.ensure_running()  # ready once torch is imported and the pages are moved
+        pid = worker._process.pid
+        assert "--huge-pages" in Path(f"/proc/{pid}/cmdline").read_text()
+        # torch, IPython and matplotlib: some 200 MB of the worker's memory, on 2 MB pages.
+        assert _anon_huge_kb(pid) > 50 * 1024
+    finally:
+        worker.close()
