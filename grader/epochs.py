@@ -18,7 +18,12 @@ class Epoch:
 
 
 def training_view(record, assignment) -> dict:
-    """The training cell's epochs, the trained model, and the test data as the loop saw it."""
+    """The training cell's epochs, the trained model, and the test data as the loop saw it
+    (worked out once per record; the checks read it, none changes it)."""
+    return record.memo(("training_view", assignment.id), lambda: _training_view(record, assignment))
+
+
+def _training_view(record, assignment) -> dict:
     cell = record.stub_cell("training_loop")["index"]
     events = record.events(cell=cell)
     epochs, tail = split_epochs(events)

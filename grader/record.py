@@ -110,6 +110,14 @@ class Record:
     status: str  # how the child ended: "finished", "timeout", "crashed"
     detail: str = ""
     saved_files: dict[str, SavedFile] = field(default_factory=dict)
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, key: tuple, compute):
+        """compute(), once per record: several checks read the same view of the trace (one
+        that raises a Mistake is not kept, so each check that asks gets it)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     # -- cells ----------------------------------------------------------------------------
     @property
