@@ -164,7 +164,10 @@ def serve(control_fd: int, huge_pages: bool = False) -> None:
         collapse_to_huge_pages()
     os.environ["PTGRADE_SANDBOX"] = "1"
     _send(control, {"ready": True, "pid": os.getpid()})
+    forks = 0
     while True:
+        if huge_pages and forks and forks % RECOLLAPSE_EVERY == 0:
+            collapse_to_huge_pages()  # mends what the children's copy-on-write split (~3 ms)
         message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, 1)
         if not message:
             return
@@ -174,10 +177,14 @@ def serve(control_fd: int, huge_pages: bool = False) -> None:
                 os.close(fd)
             continue
         _run_one(control, request, fds[0])
+        forks += 1
 
 
 HUGE_PAGE = 2 << 20
 MADV_COLLAPSE = 25  # Linux 6.1+
+# Children's copy-on-write slowly splits the worker's huge pages (measured: 217 -> 203 MB after
+# 150 children); collapsing again now and then puts them back.
+RECOLLAPSE_EVERY = 100
 
 
 def collapse_to_huge_pages() -> int:
