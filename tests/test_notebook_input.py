@@ -70,3 +70,22 @@ def test_unknown_assignment_name_is_a_clear_error(notebook, tmp_path):
     nbformat.write(copy.deepcopy(notebook), path)
     with pytest.raises(UnusableNotebook, match="unknown assignment 'nope'"):
         load_submission(path, "nope")
+
+
+def test_reading_notebooks_does_not_load_the_iri_format_parser():
+    # jsonschema (under nbformat) would build rfc3987_syntax's parser at import: 0.75 s of every
+    # ptgrade process. A notebook still reads and validates without it.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from grader.notebook import load_submission\n"
+        "import nbformat\n"
+        f"submission = load_submission({str(CORRECT)!r})\n"
+        "nbformat.validate(nbformat.read(submission.path, as_version=4))\n"
+        "print(len(submission.cells) > 0, sys.modules.get('rfc3987_syntax') is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
