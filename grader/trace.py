@@ -89,12 +89,23 @@ class TensorCopies:
             del self._copies[key]
 
 
+_DTYPE_NAMES: dict[torch.dtype, str] = {}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """ "float32" for torch.float32 (remembered: a training loop asks a thousand times)."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).replace("torch.", "")
+    return name
+
+
 def tensor_summary(tensor: Any, copy=tensor_values) -> dict[str, Any] | None:
     if not isinstance(tensor, torch.Tensor):
         return None
     return {
         "shape": list(tensor.shape),
-        "dtype": str(tensor.dtype).replace("torch.", ""),
+        "dtype": dtype_name(tensor.dtype),
         "device": device_of(tensor),
         "requires_grad": bool(tensor.requires_grad),
         "values": copy(tensor),
@@ -352,8 +363,14 @@ class Tracer:
             # the parameters' through each step (copying them at every forward cost a tenth of
             # a submission's grading and nothing read them).
             output=tensor_summary(output, copy=_no_values),
-            param_devices=sorted({device_of(p) for p in module.parameters()}),
+            param_devices=_param_devices(module),
         )
+
+
+def _param_devices(module: nn.Module) -> list[str]:
+    # A model without submodules (the chapter's) holds its parameters itself: no generator walk.
+    params = module._parameters.values() if not module._modules else module.parameters()
+    return sorted({device_of(p) for p in params if p is not None})
 
 
 def _no_values(tensor: torch.Tensor) -> None:
