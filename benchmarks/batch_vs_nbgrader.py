@@ -10,7 +10,9 @@ fifth one a faulty sample instead, each under its own student name), then times
 (c) `ptgrade batch --jobs 1` on the first `--alone-n` of them: one grading process, so a
     submission's cost is not inflated by another grade sharing the cores;
 (d) the submissions' code cells exec'd in fresh namespaces in one Python that imported torch
-    once (the floor: what running the student's code costs at all).
+    once (the floor: what running the student's code costs at all);
+(e) the same, with the sandbox's tracer and simulated GPU installed once in that Python (what
+    the instrumentation alone costs, without a fresh process per submission or the checks).
 Prints per-submission medians, where a grade's time goes, and the ratios the README quotes.
 """
 
@@ -137,8 +139,21 @@ def code_cells(path):
             cells.append(TransformerManager().transform_cell(cell.source))
     return cells
 
+tracer = None
+if os.environ.get("BENCH_INSTRUMENTED"):
+    # What the sandbox installs in each child: the simulated GPU, then the tracer.
+    from grader.simulated_gpu import SimulatedGPU
+    from grader.trace import TensorCopies, Tracer
+
+    SimulatedGPU().install()
+    tracer = Tracer()
+    tracer.install()
+
 def run(path):
     os.chdir(tempfile.mkdtemp())
+    if tracer is not None:  # each submission its own trace (it stops recording at 20 000 events)
+        tracer.events.clear()
+        tracer.copy = TensorCopies()
     started = time.monotonic()
     namespace = {"__name__": "__main__"}
     for source in code_cells(path):
@@ -158,11 +173,12 @@ print(json.dumps(times))
 """
 
 
-def bench_warm_python(notebooks: list[Path]) -> dict:
+def bench_warm_python(notebooks: list[Path], instrumented: bool = False) -> dict:
     started = time.monotonic()
+    extra = {"BENCH_INSTRUMENTED": "1"} if instrumented else {}
     done = subprocess.run(
         [sys.executable, "-c", WARM_RUNNER, *map(str, notebooks)],
-        env=environment() | {"MPLBACKEND": "Agg"},
+        env=environment() | {"MPLBACKEND": "Agg", "PYTHONPATH": str(REPO_ROOT)} | extra,
         capture_output=True,
         text=True,
         check=True,
@@ -206,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         warm = bench_warm_python(notebooks)
         print(f"code alone, warm Python: {warm['wall']:.1f} s for {args.n} (with its start-up)")
+        traced = bench_warm_python(notebooks, instrumented=True)
+        print(f"code traced on the simulated GPU, warm Python: {traced['wall']:.1f} s for {args.n}")
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -216,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ptgrade batch --jobs 1, in its worker  {alone['median']:7.3f} s")
     print(f"  nbgrader autograde                    {nbgrader['median']:7.3f} s")
     print(f"  code alone, warm Python               {warm['median']:7.3f} s")
+    print(f"  the same, traced on the simulated GPU {traced['median']:7.3f} s")
     for name, run in ((f"--jobs {args.jobs}", ptgrade), ("--jobs 1", alone)):
         phases = run["phases"]
         print()
@@ -233,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         f"one submission: ptgrade / code alone = {alone['median'] / warm['median']:.1f}x with "
         f"--jobs 1, {ptgrade['median'] / warm['median']:.1f}x with --jobs {args.jobs} "
         "(target <= 2)"
+    )
+    print(
+        f"the instrumentation alone (tracer and simulated GPU, no fresh process, no checks): "
+        f"{traced['median'] / warm['median']:.1f}x the code alone"
     )
     print(f"ptgrade statuses: {', '.join(ptgrade['statuses'])}")
     return 0
