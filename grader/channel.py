@@ -2,8 +2,8 @@
 
 The grader sends JSON requests (run this cell, snapshot these names); the child answers each
 with one frame of JSON and raw tensor bytes (grader/answers.py), which the grader reads without
-unpickling anything. Nothing else travels between them: no file the student's code could overwrite holds
-the record.
+unpickling anything. Nothing else travels between them: no file the student's code could
+overwrite holds the record.
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ UNUSED_PLUGINS = (
 
 
 class CheckSession:
-    """A pytest session in a daemon thread, serving CheckJobs until the process ends (a None
-    job would end it; nothing sends one, the session lives as long as its process)."""
+    """A pytest session in a daemon thread, serving CheckJobs until the process ends or
+    `close()` (which open_checks calls when the check files changed)."""
 
     def __init__(self, paths: list[str]) -> None:
         self.owner = os.getpid()  # a forked process must open its own: threads don't fork

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -130,10 +131,12 @@ def solution_notebook(assignment: Assignment, solutions_dir: Path | None):
         return None
     path = solutions_dir / assignment.id / assignment.notebook_name
     try:
-        stat = path.stat()
+        found = path.stat()
     except OSError:
         return None
-    return _read_solution(str(path), stat.st_mtime_ns, stat.st_size) if path.is_file() else None
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    return _read_solution(str(path), found.st_mtime_ns, found.st_size)
 
 
 @lru_cache(maxsize=8)

@@ -62,7 +62,8 @@ class TensorCopies:
             return None
         key = id(tensor)
         entry = self._copies.get(key)
-        if entry is not None and entry[0]() is tensor:
+        known = entry is not None and entry[0]() is tensor
+        if known:
             copy = entry[1]
             with untracked():
                 current = tensor.detach()
@@ -74,7 +75,7 @@ class TensorCopies:
                 ):
                     return copy
         copy = _copy(tensor)
-        if entry is not None and entry[0]() is tensor:  # a parameter after a step: same tensor
+        if known:  # new values in the same tensor (a parameter after a step)
             self._copies[key] = (entry[0], copy)
             return copy
         try:

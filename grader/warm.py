@@ -247,6 +247,8 @@ class WarmWorker:
         """Start the worker process unless it runs; don't wait for it (it imports torch)."""
         if self._process is not None and self._process.poll() is None:
             return
+        if self._control is not None:  # the channel of a worker that died
+            self._control.close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._command = [*self._prefix, sys.executable, "-m", "grader.warm", str(theirs.fileno())]
         if self._huge_pages:
