@@ -5,8 +5,9 @@ machine offers; `plan()` says which one and what it protects, so the sandbox, th
 README all speak of the same guarantees.
 
 - "bwrap": a new root holding only the system, Python, the venv and the `grader` package
-  (read-only) plus one writable scratch folder; no network, its own PID namespace.
-- "unshare": no network and its own PID namespace, but the whole file system is visible.
+  (read-only) plus one writable scratch folder, and an NVIDIA GPU's device nodes where the
+  machine has one; no network, its own PID namespace.
+- "unshare": no network, its own PID namespace and /proc, but the whole file system is visible.
 - "none": the child's own session and process group only.
 
 `PTGRADE_ISOLATION=bwrap|unshare|none` forces one (for tests, or to turn confinement off).
@@ -15,6 +16,7 @@ README all speak of the same guarantees.
 from __future__ import annotations
 
 import functools
+import glob
 import os
 import shutil
 import stat
@@ -69,7 +71,13 @@ def _python_dirs() -> list[str]:
     return [p for p in kept if p != root and not root.startswith(p + os.sep)]
 
 
-def bwrap_command(scratch_root: Path) -> list[str]:
+def gpu_device_nodes() -> list[str]:
+    """An NVIDIA GPU's device nodes (nvidiactl, nvidia0, nvidia-uvm, ...); none without one."""
+    return sorted(glob.glob("/dev/nvidia*"))
+
+
+def bwrap_command(scratch_root: Path, gpu_nodes: list[str] | None = None) -> list[str]:
+    gpu_nodes = gpu_device_nodes() if gpu_nodes is None else gpu_nodes
     command = [
         "bwrap",
         "--die-with-parent",
@@ -89,6 +97,13 @@ def bwrap_command(scratch_root: Path) -> list[str]:
         "--dir",
         "/tmp",
     ]
+    # bwrap's fresh /dev holds no GPU: without these the student's code would see no CUDA
+    # and be graded on the simulated GPU of a CPU-only machine. CUDA also reads the PCI
+    # topology under /sys.
+    for node in gpu_nodes:
+        command += ["--dev-bind", node, node]
+    if gpu_nodes:
+        command += ["--ro-bind-try", "/sys", "/sys"]
     system = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc"]
     for path in system:
         if os.path.islink(path):
@@ -115,7 +130,10 @@ def _under(path: str, roots: list[str]) -> bool:
 
 
 def unshare_command() -> list[str]:
-    command = ["unshare", "--pid", "--fork", "--kill-child", "--net"]
+    # --mount-proc: a /proc of the new PID namespace. CUDA fails in a PID namespace that still
+    # sees the old /proc (error 304 on an H200, 2026-11-29), and the student's code then sees
+    # only its own processes.
+    command = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "--net"]
     if os.geteuid() != 0:
         command[1:1] = ["--user", "--map-root-user"]
     return command
