@@ -15,6 +15,8 @@ import time
 import traceback
 from typing import Any
 
+from grader.isolation import gpu_device_nodes
+
 
 class CellTimeout(BaseException):
     """Raised inside a cell that ran past its time limit."""
@@ -65,8 +67,12 @@ def prepare() -> None:
     torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     shell = new_shell()  # each forked child gets its own copy of it, with an empty namespace
     # Every child would otherwise pay the first-use costs (lazy imports, dispatch and font
-    # caches, IPython's compiler) of what every notebook of the chapter does.
-    exec(compile(REHEARSAL, "<ptgrade rehearsal>", "exec"), {"__name__": "__rehearsal__"})
+    # caches, IPython's compiler) of what every notebook of the chapter does. Not on a machine
+    # with a GPU: the rehearsal's first backward makes the autograd engine count the GPUs, which
+    # initialises CUDA here, and CUDA then fails in every forked child ("initialization
+    # error"). There a child's own CUDA start-up (seconds) dwarfs what the rehearsal saves.
+    if not gpu_device_nodes():
+        exec(compile(REHEARSAL, "<ptgrade rehearsal>", "exec"), {"__name__": "__rehearsal__"})
     matplotlib.pyplot.close("all")
     shell.run_cell("pass", store_history=False, silent=True)
 

@@ -133,7 +133,10 @@ def _run_one(control: socket.socket, request: dict, channel: int) -> None:
         while status is None:
             ready, _, _ = select.select([control, *exited], [], [], 0.5 if exited else 0.02)
             if control in ready:
-                message = control.recv(MAX_MESSAGE)
+                try:
+                    message = control.recv(MAX_MESSAGE)
+                except OSError:  # the grader is gone (ECONNRESET): so is its submission
+                    message = b""
                 if not message or json.loads(message).get("op") == "kill":
                     os.kill(pid, signal.SIGKILL)
             try:
@@ -155,6 +158,9 @@ def serve(control_fd: int, huge_pages: bool = False) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     control = socket.socket(fileno=control_fd)
+    # CUDA must not start in the worker (it would fail in every forked child): torch's own
+    # `is_available()` / `device_count()` then ask NVML, which is fork-safe, not the CUDA runtime.
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     prepare()
     # What was imported lives as long as the worker: the children's garbage collector need not
     # walk it again and again (and by not touching it, keeps the pages shared with the worker).
@@ -168,7 +174,10 @@ def serve(control_fd: int, huge_pages: bool = False) -> None:
     while True:
         if huge_pages and forks and forks % RECOLLAPSE_EVERY == 0:
             collapse_to_huge_pages()  # mends what the children's copy-on-write split (~3 ms)
-        message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, 1)
+        try:
+            message, fds, _, _ = socket.recv_fds(control, MAX_MESSAGE, 1)
+        except OSError:  # the grader died before reading what we sent it (ECONNRESET)
+            return
         if not message:
             return
         request = json.loads(message)
