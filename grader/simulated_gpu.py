@@ -260,6 +260,9 @@ class SimulatedGPU:
         torch.cuda.current_device = lambda: 0
         torch.cuda.get_device_name = lambda device=None: "simulated GPU (ptgrade, CPU-only grader)"
         torch.cuda.synchronize = lambda device=None: None
+        # A simulated GPU never captures a CUDA graph. torch <= 2.12's Adam (and others) ask
+        # before each step once `is_available()` says True; the real query needs CUDA.
+        torch.cuda.is_current_stream_capturing = lambda: False
         for name in ("to", "cuda", "cpu"):
             setattr(nn.Module, name, _module_move(getattr(nn.Module, name), name))
         _quiet_optimizers()

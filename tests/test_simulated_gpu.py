@@ -42,6 +42,8 @@ SCRIPT = textwrap.dedent(
     print("stack", device_of(torch.stack([X_gpu, X_gpu])[0]))
     print("says", X_gpu.device, X_gpu.is_cuda, X.device, X.is_cuda)
     print("follows", device_of(X_gpu + torch.zeros(10, 1, device=X_gpu.device)))
+    # torch 2.11's Optimizer._cuda_graph_capture_health_check (each Adam step) asks this.
+    print("capturing", torch.cuda.is_current_stream_capturing())
     """
 )
 
@@ -66,6 +68,7 @@ def test_device_mistakes_raise_as_on_cuda_and_values_stay_exact():
     assert lines["stack"] == "cuda:0"
     assert lines["says"] == "cuda:0 True cpu False"  # `device=X.device` must follow X
     assert lines["follows"] == "cuda:0"
+    assert lines["capturing"] == "False"
 
 
 TRACED = textwrap.dedent(
