@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import select
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,7 +38,8 @@ def _anon_huge_kb(pid: int) -> int:
 )
 def test_a_worker_for_many_submissions_moves_its_memory_to_huge_pages():
     root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=root, MPLBACKEND="Agg")
+    path = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path, MPLBACKEND="Agg")
     worker = WarmWorker(env, huge_pages=True)
     try:
         worker.ensure_running()  # ready once torch is imported and the pages are moved
@@ -44,3 +49,28 @@ def test_a_worker_for_many_submissions_moves_its_memory_to_huge_pages():
         assert _anon_huge_kb(pid) > 50 * 1024
     finally:
         worker.close()
+
+
+def test_a_worker_whose_grader_dies_leaves_quietly():
+    """A grader killed before it read the worker's messages (Ctrl-C while a child starts) makes
+    the worker's next read fail with ECONNRESET: the worker must exit without a traceback on
+    the terminal it shares with the grader."""
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "grader.warm", str(theirs.fileno())],
+        pass_fds=(theirs.fileno(),),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    theirs.close()
+    try:
+        assert select.select([ours], [], [], 120)[0], "the worker never said it was ready"
+        ours.close()  # "ready" unread: the worker's next recv gets ECONNRESET
+        _, err = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0 and "Traceback" not in err, err
