@@ -145,6 +145,10 @@ def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
             "status": execution.status,
             "detail": execution.detail,
             "seconds": round(execution.duration, 2),
+            # What the student's code ran on, as the sandbox saw it: a real GPU, the simulated
+            # one of a CPU-only grader (grader/simulated_gpu.py), or the CPU alone.
+            "device": ran_on(record),
+            "torch": record.raw.get("torch_version", ""),
             # Where a grade's time goes (benchmarks/batch_vs_nbgrader.py prints the medians):
             # the cells as they ran in the sandbox, the sandbox in all (start, snapshots,
             # shipping the record), and the checks.
@@ -156,6 +160,12 @@ def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
         },
         figures=figure_data(record),
     )
+
+
+def ran_on(record: Record) -> str:
+    if record.cuda_available:
+        return "cuda"
+    return "simulated cuda" if record.simulated_gpu else "cpu"
 
 
 def figure_data(record: Record) -> dict:

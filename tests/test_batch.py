@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from grader import batch
 from grader.sandbox import Limits
@@ -102,6 +103,9 @@ def test_a_bad_submission_costs_only_its_own_result(uninterrupted):
     hog = {s["id"]: s for s in found["mo_memory_hog"]["sections"]}["predictions"]
     assert "MemoryError" in " ".join(c["message"] for c in hog["checks"])
     # Where the time went: the cells ran inside the sandbox's time, all of it inside the grade's.
+    # Without a GPU the device-agnostic assignment runs on the simulated one.
+    gpu = "cuda" if torch.cuda.is_available() else "simulated cuda"
+    assert found["ada_correct"]["execution"]["device"] == gpu
     timings = found["ada_correct"]["execution"]["timings"]
     assert 0 < timings["cells"] < timings["sandbox"]
     assert timings["sandbox"] + timings["checks"] < found["ada_correct"]["grading_seconds"]

@@ -26,9 +26,16 @@ DEVICE_ENTRIES = [
 ]
 
 
+def failures(result) -> dict[str, list[str]]:
+    """What each failed section said (a cell's CUDA error included), for the assertion."""
+    return {s.id: [c.message for c in s.failures()] for s in result.sections if not s.passed}
+
+
 def test_the_correct_sample_gets_full_marks_on_cuda():
     result = grade(REPO / "samples" / ASSIGNMENT / "ada_correct.ipynb")
-    assert result.score == result.max_score, result.errors
+    # On the GPU itself, not on the simulated GPU (a sandbox that hid the GPU would get here).
+    assert result.execution["device"] == "cuda", result.execution
+    assert result.score == result.max_score, (result.errors, failures(result))
 
 
 @pytest.mark.parametrize("name", DEVICE_ENTRIES)
@@ -38,10 +45,11 @@ def test_device_entries_get_the_same_verdict_on_real_cuda(name, tmp_path):
     notebook = tmp_path / f"{ASSIGNMENT}.ipynb"
     nbformat.write(build_submission(ASSIGNMENT, entry), notebook)
     result = grade(notebook)
+    assert result.execution["device"] == "cuda", result.execution
     failed = {
         s.id: {c.hint for c in s.checks if not c.passed} for s in result.sections if not s.passed
     }
     expected = entry.get("expect", {})
-    assert set(failed) == set(expected), failed
+    assert set(failed) == set(expected), (failed, failures(result))
     for section, hint in expected.items():
         assert hint in failed[section]
