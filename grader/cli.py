@@ -44,7 +44,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=defaults.memory_mb,
         metavar="MB",
-        help="memory cap for the submission (default %(default)s)",
+        help="memory the submission may allocate, beyond what the grader itself holds (default %(default)s)",
     )
     group.add_argument(
         "--output-limit",

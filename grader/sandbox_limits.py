@@ -27,14 +27,29 @@ def process_limit(sandbox_uid: int | None) -> int | None:
 
 def apply_child_limits(memory_mb: int, nproc: int | None = None) -> None:
     if memory_mb > 0:
-        size = memory_mb * 1024 * 1024
         # RLIMIT_DATA caps heap and anonymous mappings (torch's and numpy's buffers included)
-        # without counting torch's large virtual reservations the way RLIMIT_AS would.
+        # without counting torch's large virtual reservations the way RLIMIT_AS would. The
+        # submission gets `memory_mb` on top of what the warm worker already holds (torch,
+        # IPython, matplotlib: 0.3 GB with a CPU build of torch, much more with a CUDA build),
+        # so the same limit means the same room whichever torch the grader has.
+        size = data_in_use() + memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_DATA, (size, size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
     if nproc is not None:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+def data_in_use() -> int:
+    """Bytes this process holds that RLIMIT_DATA counts (Linux: VmData); 0 where unknown."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmData:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def drop_privileges(sandbox_uid: int | None) -> None:
