@@ -19,7 +19,7 @@ import nbformat
 import pytest
 
 from grader.grading import Options, grade
-from grader.isolation import bwrap_command, plan
+from grader.isolation import bwrap_command, gpu_device_nodes, plan
 from grader.notebook import load_submission
 from grader.sandbox import Limits, cleanup, execute, isolation
 from grader.session import GRACE
@@ -27,7 +27,11 @@ from tests.submissions.build import build_submission, load_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "01_pytorch_workflow_exercises"
-LIMITS = Limits(cell_timeout=5, notebook_timeout=40, memory_mb=1024)
+# These tests attack the sandbox, not the device handling. On a machine with a GPU they hide it:
+# CUDA's own start-up in the child (about 1 GB of host memory, measured on an H200) would not
+# fit their small memory room. Without one, the default path runs (the simulated GPU).
+DEVICE = "cpu" if gpu_device_nodes() else "auto"
+LIMITS = Limits(cell_timeout=5, notebook_timeout=40, memory_mb=1024, device=DEVICE)
 ADVERSARIAL = load_corpus("adversarial")
 PICKLE_MARKER = Path("/tmp/ptgrade-pickle-marker")
 
@@ -130,7 +134,7 @@ def test_a_loop_that_catches_the_timeout_is_stopped_at_the_cell_limit(tmp_path):
 
 
 def test_the_notebook_timeout_stops_a_slow_notebook(tmp_path):
-    limits = Limits(cell_timeout=3, notebook_timeout=4, memory_mb=2048)
+    limits = Limits(cell_timeout=3, notebook_timeout=4, memory_mb=2048, device=DEVICE)
     # Each cell stays under its own limit; together they pass the notebook's.
     sleep = "import time\ntime.sleep(2)\n"
     changes = [
@@ -176,7 +180,7 @@ print("RESULT " + __import__("json").dumps(found))
 """
     entry = {"name": "alloc", "changes": [{"cell": "data", "old": "weight = 0.3\n", "new": code}]}
     submission = load_submission(write_submission(tmp_path, entry))
-    execution = execute(submission, Limits(cell_timeout=10, memory_mb=768), {})
+    execution = execute(submission, Limits(cell_timeout=10, memory_mb=768, device=DEVICE), {})
     try:
         line = [ln for ln in execution.output.splitlines() if ln.startswith("RESULT ")][-1]
     finally:
@@ -461,7 +465,7 @@ def test_a_hostile_tenth_does_not_change_the_others_results(tmp_path):
     for name in names:
         write_submission(folder, corpus[name], name=name)
     write_submission(folder, hostile, name="hostile")
-    limits = ["--cell-timeout", "3", "--timeout", "20", "--memory-mb", "2048"]
+    limits = ["--cell-timeout", "3", "--timeout", "20", "--memory-mb", "2048", "--device", DEVICE]
     output = tmp_path / "grades"
     done = subprocess.run(
         [sys.executable, "-m", "grader.cli", "batch", str(folder), "--output", str(output)]
@@ -472,7 +476,7 @@ def test_a_hostile_tenth_does_not_change_the_others_results(tmp_path):
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    alone_limits = Limits(cell_timeout=3, notebook_timeout=20, memory_mb=2048)
+    alone_limits = Limits(cell_timeout=3, notebook_timeout=20, memory_mb=2048, device=DEVICE)
     for name in names:
         batch = json.loads((output / "results" / f"{name}.json").read_text())
         alone = grade(folder / f"{name}.ipynb", Options(limits=alone_limits)).to_dict()
