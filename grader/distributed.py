@@ -19,7 +19,9 @@ def grade_on_cluster(
 
     Each Dask worker process keeps its own warm worker (grader.sandbox's is per process) and is
     warmed up once before the first task. A task that fails (its worker died, the result could
-    not come back) costs only its own submission: it is recorded as a grader_error.
+    not come back) may only have been queued on, or have left its result on, a worker that
+    another submission killed: each failed one is graded again alone, and only one that fails
+    by itself too is recorded as a grader_error (as `batch.grade_locally` does).
     """
     if not todo:
         return
@@ -30,28 +32,43 @@ def grade_on_cluster(
         client.run(_warm_up_quietly, limits)
         futures = {}
         for job, digest in todo:
-            future = client.submit(
-                grade_bytes,
-                job.notebook.name,
-                job.notebook.read_bytes(),
-                limits,
-                key=f"ptgrade-{digest}-{job.key}",
-                pure=False,
-                retries=0,
-            )
-            futures[future] = (job, digest)
+            futures[_submit(client, job, limits, f"ptgrade-{digest}-{job.key}")] = (job, digest)
+        failed = []
         try:
             for future in as_completed(futures):
                 job, digest = futures.pop(future)
                 try:
                     outcome = future.result()
-                except Exception as error:  # KilledWorker, a lost connection, ...
+                except Exception:  # KilledWorker, a lost connection, ...
+                    failed.append((job, digest))
+                    continue
+                outcome["hash"] = digest
+                yield job, outcome
+            for job, digest in failed:
+                future = _submit(client, job, limits, f"ptgrade-{digest}-{job.key}-alone")
+                futures[future] = (job, digest)
+                try:
+                    outcome = future.result()
+                except Exception as error:
                     outcome = grader_error(f"on the cluster: {type(error).__name__}: {error}")
+                futures.pop(future)
                 outcome["hash"] = digest
                 yield job, outcome
         finally:
             if futures:  # interrupted: the cluster is asked to drop what is left
                 client.cancel(list(futures))
+
+
+def _submit(client, job: Job, limits: Limits, key: str):
+    return client.submit(
+        grade_bytes,
+        job.notebook.name,
+        job.notebook.read_bytes(),
+        limits,
+        key=key,
+        pure=False,
+        retries=0,
+    )
 
 
 def _warm_up_quietly(limits: Limits) -> None:

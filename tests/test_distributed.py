@@ -110,6 +110,49 @@ def test_a_failed_task_costs_only_its_submission(cluster, course, monkeypatch):
     assert error.startswith("on the cluster: ")
 
 
+def test_a_submission_lost_with_another_ones_worker_is_graded_again_alone(course, monkeypatch):
+    """On one worker, ben's task kills it while cleo's waits in its queue (and ada's result may
+    not have left it): those are not ben's fault. Each failed task is graded again alone, so
+    only the submissions that kill their worker by themselves are lost."""
+    import dask
+
+    from grader import distributed as on_cluster
+
+    monkeypatch.setattr(on_cluster, "grade_bytes", dies_on_ben_after_a_while)
+    todo = [(job, "digest") for job in batch.discover(course)]
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+    ):
+        found = {
+            job.key: outcome["status"]
+            for job, outcome in on_cluster.grade_on_cluster(
+                cluster.scheduler_address, todo, Limits()
+            )
+        }
+    assert found == {
+        "01_pytorch_workflow_exercises/ada_correct": "graded",
+        "01_pytorch_workflow_exercises/ben_float_split_index": "grader_error",
+        "01_pytorch_workflow_exercises/cleo_no_zero_grad": "graded",
+        "01_pytorch_workflow/ben_unindented_if": "grader_error",
+    }
+
+
+def dies_on_ben_after_a_while(name: str, content: bytes, limits: Limits) -> dict:
+    """Like dies_on_ben, once the scheduler has queued the next task on the same worker."""
+    import time
+
+    if name.startswith("ben"):
+        time.sleep(1)
+    return dies_on_ben(name, content, limits)
+
+
 def dies_on_ben(name: str, content: bytes, limits: Limits) -> dict:
     """Stands in for grade_bytes on the workers: the worker process dies on ben's notebooks."""
     import os
