@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,21 +26,28 @@ NOTEBOOKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def cluster():
+@contextmanager
+def local_cluster(workers: int):
+    """A real Dask cluster on loopback: worker processes of one thread, as the README says."""
     import dask
 
     # A task that kills its worker is given up at once, not retried on three more workers.
     with (
         dask.config.set({"distributed.scheduler.allowed-failures": 0}),
         distributed.LocalCluster(
-            n_workers=2,
+            n_workers=workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
         ) as cluster,
     ):
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with local_cluster(2) as cluster:
         yield cluster
 
 
@@ -114,22 +122,11 @@ def test_a_submission_lost_with_another_ones_worker_is_graded_again_alone(course
     """On one worker, ben's task kills it while cleo's waits in its queue (and ada's result may
     not have left it): those are not ben's fault. Each failed task is graded again alone, so
     only the submissions that kill their worker by themselves are lost."""
-    import dask
-
     from grader import distributed as on_cluster
 
     monkeypatch.setattr(on_cluster, "grade_bytes", dies_on_ben_after_a_while)
     todo = [(job, "digest") for job in batch.discover(course)]
-    with (
-        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
-        distributed.LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-    ):
+    with local_cluster(1) as cluster:
         found = {
             job.key: outcome["status"]
             for job, outcome in on_cluster.grade_on_cluster(
