@@ -129,14 +129,28 @@ def _under(path: str, roots: list[str]) -> bool:
     return any(path == root or path.startswith(root + os.sep) for root in roots)
 
 
-def unshare_command() -> list[str]:
-    # --mount-proc: a /proc of the new PID namespace. CUDA fails in a PID namespace that still
-    # sees the old /proc (error 304 on an H200, 2026-11-29), and the student's code then sees
-    # only its own processes.
-    command = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "--net"]
+def unshare_command(mount_proc: bool = True) -> list[str]:
+    command = ["unshare", "--pid", "--fork", "--kill-child", "--net"]
+    if mount_proc:
+        # A /proc of the new PID namespace. CUDA fails in a PID namespace that still sees the
+        # old /proc (error 304 on an H200, 2026-11-29), and the student's code then sees only
+        # its own processes.
+        command.insert(3, "--mount-proc")
     if os.geteuid() != 0:
         command[1:1] = ["--user", "--map-root-user"]
     return command
+
+
+@functools.cache
+def _unshare_prefix() -> tuple[str, ...] | None:
+    """With its own /proc where the machine allows that mount (some containers refuse it to a
+    user namespace), else without: the PID namespace and the cut network still hold there."""
+    if shutil.which("unshare") is None:
+        return None
+    for mount_proc in (True, False):
+        if _works(unshare_command(mount_proc)):
+            return tuple(unshare_command(mount_proc))
+    return None
 
 
 def _works(prefix: list[str]) -> bool:
@@ -183,7 +197,7 @@ def _available(kind: str, probe_root: str) -> bool:
         return True
     if kind == "bwrap":
         return shutil.which("bwrap") is not None and _works(bwrap_command(Path(probe_root)))
-    return shutil.which("unshare") is not None and _works(unshare_command())
+    return _unshare_prefix() is not None
 
 
 def plan(scratch_root: Path, wanted: str | None = None) -> Isolation:
@@ -199,7 +213,5 @@ def plan(scratch_root: Path, wanted: str | None = None) -> Isolation:
             "bwrap", tuple(bwrap_command(scratch_root)), True, True, True, _sandbox_uid(True)
         )
     if kind == "unshare":
-        return Isolation(
-            "unshare", tuple(unshare_command()), True, True, False, _sandbox_uid(False)
-        )
+        return Isolation("unshare", _unshare_prefix() or (), True, True, False, _sandbox_uid(False))
     return Isolation("none", (), False, False, False, _sandbox_uid(False))
