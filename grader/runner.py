@@ -215,7 +215,6 @@ def serve(channel, config: dict[str, Any]) -> None:
     namespace = shell.user_ns
     probe_inputs = config.get("probe_inputs", [])
     timeout = float(config.get("cell_timeout", 60))
-    sent = 0
 
     def snapshot(names) -> dict[str, Any]:
         values = {}
@@ -230,9 +229,8 @@ def serve(channel, config: dict[str, Any]) -> None:
         return values
 
     def answer(seq: int, **fields: Any) -> None:
-        nonlocal sent
-        events = tracer.events[sent:]
-        sent = len(tracer.events)
+        # Shipped events leave the child: a long notebook's trace is not kept twice.
+        events, tracer.events = tracer.events, []
         fields.update(
             seq=seq, events=events, trace_truncated=tracer.truncated, output=output.getvalue()
         )

@@ -19,6 +19,7 @@ from torch.optim import optimizer as optimizer_module
 
 from grader.simulated_gpu import device_of
 
+# Per cell: a flood in one cell (a 6000-epoch loop) must not silence the cells after it.
 MAX_EVENTS = 20_000
 MAX_TENSOR_VALUES = 4096  # larger inputs are summarised, not copied
 
@@ -113,7 +114,8 @@ class Tracer:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.truncated = False
-        self.cell: int | None = None
+        self._cell: int | None = None
+        self._cell_events = 0
         self.substituted = False  # events from the grader's reference code, not the student's
         self._paused = 0
         self._depth = 0
@@ -123,13 +125,24 @@ class Tracer:
         self.copy = TensorCopies()
 
     # -- recording ------------------------------------------------------------------------
+    @property
+    def cell(self) -> int | None:
+        return self._cell
+
+    @cell.setter
+    def cell(self, index: int | None) -> None:
+        """The cell now running (None between cells); each cell has its own MAX_EVENTS."""
+        self._cell = index
+        self._cell_events = 0
+
     def emit(self, kind: str, **fields: Any) -> None:
         if self._paused:
             return
-        if len(self.events) >= MAX_EVENTS:
+        if self._cell_events >= MAX_EVENTS:
             self.truncated = True
             return
-        fields.update(kind=kind, cell=self.cell, substituted=self.substituted)
+        self._cell_events += 1
+        fields.update(kind=kind, cell=self._cell, substituted=self.substituted)
         self.events.append(fields)
 
     @contextmanager
