@@ -29,6 +29,7 @@ def _training_view(record, assignment) -> dict:
     epochs, tail = split_epochs(events)
     return {
         "epochs": epochs,
+        "cut": record.trace_cut(cell),  # the loop ran on past what the trace kept
         "tail": tail,
         "events": events,
         "model": record.module(assignment.model_name, "training_loop"),

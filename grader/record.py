@@ -174,6 +174,10 @@ class Record:
             and (cell is None or e.get("cell") == cell)
         ]
 
+    def trace_cut(self, cell: int) -> bool:
+        """Whether the cell emitted more events than the tracer keeps (trace.MAX_EVENTS)."""
+        return cell in self.raw.get("trace_truncated", [])
+
     @property
     def cuda_available(self) -> bool:
         return bool(self.raw.get("cuda_available"))

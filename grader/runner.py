@@ -232,7 +232,10 @@ def serve(channel, config: dict[str, Any]) -> None:
         # Shipped events leave the child: a long notebook's trace is not kept twice.
         events, tracer.events = tracer.events, []
         fields.update(
-            seq=seq, events=events, trace_truncated=tracer.truncated, output=output.getvalue()
+            seq=seq,
+            events=events,
+            trace_truncated=sorted(c for c in tracer.truncated if c is not None),
+            output=output.getvalue(),
         )
         with tracer.paused():
             send_answer(channel, fields)

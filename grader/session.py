@@ -36,7 +36,7 @@ class Session:
             "snapshots": {},
             "final": {},
             "trace": [],
-            "trace_truncated": False,
+            "trace_truncated": [],  # cells whose events past MAX_EVENTS were not recorded
             "output": "",
             "finished": False,
             "torch_version": "",
@@ -58,7 +58,9 @@ class Session:
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             raise ChannelError("the trace is malformed")
         self.record["trace"].extend(events)
-        self.record["trace_truncated"] = bool(answer.get("trace_truncated"))
+        cut = answer.get("trace_truncated")
+        if isinstance(cut, list) and all(isinstance(c, int) for c in cut):
+            self.record["trace_truncated"] = cut[:1000]
         if isinstance(answer.get("output"), str):
             self.record["output"] = answer["output"][: self._limits.output_chars + 200]
         return answer

@@ -113,7 +113,7 @@ def tensor_summary(tensor: Any, copy=tensor_values) -> dict[str, Any] | None:
 class Tracer:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        self.truncated = False
+        self.truncated: set[int | None] = set()  # cells that emitted more than MAX_EVENTS
         self._cell: int | None = None
         self._cell_events = 0
         self.substituted = False  # events from the grader's reference code, not the student's
@@ -139,7 +139,7 @@ class Tracer:
         if self._paused:
             return
         if self._cell_events >= MAX_EVENTS:
-            self.truncated = True
+            self.truncated.add(self._cell)
             return
         self._cell_events += 1
         fields.update(kind=kind, cell=self._cell, substituted=self.substituted)

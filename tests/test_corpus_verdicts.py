@@ -44,5 +44,9 @@ def test_submission_gets_its_expected_verdict(assignment, entry, tmp_path):
         assert hint in found[section], (
             f"{entry['name']}: {section} reported {found[section]}, expected {hint}"
         )
+    # Where an entry also names what a section must say (a count, say), its message says it.
+    for section, text in entry.get("says", {}).items():
+        messages = " ".join(c.message for c in result.section(section).failures())
+        assert text in messages, f"{entry['name']}: {section} said {messages!r}"
     if not expected:
         assert result.score == result.max_score

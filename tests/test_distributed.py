@@ -39,7 +39,7 @@ def local_cluster(workers: int):
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: two clusters may be up at once
         ) as cluster,
     ):
         yield cluster
