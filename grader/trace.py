@@ -22,6 +22,10 @@ from grader.simulated_gpu import device_of
 # Per cell: a flood in one cell (a 6000-epoch loop) must not silence the cells after it.
 MAX_EVENTS = 20_000
 MAX_TENSOR_VALUES = 4096  # larger inputs are summarised, not copied
+# The values the trace copies in one notebook (the chapter's notebooks copy well under 1 MB):
+# past this, events keep their tensors' shape and place but not their values, so a flood of
+# fresh tensors in every cell cannot fill the grader's memory.
+MAX_TRACE_BYTES = 64 * 1024 * 1024
 
 
 def untracked():
@@ -57,6 +61,20 @@ class TensorCopies:
 
     def __init__(self) -> None:
         self._copies: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+        self.copied = 0  # bytes, against MAX_TRACE_BYTES
+
+    def fresh(self, tensor: torch.Tensor) -> torch.Tensor | None:
+        """A copy not shared with later mentions (a gradient: a new tensor every step)."""
+        if tensor.numel() > MAX_TENSOR_VALUES:
+            return None
+        return self._new_copy(tensor)
+
+    def _new_copy(self, tensor: torch.Tensor) -> torch.Tensor | None:
+        size = tensor.numel() * tensor.element_size()
+        if self.copied + size > MAX_TRACE_BYTES:
+            return None
+        self.copied += size
+        return _copy(tensor)
 
     def __call__(self, tensor: torch.Tensor) -> torch.Tensor | None:
         if tensor.numel() > MAX_TENSOR_VALUES:
@@ -75,7 +93,9 @@ class TensorCopies:
                     and torch.equal(copy, current.cpu())
                 ):
                     return copy
-        copy = _copy(tensor)
+        copy = self._new_copy(tensor)
+        if copy is None:
+            return None
         if known:  # new values in the same tensor (a parameter after a step)
             self._copies[key] = (entry[0], copy)
             return copy
@@ -237,7 +257,7 @@ class Tracer:
                 "param_ids": [id(p) for p in params],
                 "params_before": [tracer.copy(p) for p in params],
                 # A new gradient tensor each step: nothing to share, so a plain copy.
-                "grads": [None if p.grad is None else tensor_values(p.grad) for p in params],
+                "grads": [None if p.grad is None else tracer.copy.fresh(p.grad) for p in params],
             }
 
         def step_post(optimizer, args, kwargs):

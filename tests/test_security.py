@@ -159,6 +159,36 @@ def test_the_notebook_timeout_stops_a_slow_notebook(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
+TRACE_FLOOD = """
+import torch
+from torch import nn
+import grader.trace as trace
+trace.MAX_TRACE_BYTES = 1 << 20  # 1 MB here; 64 MB in grading
+tracer = trace.Tracer()
+tracer.install()
+model = nn.Linear(4096, 1)
+for cell in (1, 2):
+    tracer.cell = cell
+    for _ in range(100):
+        model(torch.randn(1, 4096))  # a fresh 16 kB input every call
+forwards = [e for e in tracer.events if e["kind"] == "forward"]
+kept = sum(e["input"]["values"] is not None for e in forwards)
+print(len(forwards), kept, tracer.copy.copied)
+"""
+
+
+def test_a_flood_of_fresh_tensors_cannot_fill_the_graders_memory():
+    """Each cell may record its events, but the values the trace copies have one budget for the
+    whole notebook: past it, events keep shapes and places without values."""
+    run = subprocess.run(
+        [sys.executable, "-c", TRACE_FLOOD], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    events, kept, copied = map(int, run.stdout.split())
+    assert events == 200  # every call is still seen
+    assert 0 < kept <= 64 and copied <= 1 << 20  # 64 inputs of 16 kB fill 1 MB
+
+
 def test_allocations_stop_at_the_memory_cap(tmp_path):
     code = """
 import numpy as np
