@@ -83,11 +83,14 @@ def _alias(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _target_device(args: tuple, kwargs: dict) -> torch.device | None:
+    # .to(other_tensor): that tensor's (simulated) device, not the CPU it really is on.
+    other = next((a for a in (*args, kwargs.get("other")) if isinstance(a, torch.Tensor)), None)
+    if other is not None:
+        return torch.device(device_of(other))
     try:
         device, _, _, _ = torch._C._nn._parse_to(*args, **kwargs)
-    except Exception:  # e.g. .to(other_tensor): take that tensor's (simulated) device
-        other = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        return torch.device(device_of(other)) if other is not None else None
+    except Exception:
+        return None
     return device
 
 
@@ -213,6 +216,54 @@ def _module_move(original, name: str):
     return move
 
 
+def _parameter_keeps_its_device(original_new):
+    """`nn.Parameter(torch.randn(1, device=device))`: a Parameter is a new tensor object over
+    the same data, so the mark must be carried over by hand."""
+
+    def new(cls, data=None, requires_grad=True):
+        parameter = original_new(cls, data, requires_grad)
+        return _mark(parameter) if _on_gpu(data) else parameter
+
+    return staticmethod(new)
+
+
+def _load_onto_simulated_gpu(original_load):
+    """`torch.load(path, map_location=device)`: loaded on the CPU, then moved the way `.to`
+    moves (a CPU-only torch refuses to deserialise onto CUDA)."""
+
+    def load(*args, **kwargs):
+        in_args = len(args) > 1
+        map_location = args[1] if in_args else kwargs.get("map_location")
+        if not _is_gpu(map_location):
+            return original_load(*args, **kwargs)
+        if in_args:
+            args = (args[0], "cpu", *args[2:])
+        else:
+            kwargs = dict(kwargs, map_location="cpu")
+        return _onto_gpu(original_load(*args, **kwargs))
+
+    return load
+
+
+def _onto_gpu(value: Any) -> Any:
+    """Tensors and modules, inside dicts (a state_dict, in place: it keeps its _metadata) and
+    lists, moved to the simulated GPU."""
+    if isinstance(value, (torch.Tensor, nn.Module)):
+        return value.to(GPU)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            value[key] = _onto_gpu(item)
+    elif isinstance(value, list):
+        value[:] = [_onto_gpu(item) for item in value]
+    elif isinstance(value, tuple):
+        return (
+            type(value)(*map(_onto_gpu, value))
+            if hasattr(value, "_fields")
+            else tuple(map(_onto_gpu, value))
+        )
+    return value
+
+
 def _without_handler(function, takes_closure: bool = False):
     """`function` run with the simulation's handler switched off.
 
@@ -265,6 +316,8 @@ class SimulatedGPU:
         torch.cuda.is_current_stream_capturing = lambda: False
         for name in ("to", "cuda", "cpu"):
             setattr(nn.Module, name, _module_move(getattr(nn.Module, name), name))
+        nn.Parameter.__new__ = _parameter_keeps_its_device(nn.Parameter.__new__)
+        torch.load = _load_onto_simulated_gpu(torch.load)
         _quiet_optimizers()
         self.mode = SimulatedGPUMode()
         self.mode.__enter__()

@@ -42,6 +42,14 @@ SCRIPT = textwrap.dedent(
     print("stack", device_of(torch.stack([X_gpu, X_gpu])[0]))
     print("says", X_gpu.device, X_gpu.is_cuda, X.device, X.is_cuda)
     print("follows", device_of(X_gpu + torch.zeros(10, 1, device=X_gpu.device)))
+    print("parameter", device_of(nn.Parameter(torch.randn(1, device="cuda"))))
+    print("to_other", device_of(torch.ones(2).to(X_gpu)))
+    import io
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, map_location="cuda")  # a CPU-only torch refuses this itself
+    print("loaded", device_of(loaded["weight"]), hasattr(loaded, "_metadata"))
     # torch 2.11's Optimizer._cuda_graph_capture_health_check (each Adam step) asks this.
     print("capturing", torch.cuda.is_current_stream_capturing())
     """
@@ -69,6 +77,9 @@ def test_device_mistakes_raise_as_on_cuda_and_values_stay_exact():
     assert lines["says"] == "cuda:0 True cpu False"  # `device=X.device` must follow X
     assert lines["follows"] == "cuda:0"
     assert lines["capturing"] == "False"
+    assert lines["parameter"] == "cuda:0"  # nn.Parameter(...) keeps the data's device
+    assert lines["to_other"] == "cuda:0"  # .to(other) follows other's device
+    assert lines["loaded"] == "cuda:0 True"  # a state_dict keeps its _metadata
 
 
 TRACED = textwrap.dedent(
