@@ -38,6 +38,22 @@ def _training_view(record, assignment) -> dict:
     }
 
 
+def loss_labels(loss: dict | None) -> dict | None:
+    """The labels side of a loss event: its target, or its input where the student swapped
+    them (`loss_fn(y_train, y_pred)`, which L1 and MSE train on exactly the same)."""
+    if loss is None:
+        return None
+    target, given = loss.get("target"), loss.get("input")
+    if target and target.get("requires_grad") and given and not given.get("requires_grad"):
+        return given
+    return target
+
+
+def has_predictions(loss: dict) -> bool:
+    """Whether one side of the loss needs gradients (predictions computed from parameters)."""
+    return any((loss.get(side) or {}).get("requires_grad") for side in ("input", "target"))
+
+
 def plain_sgd(step: dict) -> bool:
     return step["optimizer_class"] == "SGD" and not step.get("momentum")
 
@@ -102,12 +118,17 @@ def find_problems(
                 position.setdefault("zero_grad", i)
                 position["last_zero_grad"] = i
         if "forward" not in position:
-            found("training.no_forward", number)
+            # Predictions that need gradients without a call of the model: `model.forward(x)`
+            # (or the formula by hand), which PyTorch's hooks, and so the trace, never see.
+            by_hand = any(
+                e["kind"] == "loss" and e["grad_enabled"] and has_predictions(e) for e in events
+            )
+            found("training.forward_not_called" if by_hand else "training.no_forward", number)
             continue
         forward = events[position["forward"]]
         loss = position.get("loss_event")
         on_test = same_input(forward["input"], X_test) or (
-            loss is not None and same_input(loss["target"], y_test)
+            loss is not None and same_input(loss_labels(loss), y_test)
         )
         if on_test:
             found("training.test_data", number)

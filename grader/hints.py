@@ -183,6 +183,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "Each epoch starts with a forward pass on the training data: `y_pred = model(X_train)`.",
     ),
     Hint(
+        "training.forward_not_called",
+        "Call the model itself, `y_pred = model(X_train)`, not `model.forward(X_train)`: "
+        "calling the module runs what PyTorch wraps around `forward` (its hooks, which is also "
+        "how the grader sees your forward pass).",
+    ),
+    Hint(
         "training.not_train_mode",
         "Call `model.train()` at the start of every epoch: after a "
         "test pass the model is still in eval mode.",

@@ -360,6 +360,10 @@ class Tracer:
         self._patch(torch.cuda, "is_available", cuda_is_available)
 
     # -- what a module call means ---------------------------------------------------------
+    def _labels_copy(self, tensor: Any):
+        """How a loss argument is copied: predictions (they require grad) without values."""
+        return _no_values if getattr(tensor, "requires_grad", False) else self.copy
+
     def _record_call(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         if self._paused:
             return
@@ -371,9 +375,13 @@ class Tracer:
                 "loss",
                 loss_class=type(module).__name__,
                 module_id=id(module),
-                # The predictions' values: nothing reads them, and they are new every epoch.
-                input=tensor_summary(inputs[0], _no_values) if inputs else None,
-                target=tensor_summary(inputs[1], self.copy) if len(inputs) > 1 else None,
+                # The labels' values, on whichever side they are (`loss_fn(y_train, y_pred)`
+                # trains the same under L1 or MSE); not the predictions': nothing reads them,
+                # and they are new every epoch.
+                input=tensor_summary(inputs[0], self._labels_copy(inputs[0])) if inputs else None,
+                target=tensor_summary(inputs[1], self._labels_copy(inputs[1]))
+                if len(inputs) > 1
+                else None,
                 value=_scalar(output),
                 grad_enabled=grad_enabled,
                 inference=inference,

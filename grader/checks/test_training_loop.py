@@ -8,6 +8,7 @@ from grader.record import Mistake, expect
 
 ORDER = (
     "training.no_forward",
+    "training.forward_not_called",
     "training.test_data",
     "training.no_loss",
     "training.no_backward",
@@ -19,6 +20,8 @@ ORDER = (
 
 DESCRIPTIONS = {
     "training.no_forward": "there is no forward pass of the model on the training data",
+    "training.forward_not_called": "the model itself is never called (`model(X_train)`), "
+    "though the loss is computed from its parameters",
     "training.test_data": "the model learns from the test data",
     "training.no_loss": "no loss is computed with `loss_fn`",
     "training.no_backward": "`loss.backward()` is never called",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from grader.epochs import plain_sgd, training_view
+from grader.epochs import has_predictions, loss_labels, plain_sgd, training_view
 from grader.plugin import check
 from grader.record import Mistake, expect
 from grader.reference import REPLAYABLE_LOSSES, TOLERANCE, replay_training
@@ -24,11 +24,23 @@ def test_final_parameters_match_the_replay(loop, record, assignment):
     first = epochs[0]
     forward = next((e for e in first.events if e["kind"] == "forward" and e["grad_enabled"]), None)
     loss = next((e for e in first.events if e["kind"] == "loss" and e["grad_enabled"]), None)
-    if forward is None or loss is None or forward["input"]["values"] is None:
+    labels = loss_labels(loss)
+    if forward is None and loss is not None and has_predictions(loss):
+        raise Mistake(
+            "The grader replays your training from the calls of your model it sees, and found "
+            "none: the loss was computed without calling `model_1(X_train)`.",
+            "training.forward_not_called",
+        )
+    if (
+        forward is None
+        or forward["input"]["values"] is None
+        or not labels
+        or labels["values"] is None
+    ):
         raise Mistake(
             "The grader could not find the training data your loop used.", "training.no_forward"
         )
-    X_train, y_train = forward["input"]["values"], loss["target"]["values"]
+    X_train, y_train = forward["input"]["values"], labels["values"]
     if not plain_sgd(first.step) or loss["loss_class"] not in REPLAYABLE_LOSSES:
         return  # not replayable: the loss_optimizer section already reports the choice
     lr = first.step["lr"][0]
