@@ -148,7 +148,7 @@ def test_loss_history_lists(record, assignment):
     found = [item.get("value") for item in epoch_count.get("items", [])]
     expect(
         epoch_count["kind"] == "list" and found == [float(e) for e in wanted],
-        f"`epoch_count` is {found}; expected {wanted}.",
+        f"`epoch_count` is {_short(found)}; expected {_short(wanted)}.",
         "training.loss_history",
     )
     for name in ("train_loss_values", "test_loss_values"):
@@ -165,3 +165,12 @@ def test_loss_history_lists(record, assignment):
             "logged epoch: append `loss.detach().numpy()` or `loss.item()`.",
             "training.loss_history",
         )
+
+
+def _short(values: list) -> str:
+    """A list as a student would write it (0, not 0.0), its middle elided when long."""
+    shown = [f"{v:g}" if isinstance(v, (int, float)) else repr(v) for v in values]
+    if len(shown) > 12:
+        shown = [*shown[:5], "...", *shown[-2:]]
+        return f"[{', '.join(shown)}] ({len(values)} entries)"
+    return f"[{', '.join(shown)}]"

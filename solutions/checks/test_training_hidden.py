@@ -28,7 +28,7 @@ def test_final_parameters_match_the_replay(loop, record, assignment):
     if forward is None and loss is not None and has_predictions(loss):
         raise Mistake(
             "The grader replays your training from the calls of your model it sees, and found "
-            "none: the loss was computed without calling `model_1(X_train)`.",
+            f"none: the loss was computed without calling `{assignment.model_name}(X_train)`.",
             "training.forward_not_called",
         )
     if (
