@@ -54,7 +54,10 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     except FileNotFoundError:
         raise UnusableNotebook(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise UnusableNotebook(f"{path}: is a folder, not a notebook") from None
+        raise UnusableNotebook(
+            f"{path}: is a folder, not a notebook (`ptgrade batch FOLDER --output DIR` grades "
+            "a folder of submissions)"
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise UnusableNotebook(f"{path}: cannot be read ({error})") from None
     try:

@@ -99,11 +99,14 @@ def test_junit_report_written_to_file_and_step_summary_appended(tmp_path):
         ("{not json", "not a notebook (invalid JSON"),
         ('{"hello": 1}', "not a Jupyter notebook"),
         (None, "no such file"),
+        ("folder", "is a folder, not a notebook (`ptgrade batch FOLDER --output DIR`"),
     ],
 )
 def test_unusable_input_exits_2_with_one_line_and_no_traceback(tmp_path, content, reason):
     path = tmp_path / "submission.ipynb"
-    if content is not None:
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
         path.write_text(content)
     run = ptgrade("grade", str(path))
     assert run.returncode == 2
