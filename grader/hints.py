@@ -272,6 +272,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "(after `model.eval()`) so they carry no gradient.",
     ),
     Hint(
+        "predictions.not_eval",
+        "Call `model.eval()` before predicting: layers like dropout and batch norm behave "
+        "differently in train mode, and the exercise asks for evaluation mode.",
+    ),
+    Hint(
         "predictions.not_model",
         "`y_preds` must be your trained model's output on `X_test`: `y_preds = model(X_test)`.",
     ),

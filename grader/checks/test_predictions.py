@@ -40,3 +40,22 @@ def test_equals_the_trained_model_on_X_test(record, assignment):
         f"`y_preds` is not `{assignment.model_name}(X_test)` for your trained model.",
         "predictions.not_model",
     )
+
+
+@check("predictions", "eval_mode")
+def test_predicted_in_eval_mode(record, assignment):
+    cell = record.stub_cell("predictions")
+    model = record.module(assignment.model_name, "predictions")
+    calls = (
+        [e for e in record.events("forward", cell=cell["index"]) if e["module_id"] == model.id]
+        if cell
+        else []
+    )
+    if not calls:
+        return  # y_preds made elsewhere: from_model judges whether they are right
+    expect(
+        not calls[-1]["training"],
+        f"`{assignment.model_name}` was in train mode when it made `y_preds`: call "
+        f"`{assignment.model_name}.eval()` before predicting.",
+        "predictions.not_eval",
+    )
