@@ -286,6 +286,11 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     # Save
     Hint(
+        "save.method_saved",
+        "Call `state_dict` with parentheses: `model.state_dict()` is the dictionary of tensors "
+        "to save; `model.state_dict` is the method itself, and saving it pickles the whole model.",
+    ),
+    Hint(
         "save.path",
         'Save under the `models/` folder: `MODEL_SAVE_PATH = Path("models") / MODEL_NAME`.',
     ),
@@ -376,6 +381,8 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
         "load.path_to_load_state_dict",
     ),
     ("TypeError", r"Expected state_dict to be dict-like", "save.not_state_dict"),
+    # A bound method (`model.state_dict` saved without its ()) pickles as getattr(model, name).
+    ("UnpicklingError", r"GLOBAL getattr was not an allowed global", "save.method_saved"),
     ("UnpicklingError", r"Weights only load failed", "save.whole_model"),
     ("RuntimeError", r"does not require grad and does not have a grad_fn", "model.requires_grad"),
     ("ValueError", r"optimizer got an empty parameter list", "model.plain_tensor"),

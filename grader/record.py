@@ -226,9 +226,7 @@ def _load_error(error: Exception) -> str:
     """Why torch.load refused a file, in one line (the pickle's code is never run)."""
     text = str(error)
     if "Weights only load failed" in text:
-        found = re.search(r"unsupported GLOBAL (\S+)", text) or re.search(
-            r"global '?([\w.]+)", text
-        )
+        found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global '([\w.]+)'", text)
         what = f"`{found.group(1)}`" if found else "an object"
         return f"its pickle calls {what}, not only tensors; the grader never runs a file's code"
     return f"{type(error).__name__}: {text[:300]}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import sys
 import time
@@ -145,10 +146,28 @@ def _error_info(error: BaseException, source: str) -> dict[str, Any]:
     message = error.msg if isinstance(error, SyntaxError) else str(error)
     return {
         "ename": type(error).__name__,
-        "evalue": str(message)[:500],
+        "evalue": short_error(str(message)),
         "line_number": line_number,
         "line": line,
     }
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def short_error(message: str, limit: int = 500) -> str:
+    """An error's message for the student (and for the hint that matches it): colour codes
+    dropped; a long one cut to its first line and the line that names the error (torch's
+    weights-only refusal explains itself for 900 characters before `WeightsUnpickler error:
+    Unsupported global: GLOBAL getattr ...`)."""
+    message = ANSI.sub("", message)
+    if len(message) <= limit:
+        return message
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    named = next((line for line in lines[1:] if "error:" in line.lower()), None)
+    if named is None:
+        return message[:limit]
+    return f"{lines[0][:150]} [...] {named}"[:limit]
 
 
 def _run_cell(shell, source: str, timeout: float) -> dict[str, Any]:

@@ -7,6 +7,7 @@ tracer keeps the original functions so it can pause itself while the grader prob
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import weakref
 from contextlib import contextmanager
@@ -433,6 +434,8 @@ def _module_device(module: nn.Module) -> str | None:
 
 
 def _describe_saved(obj: Any) -> dict[str, Any]:
+    if inspect.ismethod(obj):  # `model.state_dict` without its ()
+        return {"obj_kind": "method", "obj_type": obj.__name__, "keys": None}
     if isinstance(obj, nn.Module):
         return {"obj_kind": "module", "obj_type": type(obj).__name__, "keys": None}
     if isinstance(obj, dict):

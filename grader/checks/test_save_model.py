@@ -34,6 +34,14 @@ def test_file_holds_the_trained_state_dict(record, assignment):
     if saved.state_dict is None:
         cell = record.stub_cell("save_model")["index"]
         saves = record.events("save", cell=cell)
+        method = next((e["obj_type"] for e in saves if e["obj_kind"] == "method"), None)
+        if method is not None:
+            raise Mistake(
+                f"You saved the method `{assignment.model_name}.{method}` itself (no `()`), "
+                "which takes the whole model with it; call it: "
+                f"`torch.save(obj={assignment.model_name}.{method}(), f=MODEL_SAVE_PATH)`.",
+                "save.method_saved",
+            )
         if any(e["obj_kind"] == "module" for e in saves):
             raise Mistake(
                 "You saved the whole model object; save `model.state_dict()` instead.",
