@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,27 @@ class Record:
     @property
     def cells(self) -> list[dict]:
         return self.raw.get("cells", [])
+
+    def uncalled(self, section_id: str, method: str) -> str:
+        """ " Line N, `optimizer.zero_grad`, names the method without calling it: add `()`."
+        where the section's cell has `x.method` alone on a line (a call missing its
+        parentheses, which Python runs without complaint); "" otherwise."""
+        cell = self.stub_cell(section_id)
+        try:
+            tree = ast.parse(cell.get("source", "") if cell else "")
+        except (SyntaxError, ValueError):  # IPython syntax (magics): no note
+            return ""
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Expr)
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == method
+            ):
+                text = ast.unparse(node.value)
+                return (
+                    f" Line {node.lineno}, `{text}`, names the method without calling it: add `()`."
+                )
+        return ""
 
     def stub_cell(self, section_id: str) -> dict | None:
         for cell in self.cells:

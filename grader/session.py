@@ -120,6 +120,8 @@ class Session:
         grade_id = cell.get("grade_id")
         outcome = self._run(cell["index"], cell["source"], cell["role"] == "reference")
         outcome.update(index=cell["index"], grade_id=grade_id, role=cell["role"])
+        if cell["role"] == "stub":
+            outcome["source"] = cell["source"]  # the grader's own copy, for messages
         outcome["substituted"] = False
         try:
             if cell["role"] == "stub" and outcome["status"] != "ok" and grade_id in reference:

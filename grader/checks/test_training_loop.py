@@ -38,9 +38,9 @@ def loop(record, assignment):
 
 
 @check("training_loop", "epochs")
-def test_one_step_per_epoch(loop, assignment):
+def test_one_step_per_epoch(loop, assignment, record):
     steps = len(loop["epochs"])
-    expect(steps > 0, "Your loop never calls `optimizer.step()`.", "training.no_step")
+    expect(steps > 0, _never_steps(record), "training.no_step")
     if loop["cut"]:
         # The trace kept only the loop's start (trace.MAX_EVENTS): a count already past the
         # exercise's is wrong; one up to it proves nothing (the rest went unrecorded).
@@ -59,18 +59,33 @@ def test_one_step_per_epoch(loop, assignment):
     )
 
 
+# The method a hint says is never called, for the note on a call missing its parentheses.
+CALLED = {
+    "training.no_zero_grad": "zero_grad",
+    "training.no_backward": "backward",
+    "training.not_train_mode": "train",
+    "training.no_step": "step",
+    "training.test_not_eval": "eval",
+}
+
+
+def _never_steps(record) -> str:
+    return "Your loop never calls `optimizer.step()`." + record.uncalled("training_loop", "step")
+
+
 @check("training_loop", "five_steps", weight=3)
-def test_five_steps_in_order(loop):
-    expect(loop["epochs"], "Your loop never calls `optimizer.step()`.", "training.no_step")
+def test_five_steps_in_order(loop, record):
+    expect(loop["epochs"], _never_steps(record), "training.no_step")
     findings = find_problems(
         loop["epochs"], loop["tail"], loop["model"].id, loop["X_test"], loop["y_test"]
     )
     for hint in ORDER:
         if findings.problems[hint]:
             count, total = findings.problems[hint], len(loop["epochs"])
+            note = record.uncalled("training_loop", CALLED[hint]) if hint in CALLED else ""
             raise Mistake(
                 f"In {count} of {total} epochs {DESCRIPTIONS[hint]} "
-                f"(first in epoch {findings.examples[hint]}).",
+                f"(first in epoch {findings.examples[hint]}).{note}",
                 hint,
             )
 
@@ -103,7 +118,7 @@ def test_loss_goes_down(loop):
 
 
 @check("training_loop", "test_passes", weight=2)
-def test_regular_test_passes(loop, assignment):
+def test_regular_test_passes(loop, assignment, record):
     epochs, model_id, X_test = loop["epochs"], loop["model"].id, loop["X_test"]
     positions, test_forwards, steps = [], [], 0
     for event in loop["events"]:
@@ -124,7 +139,8 @@ def test_regular_test_passes(loop, assignment):
     )
     expect(
         all(not e["training"] for e in test_forwards),
-        "The test pass runs with the model in train mode: call `model.eval()` first.",
+        "The test pass runs with the model in train mode: call `model.eval()` first."
+        + record.uncalled("training_loop", "eval"),
         "training.test_not_eval",
     )
     expect(
