@@ -163,11 +163,20 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     Hint("loss.not_l1", "This exercise uses the mean absolute error: `loss_fn = nn.L1Loss()`."),
     Hint(
+        "loss.class_not_instance",
+        "Call the class to make the loss function: `loss_fn = nn.L1Loss()`, with brackets.",
+    ),
+    Hint(
         "optimizer.parameters_typo",
         "The method is `model.parameters()`: lower case, plural, with brackets.",
     ),
     Hint("optimizer.not_sgd", "Use stochastic gradient descent: `torch.optim.SGD(...)`."),
     Hint("optimizer.lr", "Use a learning rate of 0.01: `lr=0.01`."),
+    Hint(
+        "optimizer.not_plain",
+        "Use plain SGD, without momentum or weight decay: "
+        "`torch.optim.SGD(params=model.parameters(), lr=0.01)`.",
+    ),
     Hint(
         "optimizer.other_params",
         "Give the optimizer exactly this model's parameters: `params=model_1.parameters()`.",
@@ -359,6 +368,8 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
         r"has no attribute '(Parameters|parameter|Parameter|params)'",
         "optimizer.parameters_typo",
     ),
+    # `SGD(params=model.parameters, ...)`: the method itself, without its brackets.
+    ("TypeError", r"'method' object is not iterable", "optimizer.parameters_typo"),
     (
         "AttributeError",
         r"has no attribute '\w*(inference|interence|inferance)\w*'",

@@ -9,6 +9,12 @@ def test_l1_loss(record):
     loss_fn = record.value("loss_fn", "loss_optimizer")
     found = loss_fn.get("class") or loss_fn.get("name") or loss_fn.get("type") or loss_fn["kind"]
     expect(
+        loss_fn["kind"] != "class" or not loss_fn.get("is_module"),
+        f"`loss_fn` is the class `nn.{found}` itself, not a loss function: call it, "
+        f"`nn.{found}()`.",
+        "loss.class_not_instance",
+    )
+    expect(
         loss_fn["kind"] == "module" and found == "L1Loss",
         f"`loss_fn` is {found}; this exercise uses `nn.L1Loss()`.",
         "loss.not_l1",
@@ -23,6 +29,26 @@ def test_sgd(record):
         optimizer["kind"] == "optimizer" and found == "SGD",
         f"`optimizer` is {found}; use `torch.optim.SGD`.",
         "optimizer.not_sgd",
+    )
+
+
+@check("loss_optimizer", "plain_sgd")
+def test_plain_sgd(record):
+    """Momentum or weight decay train differently, and the replay of the training (which
+    checks the loop's result) only follows plain SGD: they are reported here, once."""
+    optimizer = record.value("optimizer", "loss_optimizer")
+    if optimizer["kind"] != "optimizer":
+        return  # the sgd check says so
+    extras = sorted(
+        f"{name}={group[name]:g}"
+        for group in optimizer["param_groups"]
+        for name in ("momentum", "weight_decay")
+        if isinstance(group.get(name), (int, float)) and group[name]
+    )
+    expect(
+        not extras,
+        f"`optimizer` uses {', '.join(dict.fromkeys(extras))}; this exercise uses plain SGD.",
+        "optimizer.not_plain",
     )
 
 
