@@ -108,6 +108,11 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     # Model
     Hint(
+        "model.class_not_instance",
+        "Create the model by calling its class: `model_1 = LinearRegressionModel()`, with "
+        "brackets; the class itself is not a model.",
+    ),
+    Hint(
         "model.not_module",
         "Your model class must inherit from `nn.Module`: "
         "`class LinearRegressionModel(nn.Module):`.",
@@ -368,6 +373,8 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
         r"has no attribute '(Parameters|parameter|Parameter|params)'",
         "optimizer.parameters_typo",
     ),
+    # `LinearRegressionModel.to(device)`: the class's method, called with the device as self.
+    ("AttributeError", r"object has no attribute '_apply'", "model.class_not_instance"),
     # `SGD(params=model.parameters, ...)`: the method itself, without its brackets.
     ("TypeError", r"'method' object is not iterable", "optimizer.parameters_typo"),
     (
