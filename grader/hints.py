@@ -327,6 +327,17 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     # Load
     Hint(
+        "load.chained",
+        "`load_state_dict(...)` returns a report of matched keys, not the model: make the model "
+        "first (`loaded_model = LinearRegressionModel()`), then call "
+        "`loaded_model.load_state_dict(torch.load(f=MODEL_SAVE_PATH))` on its own line.",
+    ),
+    Hint(
+        "load.state_dict_not_model",
+        "`torch.load` gives back the saved state_dict (a dictionary of tensors), not a model: "
+        "make a new `LinearRegressionModel()` and fill it with `load_state_dict(...)`.",
+    ),
+    Hint(
         "load.same_object",
         "Create a new model instance to load into: `loaded_model = LinearRegressionModel()`.",
     ),
@@ -372,6 +383,14 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
         "AttributeError",
         r"has no attribute '(Parameters|parameter|Parameter|params)'",
         "optimizer.parameters_typo",
+    ),
+    # `loaded_model = Model().load_state_dict(...)`: the keys report, not the model.
+    ("AttributeError", r"'_IncompatibleKeys' object has no attribute", "load.chained"),
+    # `loaded_model = torch.load(...)`: the state_dict itself.
+    (
+        "AttributeError",
+        r"'(collections\.)?OrderedDict' object has no attribute",
+        "load.state_dict_not_model",
     ),
     # `LinearRegressionModel.to(device)`: the class's method, called with the device as self.
     ("AttributeError", r"object has no attribute '_apply'", "model.class_not_instance"),

@@ -82,3 +82,29 @@ def test_loaded_model_on_device(record, assignment):
         f"`{assignment.loaded_name}` is on {', '.join(sorted(devices))}; move it to `device`.",
         "load.not_on_device",
     )
+
+
+@check("load_model", "no_gradient")
+def test_reloaded_predictions_carry_no_gradient(record, assignment):
+    preds = record.tensor(assignment.loaded_preds_name, "load_model")
+    expect(
+        not preds.requires_grad,
+        f"`{assignment.loaded_preds_name}` carries a gradient (requires_grad=True): predict "
+        "inside `with torch.inference_mode():`.",
+        "predictions.requires_grad",
+    )
+
+
+@check("load_model", "eval_mode")
+def test_reloaded_model_predicts_in_eval_mode(record, assignment):
+    loaded = _loaded(record, assignment)
+    cell = record.stub_cell("load_model")["index"]
+    calls = [e for e in record.events("forward", cell=cell) if e["module_id"] == loaded.id]
+    if not calls:
+        return  # no prediction here: same_predictions says so
+    expect(
+        not calls[-1]["training"],
+        f"`{assignment.loaded_name}` was in train mode when it predicted (a new model starts "
+        f"in train mode): call `{assignment.loaded_name}.eval()` first.",
+        "predictions.not_eval",
+    )
