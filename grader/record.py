@@ -196,6 +196,15 @@ class Record:
             and (cell is None or e.get("cell") == cell)
         ]
 
+    def calls_of(self, module_id: int, section_id: str) -> list[dict]:
+        """The forward events of one module in a section's cell (its predictions, say)."""
+        cell = self.stub_cell(section_id)
+        if cell is None:
+            return []
+        return [
+            e for e in self.events("forward", cell=cell["index"]) if e["module_id"] == module_id
+        ]
+
     def trace_cut(self, cell: int) -> bool:
         """Whether the cell emitted more events than the tracer keeps (trace.MAX_EVENTS)."""
         return cell in self.raw.get("trace_truncated", [])

@@ -256,11 +256,7 @@ def _onto_gpu(value: Any) -> Any:
     elif isinstance(value, list):
         value[:] = [_onto_gpu(item) for item in value]
     elif isinstance(value, tuple):
-        return (
-            type(value)(*map(_onto_gpu, value))
-            if hasattr(value, "_fields")
-            else tuple(map(_onto_gpu, value))
-        )
+        return tuple(_onto_gpu(item) for item in value)
     return value
 
 

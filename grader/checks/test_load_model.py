@@ -97,9 +97,7 @@ def test_reloaded_predictions_carry_no_gradient(record, assignment):
 
 @check("load_model", "eval_mode")
 def test_reloaded_model_predicts_in_eval_mode(record, assignment):
-    loaded = _loaded(record, assignment)
-    cell = record.stub_cell("load_model")["index"]
-    calls = [e for e in record.events("forward", cell=cell) if e["module_id"] == loaded.id]
+    calls = record.calls_of(_loaded(record, assignment).id, "load_model")
     if not calls:
         return  # no prediction here: same_predictions says so
     expect(

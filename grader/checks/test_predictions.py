@@ -44,13 +44,8 @@ def test_equals_the_trained_model_on_X_test(record, assignment):
 
 @check("predictions", "eval_mode")
 def test_predicted_in_eval_mode(record, assignment):
-    cell = record.stub_cell("predictions")
     model = record.module(assignment.model_name, "predictions")
-    calls = (
-        [e for e in record.events("forward", cell=cell["index"]) if e["module_id"] == model.id]
-        if cell
-        else []
-    )
+    calls = record.calls_of(model.id, "predictions")
     if not calls:
         return  # y_preds made elsewhere: from_model judges whether they are right
     expect(

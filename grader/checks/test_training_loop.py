@@ -40,7 +40,8 @@ def loop(record, assignment):
 @check("training_loop", "epochs")
 def test_one_step_per_epoch(loop, assignment, record):
     steps = len(loop["epochs"])
-    expect(steps > 0, _never_steps(record), "training.no_step")
+    if not steps:
+        raise Mistake(_never_steps(record), "training.no_step")
     if loop["cut"]:
         # The trace kept only the loop's start (trace.MAX_EVENTS): a count already past the
         # exercise's is wrong; one up to it proves nothing (the rest went unrecorded).
@@ -70,12 +71,14 @@ CALLED = {
 
 
 def _never_steps(record) -> str:
+    """Worked out only when it is so (it reads the cell's source)."""
     return "Your loop never calls `optimizer.step()`." + record.uncalled("training_loop", "step")
 
 
 @check("training_loop", "five_steps", weight=3)
 def test_five_steps_in_order(loop, record):
-    expect(loop["epochs"], _never_steps(record), "training.no_step")
+    if not loop["epochs"]:
+        raise Mistake(_never_steps(record), "training.no_step")
     findings = find_problems(
         loop["epochs"], loop["tail"], loop["model"].id, loop["X_test"], loop["y_test"]
     )
@@ -137,12 +140,12 @@ def test_regular_test_passes(loop, assignment, record):
         "epochs.",
         "training.no_test_pass",
     )
-    expect(
-        all(not e["training"] for e in test_forwards),
-        "The test pass runs with the model in train mode: call `model.eval()` first."
-        + record.uncalled("training_loop", "eval"),
-        "training.test_not_eval",
-    )
+    if any(e["training"] for e in test_forwards):
+        raise Mistake(
+            "The test pass runs with the model in train mode: call `model.eval()` first."
+            + record.uncalled("training_loop", "eval"),
+            "training.test_not_eval",
+        )
     expect(
         all(not e["grad_enabled"] for e in test_forwards),
         "The test pass tracks gradients: run it inside `with torch.inference_mode():`.",
