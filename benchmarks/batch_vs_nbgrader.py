@@ -12,7 +12,10 @@ fifth one a faulty sample instead, each under its own student name), then times
 (d) the submissions' code cells exec'd in fresh namespaces in one Python that imported torch
     once (the floor: what running the student's code costs at all);
 (e) the same, with the sandbox's tracer and simulated GPU installed once in that Python (what
-    the instrumentation alone costs, without a fresh process per submission or the checks).
+    the instrumentation alone costs, without a fresh process per submission or the checks);
+(f) the code alone again, each submission in a fresh fork of that warm Python (timed from the
+    fork to the child's exit): what a fresh process per submission costs by itself, the
+    isolation the issue asks for, before any instrumentation or checks.
 Prints per-submission medians, where a grade's time goes, and the ratios the README quotes.
 """
 
@@ -164,18 +167,41 @@ def run(path):
     plt.close("all")
     return time.monotonic() - started
 
+def forked(path):
+    # A fresh process per submission, forked from this warm one (as ptgrade's warm worker does).
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            run(path)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    return time.monotonic() - started
+
 paths = sys.argv[1:]
 sys.stdout = open(os.devnull, "w")
 run(paths[0])  # torch's own first-use costs (the first optimizer imports torch._dynamo)
-times = [run(p) for p in paths]
+if os.environ.get("BENCH_FORK"):
+    import gc
+
+    gc.collect()
+    gc.freeze()  # as the warm worker does: the children need not walk the imports again
+    times = [forked(p) for p in paths]
+else:
+    times = [run(p) for p in paths]
 sys.stdout = sys.__stdout__
 print(json.dumps(times))
 """
 
 
-def bench_warm_python(notebooks: list[Path], instrumented: bool = False) -> dict:
+def bench_warm_python(
+    notebooks: list[Path], instrumented: bool = False, fork: bool = False
+) -> dict:
     started = time.monotonic()
     extra = {"BENCH_INSTRUMENTED": "1"} if instrumented else {}
+    if fork:
+        extra["BENCH_FORK"] = "1"
     done = subprocess.run(
         [sys.executable, "-c", WARM_RUNNER, *map(str, notebooks)],
         env=environment() | {"MPLBACKEND": "Agg", "PYTHONPATH": str(REPO_ROOT)} | extra,
@@ -224,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"code alone, warm Python: {warm['wall']:.1f} s for {args.n} (with its start-up)")
         traced = bench_warm_python(notebooks, instrumented=True)
         print(f"code traced on the simulated GPU, warm Python: {traced['wall']:.1f} s for {args.n}")
+        forked = bench_warm_python(notebooks, fork=True)
+        print(f"code alone, a fork of a warm Python each: {forked['wall']:.1f} s for {args.n}")
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -235,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  nbgrader autograde                    {nbgrader['median']:7.3f} s")
     print(f"  code alone, warm Python               {warm['median']:7.3f} s")
     print(f"  the same, traced on the simulated GPU {traced['median']:7.3f} s")
+    print(f"  code alone, a fresh fork each         {forked['median']:7.3f} s")
     for name, run in ((f"--jobs {args.jobs}", ptgrade), ("--jobs 1", alone)):
         phases = run["phases"]
         print()
@@ -256,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"the instrumentation alone (tracer and simulated GPU, no fresh process, no checks): "
         f"{traced['median'] / warm['median']:.1f}x the code alone"
+    )
+    print(
+        f"a fresh process per submission alone (fork of the warm Python, code bare, exit): "
+        f"{forked['median'] / warm['median']:.1f}x the code alone; ptgrade --jobs 1 = "
+        f"{alone['median'] / forked['median']:.1f}x that"
     )
     print(f"ptgrade statuses: {', '.join(ptgrade['statuses'])}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -149,38 +150,35 @@ def find_problems(
     return LoopFindings(problems, examples)
 
 
+def parameter_values(step: dict, key: str = "params_before") -> list[torch.Tensor] | None:
+    """A step's `params_before`, `params_after` or `grads` one tensor per parameter, shaped like
+    it (the trace keeps each as one flat row); None where the trace kept no values."""
+    flat, shapes = step.get(key), step.get("param_shapes") or []
+    sizes = [math.prod(shape) for shape in shapes]
+    if flat is None or sum(sizes) != flat.numel():
+        return None
+    return [part.reshape(shape) for part, shape in zip(flat.split(sizes), shapes)]
+
+
 def sgd_mismatches(epochs: list[Epoch]) -> int:
-    """Steps whose update is not `param - lr * grad` for the recorded gradient."""
-    checked = []  # (epoch number, parameter position, before, grad, after, lr)
+    """Steps whose update is not `param - lr * grad` for the recorded gradient (a parameter
+    without one counts as a zero gradient)."""
+    by_size: dict[int, list] = {}  # row length -> [(epoch number, before, grad, after, lr)]
+    wrong: set[int] = set()
     for number, epoch in enumerate(epochs):
         step = epoch.step
         if step is None or not step["lr"] or step["lr"][0] is None:
             continue
-        updates = zip(step["params_before"], step["grads"], step["params_after"])
-        for position, (before, grad, after) in enumerate(updates):
-            if before is not None and after is not None:
-                grad = torch.zeros_like(before) if grad is None else grad
-                checked.append((number, position, before, grad, after, step["lr"][0]))
-    wrong: set[int] = set()
-    by_position: dict[tuple, list] = {}
-    for entry in checked:  # one comparison per parameter over all epochs, not one per step
-        by_position.setdefault((entry[1], tuple(entry[2].shape)), []).append(entry)
-    for entries in by_position.values():
-        try:
-            before, grad, after = (torch.stack([e[i] for e in entries]).double() for i in (2, 3, 4))
-        except RuntimeError:  # shapes that do not line up: judge each step alone
-            wrong |= {e[0] for e in entries if not _is_sgd_update(*e[2:])}
+        before, grad, after = step["params_before"], step["grads"], step["params_after"]
+        if before is None or after is None or grad is None:
+            continue  # values not kept (a large model, or the trace's budget spent)
+        if not before.shape == grad.shape == after.shape:
+            wrong.add(number)  # the optimizer's parameters changed during its step
             continue
-        lr = torch.tensor([e[5] for e in entries], dtype=torch.float64)
-        lr = lr.reshape(-1, *([1] * (before.dim() - 1)))
-        close = torch.isclose(before - lr * grad, after, atol=1e-6, rtol=1e-5)
-        wrong |= {e[0] for e, ok in zip(entries, close.reshape(len(entries), -1).all(1)) if not ok}
+        by_size.setdefault(before.numel(), []).append((number, before, grad, after, step["lr"][0]))
+    for entries in by_size.values():  # one comparison over all the steps, not one per step
+        before, grad, after = (torch.stack([e[i] for e in entries]).double() for i in (1, 2, 3))
+        lr = torch.tensor([e[4] for e in entries], dtype=torch.float64).unsqueeze(1)
+        close = torch.isclose(before - lr * grad, after, atol=1e-6, rtol=1e-5).all(1)
+        wrong |= {e[0] for e, ok in zip(entries, close) if not ok}
     return len(wrong)
-
-
-def _is_sgd_update(before, grad, after, lr) -> bool:
-    try:
-        expected = (before - lr * grad).double()
-        return bool(torch.allclose(expected, after.double(), atol=1e-6, rtol=1e-5))
-    except RuntimeError:
-        return False

@@ -95,3 +95,32 @@ def test_a_tensor_that_will_not_flatten_is_sent_without_values_and_the_rest_are_
     first, missing, last = back["values"]
     assert torch.equal(first, kept) and torch.equal(last, torch.tensor([7.0]))
     assert missing is None
+
+
+def test_many_tensors_of_mixed_dtypes_and_shapes_come_back_in_place():
+    # The decoder reads each dtype's tensors as one run (one split, not a call per tensor).
+    sent = []
+    for i in range(300):
+        sent += [
+            torch.tensor([float(i)]),
+            torch.full((2, 3), i, dtype=torch.int64),
+            torch.tensor(i % 2 == 0),
+            torch.zeros(0, 2),
+            torch.tensor([i, -i], dtype=torch.float64),
+        ]
+    back = decode_answer(encode_answer({"values": sent}))["values"]
+    assert len(back) == len(sent)
+    for original, copy in zip(sent, back):
+        assert copy.dtype == original.dtype and copy.shape == original.shape
+        assert torch.equal(copy, original)
+
+
+def test_overlapping_tensor_entries_are_each_read_alone():
+    # A forged table may point two tensors at the same bytes: each still reads its own.
+    blob = struct.pack("<3f", 1.0, 2.0, 3.0)
+    table = [["float32", [2], 0, 8], ["float32", [2], 4, 8], ["float32", [1], 0, 4]]
+    values = {"a": {"__tensor__": 0}, "b": {"__tensor__": 1}, "c": {"__tensor__": 2}}
+    back = decode_answer(_frame(table, values, blob))
+    assert back["a"].tolist() == [1.0, 2.0]
+    assert back["b"].tolist() == [2.0, 3.0]
+    assert back["c"].tolist() == [1.0]

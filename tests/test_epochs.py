@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from grader.epochs import find_problems, sgd_mismatches, split_epochs
+from grader.epochs import find_problems, parameter_values, sgd_mismatches, split_epochs
 
 MODEL = 1
 
@@ -15,9 +15,11 @@ def step(before: float, grad: float | None, after: float, lr: float = 0.01) -> d
         "optimizer_class": "SGD",
         "lr": [lr],
         "param_ids": [7],
-        "params_before": [torch.tensor([before])],
-        "grads": [None if grad is None else torch.tensor([grad])],
-        "params_after": [torch.tensor([after])],
+        "param_shapes": [[1]],
+        "params_before": torch.tensor([before]),
+        "grads_present": [grad is not None],
+        "grads": torch.tensor([0.0 if grad is None else grad]),
+        "params_after": torch.tensor([after]),
     }
 
 
@@ -66,3 +68,24 @@ def test_a_step_that_is_not_param_minus_lr_grad_is_caught():
     assert sgd_mismatches(epochs) == 1
     epochs, _ = split_epochs(good * 3)
     assert sgd_mismatches(epochs) == 0
+
+
+def test_a_model_of_several_parameters_is_checked_and_read_back_per_parameter():
+    weight, bias = torch.tensor([[0.5, -1.0]]), torch.tensor([0.25])
+    grad = torch.tensor([1.0, 2.0, -4.0])
+    before = torch.cat([weight.reshape(-1), bias])
+    record = {
+        "kind": "step",
+        "optimizer_class": "SGD",
+        "lr": [0.1],
+        "param_shapes": [[1, 2], [1]],
+        "params_before": before,
+        "grads": grad,
+        "params_after": before - 0.1 * grad,
+    }
+    back = parameter_values(record)
+    assert torch.equal(back[0], weight) and torch.equal(back[1], bias)
+    bias_only = dict(record, params_after=before - 0.1 * grad * torch.tensor([0.0, 0.0, 1.0]))
+    epochs, _ = split_epochs([record, bias_only, record])
+    assert sgd_mismatches(epochs) == 1  # the weight did not move in the second step
+    assert parameter_values(dict(record, params_before=None)) is None
