@@ -83,6 +83,19 @@ def split_epochs(events: list[dict]) -> tuple[list[Epoch], list[dict]]:
 class LoopFindings:
     problems: Counter  # hint id -> number of epochs showing it
     examples: dict[str, int]  # hint id -> first epoch (0-based) showing it
+    shapes: tuple[list, list] | None = None  # the first loss's (predictions, labels) that differ
+
+
+def loss_shapes(loss: dict) -> tuple[list, list] | None:
+    """The shapes of a loss's predictions and labels when they differ (L1Loss and MSELoss
+    broadcast them, with only a warning), else None."""
+    labels = loss_labels(loss)
+    predictions = loss.get("input") if labels is loss.get("target") else loss.get("target")
+    if not labels or not predictions:
+        return None
+    if predictions.get("shape") == labels.get("shape"):
+        return None
+    return predictions.get("shape"), labels.get("shape")
 
 
 def find_problems(
@@ -95,6 +108,7 @@ def find_problems(
     """Check the five steps and their order in every epoch of the student's loop."""
     problems: Counter = Counter()
     examples: dict[str, int] = {}
+    first_shapes = None
 
     def found(hint: str, number: int) -> None:
         problems[hint] += 1
@@ -137,6 +151,9 @@ def find_problems(
             found("training.not_train_mode", number)
         if loss is None:
             found("training.no_loss", number)
+        elif (shapes := loss_shapes(loss)) is not None:
+            found("training.loss_shapes", number)
+            first_shapes = first_shapes or shapes
         backward = position.get("backward")
         if not any_backward:
             found("training.no_backward", number)
@@ -147,7 +164,7 @@ def find_problems(
             found("training.no_zero_grad", number)
         elif backward is not None and position["forward"] < backward < position["zero_grad"]:
             found("training.zero_grad_after_backward", number)
-    return LoopFindings(problems, examples)
+    return LoopFindings(problems, examples, first_shapes)
 
 
 def parameter_values(step: dict, key: str = "params_before") -> list[torch.Tensor] | None:

@@ -217,6 +217,13 @@ _CATALOGUE: tuple[Hint, ...] = (
         "Compute the loss with your loss function each epoch: `loss = loss_fn(y_pred, y_train)`.",
     ),
     Hint(
+        "training.loss_shapes",
+        "Give the predictions and the labels the same shape before `loss_fn`: PyTorch "
+        "broadcasts shapes (N,) and (N, 1) to (N, N), and the loss then averages the "
+        "difference of every prediction with every label. Drop the `.squeeze()` (or squeeze "
+        "both).",
+    ),
+    Hint(
         "training.no_zero_grad",
         "Call `optimizer.zero_grad()` every epoch before "
         "`loss.backward()`: gradients add up otherwise.",

@@ -52,6 +52,10 @@ def replay_training(
     learning rate, and the replay costs as much as the student's own training."""
     x = X_train.detach().float().cpu().contiguous()
     y = y_train.detach().float().cpu().contiguous()
+    if y.shape != x.shape and y.numel() == x.numel():
+        # Labels the student squeezed along with the predictions (both (80,)) pair up with
+        # them: the correct training pairs each prediction with its label, never broadcasts.
+        y = y.reshape(x.shape)
     key = (weight, bias, tuple(x.shape), x.numpy().tobytes(), tuple(y.shape), y.numpy().tobytes())
     key += (steps, lr, tuple(trainable), loss_class)
     if key in _REPLAYS:

@@ -2,7 +2,14 @@
 
 import pytest
 
-from grader.epochs import find_problems, plain_sgd, same_input, sgd_mismatches, training_view
+from grader.epochs import (
+    find_problems,
+    loss_shapes,
+    plain_sgd,
+    same_input,
+    sgd_mismatches,
+    training_view,
+)
 from grader.plugin import check
 from grader.record import Mistake, expect
 
@@ -11,6 +18,7 @@ ORDER = (
     "training.forward_not_called",
     "training.test_data",
     "training.no_loss",
+    "training.loss_shapes",
     "training.no_backward",
     "training.step_before_backward",
     "training.no_zero_grad",
@@ -24,6 +32,8 @@ DESCRIPTIONS = {
     "though the loss is computed from its parameters",
     "training.test_data": "the model learns from the test data",
     "training.no_loss": "no loss is computed with `loss_fn`",
+    "training.loss_shapes": "`loss_fn` compares predictions of shape {0} with labels of shape "
+    "{1}, which PyTorch broadcasts instead of pairing them",
     "training.no_backward": "`loss.backward()` is never called",
     "training.step_before_backward": "`optimizer.step()` runs before `loss.backward()`",
     "training.no_zero_grad": "`optimizer.zero_grad()` is not called",
@@ -86,8 +96,9 @@ def test_five_steps_in_order(loop, record):
         if findings.problems[hint]:
             count, total = findings.problems[hint], len(loop["epochs"])
             note = record.uncalled("training_loop", CALLED[hint]) if hint in CALLED else ""
+            shapes = [_shape(s) for s in findings.shapes or ()]
             raise Mistake(
-                f"In {count} of {total} epochs {DESCRIPTIONS[hint]} "
+                f"In {count} of {total} epochs {DESCRIPTIONS[hint].format(*shapes)} "
                 f"(first in epoch {findings.examples[hint]}).{note}",
                 hint,
             )
@@ -158,6 +169,16 @@ def test_regular_test_passes(loop, assignment, record):
         f"{assignment.test_every} epochs.",
         "training.no_test_pass",
     )
+    for event in loop["events"]:
+        if event["kind"] == "loss" and not event["grad_enabled"]:
+            shapes = loss_shapes(event)
+            expect(
+                shapes is None,
+                "Your test loss compares predictions of shape {} with labels of shape {}, "
+                "which PyTorch broadcasts instead of pairing them: the test loss you print is "
+                "wrong.".format(*map(_shape, shapes or ((), ()))),
+                "training.loss_shapes",
+            )
 
 
 @check("training_loop", "loss_history", only="01_pytorch_workflow")
@@ -184,6 +205,11 @@ def test_loss_history_lists(record, assignment):
             "logged epoch: append `loss.detach().numpy()` or `loss.item()`.",
             "training.loss_history",
         )
+
+
+def _shape(shape: list) -> str:
+    """A shape as PyTorch prints one: (80,), (80, 1)."""
+    return f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(map(str, shape))})"
 
 
 def _short(values: list) -> str:
