@@ -288,6 +288,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "`y_preds` should have the same shape as `y_test`: call the model on all of `X_test`.",
     ),
     Hint(
+        "predictions.reshaped",
+        "Keep the model's output in the shape of `y_test`: drop the `.squeeze()` (or "
+        "`.flatten()`, `.reshape(...)`) that changed it, or, if `forward` itself returns "
+        "that shape, fix `forward`.",
+    ),
+    Hint(
         "predictions.requires_grad",
         "Make predictions inside `with torch.inference_mode():` "
         "(after `model.eval()`) so they carry no gradient.",
