@@ -45,6 +45,11 @@ _FACTORIES = (
 )
 
 
+# `torch.set_default_device("cuda")` under the simulation: factories called without a device
+# make tensors on the simulated GPU. The real default stays the CPU (the grader's own code in
+# the sandbox makes its tensors there).
+_DEFAULT_ON_GPU = [False]
+
 # What a tensor on the simulated GPU says about itself (so `device=X.device` follows it).
 _GPU_ATTRIBUTES = {"device": torch.device(GPU), "is_cuda": True, "is_cpu": False}
 
@@ -121,6 +126,13 @@ class SimulatedGPUMode(TorchFunctionMode):
             )
         if name in _FACTORIES and "device" in kwargs and _is_gpu(kwargs["device"]):
             kwargs = dict(kwargs, device="cpu")
+            return _mark(func(*args, **kwargs))
+        if (
+            _DEFAULT_ON_GPU[0]
+            and name in _FACTORIES
+            and not name.endswith("_like")  # these follow their input, not the default
+            and kwargs.get("device") is None
+        ):
             return _mark(func(*args, **kwargs))
         tensors = _tensors(args, kwargs)
         on_gpu = [t for t in tensors if _on_gpu(t)]
@@ -214,6 +226,24 @@ def _module_move(original, name: str):
         return result
 
     return move
+
+
+def _default_device_setter(original_set):
+    """`torch.set_default_device(device)`: "cuda" switches the simulation's default on (see
+    _DEFAULT_ON_GPU) and clears any real default; anything else switches it off."""
+
+    def set_default_device(device):
+        _DEFAULT_ON_GPU[0] = _is_gpu(device)
+        return original_set(None if _DEFAULT_ON_GPU[0] else device)
+
+    return set_default_device
+
+
+def _default_device_getter(original_get):
+    def get_default_device() -> torch.device:
+        return torch.device(GPU) if _DEFAULT_ON_GPU[0] else original_get()
+
+    return get_default_device
 
 
 def _parameter_keeps_its_device(original_new):
@@ -314,6 +344,9 @@ class SimulatedGPU:
             setattr(nn.Module, name, _module_move(getattr(nn.Module, name), name))
         nn.Parameter.__new__ = _parameter_keeps_its_device(nn.Parameter.__new__)
         torch.load = _load_onto_simulated_gpu(torch.load)
+        torch.set_default_device = _default_device_setter(torch.set_default_device)
+        if hasattr(torch, "get_default_device"):  # torch >= 2.3
+            torch.get_default_device = _default_device_getter(torch.get_default_device)
         _quiet_optimizers()
         self.mode = SimulatedGPUMode()
         self.mode.__enter__()

@@ -52,6 +52,15 @@ SCRIPT = textwrap.dedent(
     print("loaded", device_of(loaded["weight"]), hasattr(loaded, "_metadata"))
     # torch 2.11's Optimizer._cuda_graph_capture_health_check (each Adam step) asks this.
     print("capturing", torch.cuda.is_current_stream_capturing())
+    # torch.set_default_device("cuda"): tensors made without a device go to the (simulated) GPU.
+    plain = torch.ones(2)
+    torch.set_default_device("cuda")
+    made, layer = torch.randn(2), nn.Linear(1, 1)
+    print("default", device_of(made), device_of(layer.weight), torch.get_default_device())
+    print("like", device_of(torch.zeros_like(plain)))  # *_like follows its input
+    print("default_mixed", error(lambda: made + plain))
+    torch.set_default_device("cpu")
+    print("default_off", device_of(torch.randn(2)), torch.get_default_device())
     """
 )
 
@@ -80,6 +89,10 @@ def test_device_mistakes_raise_as_on_cuda_and_values_stay_exact():
     assert lines["parameter"] == "cuda:0"  # nn.Parameter(...) keeps the data's device
     assert lines["to_other"] == "cuda:0"  # .to(other) follows other's device
     assert lines["loaded"] == "cuda:0 True"  # a state_dict keeps its _metadata
+    assert lines["default"] == "cuda:0 cuda:0 cuda:0"
+    assert lines["like"] == "cpu"
+    assert lines["default_mixed"].startswith("Expected all tensors to be on the same device")
+    assert lines["default_off"] == "cpu cpu"
 
 
 TRACED = textwrap.dedent(
