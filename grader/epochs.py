@@ -104,8 +104,12 @@ def find_problems(
     model_id: int,
     X_test: torch.Tensor | None,
     y_test: torch.Tensor | None,
+    fresh_gradients: bool = False,
 ) -> LoopFindings:
-    """Check the five steps and their order in every epoch of the student's loop."""
+    """Check the five steps and their order in every epoch of the student's loop.
+
+    `fresh_gradients`: no backward ran before the loop, so the first epoch needs no
+    `zero_grad()` (a loop that zeroes at the end of each epoch is right)."""
     problems: Counter = Counter()
     examples: dict[str, int] = {}
     first_shapes = None
@@ -161,7 +165,8 @@ def find_problems(
             # The backward this step needed came after it (or before this epoch's forward).
             found("training.step_before_backward", number)
         if "zero_grad" not in position:
-            found("training.no_zero_grad", number)
+            if not (number == 0 and fresh_gradients):
+                found("training.no_zero_grad", number)
         elif backward is not None and position["forward"] < backward < position["zero_grad"]:
             found("training.zero_grad_after_backward", number)
     return LoopFindings(problems, examples, first_shapes)

@@ -217,6 +217,14 @@ _CATALOGUE: tuple[Hint, ...] = (
         "Compute the loss with your loss function each epoch: `loss = loss_fn(y_pred, y_train)`.",
     ),
     Hint(
+        "training.no_graph",
+        "The loss is not connected to the model's parameters, so `loss.backward()` has nothing "
+        "to go back through: compute `y_pred = model(X_train)` with gradients on (outside "
+        "`torch.inference_mode()` and `torch.no_grad()`) and without `.detach()`, `.item()` "
+        "or `.numpy()` on the way to the loss. (Parameters made with `requires_grad=False` do "
+        "this too: see the model section.)",
+    ),
+    Hint(
         "training.loss_shapes",
         "Give the predictions and the labels the same shape before `loss_fn`: PyTorch "
         "broadcasts shapes (N,) and (N, 1) to (N, N), and the loss then averages the "

@@ -31,7 +31,13 @@ class Verdict:
     internal_error: str | None = None
 
 
-DEVICE_HINTS = {"training_loop": "training.off_device", "load_model": "load.not_on_device"}
+# The same error means a different fix in each section: (hint for the error, section) -> hint.
+SECTION_HINTS = {
+    ("device.mismatch", "training_loop"): "training.off_device",
+    ("device.mismatch", "load_model"): "load.not_on_device",
+    # `loss.backward()` with nothing to go back through: in the loop, the graph was cut.
+    ("model.requires_grad", "training_loop"): "training.no_graph",
+}
 
 
 def section_problem(record: Record, section_id: str, present: set[str]) -> Mistake | None:
@@ -55,8 +61,7 @@ def section_problem(record: Record, section_id: str, present: set[str]) -> Mista
         if error["ename"] == "NotImplementedError":
             message = "This cell has not been filled in yet."
         hint = hint_for_error(error["ename"], error["evalue"])
-        # The same device error means a different fix in each section.
-        hint = DEVICE_HINTS.get(section_id, hint) if hint == "device.mismatch" else hint
+        hint = SECTION_HINTS.get((hint, section_id), hint)
         return Mistake(message, hint)
     return None
 

@@ -42,9 +42,9 @@ def other(kind: str) -> dict:
     return {"kind": kind}
 
 
-def problems(events: list[dict]) -> set[str]:
+def problems(events: list[dict], fresh: bool = False) -> set[str]:
     epochs, tail = split_epochs(events)
-    return set(find_problems(epochs, tail, MODEL, None, None).problems)
+    return set(find_problems(epochs, tail, MODEL, None, None, fresh_gradients=fresh).problems)
 
 
 def test_the_five_steps_in_order_are_clean():
@@ -89,3 +89,12 @@ def test_a_model_of_several_parameters_is_checked_and_read_back_per_parameter():
     epochs, _ = split_epochs([record, bias_only, record])
     assert sgd_mismatches(epochs) == 1  # the weight did not move in the second step
     assert parameter_values(dict(record, params_before=None)) is None
+
+
+def test_zeroing_at_the_end_of_each_epoch_is_right_when_the_loop_starts_fresh():
+    at_end = [forward(), loss(), other("backward"), step(1.0, 2.0, 0.98), other("zero_grad")]
+    assert problems(at_end * 3, fresh=True) == set()
+    # A backward before the loop left gradients its first step would add to.
+    assert problems(at_end * 3) == {"training.no_zero_grad"}
+    never = [forward(), loss(), other("backward"), step(1.0, 2.0, 0.98)]
+    assert problems(never * 3, fresh=True) == {"training.no_zero_grad"}
