@@ -219,11 +219,15 @@ def _module_move(original, name: str):
             for tensor in list(module.parameters()) + list(module.buffers()):
                 _mark(tensor)
             return module
-        result = original(module, *args, **kwargs)
         if device is not None and device.type == "cpu":
+            # Each parameter is swapped for its CPU copy (`param.data = ...`), which the handler
+            # would take for a GPU tensor meeting a CPU one; the data are on the CPU already.
+            with torch._C.DisableTorchFunction():
+                result = original(module, *args, **kwargs)
             for tensor in list(module.parameters()) + list(module.buffers()):
                 _unmark(tensor)
-        return result
+            return result
+        return original(module, *args, **kwargs)
 
     return move
 

@@ -52,6 +52,9 @@ SCRIPT = textwrap.dedent(
     print("loaded", device_of(loaded["weight"]), hasattr(loaded, "_metadata"))
     # torch 2.11's Optimizer._cuda_graph_capture_health_check (each Adam step) asks this.
     print("capturing", torch.cuda.is_current_stream_capturing())
+    back = nn.Linear(1, 1).to("cuda")
+    back.cpu()  # each parameter swapped for its CPU copy: no GPU tensor meets a CPU one
+    print("back", device_of(back.weight), device_of(back(X)), error(lambda: back(X_gpu)))
     # torch.set_default_device("cuda"): tensors made without a device go to the (simulated) GPU.
     plain = torch.ones(2)
     torch.set_default_device("cuda")
@@ -89,6 +92,7 @@ def test_device_mistakes_raise_as_on_cuda_and_values_stay_exact():
     assert lines["parameter"] == "cuda:0"  # nn.Parameter(...) keeps the data's device
     assert lines["to_other"] == "cuda:0"  # .to(other) follows other's device
     assert lines["loaded"] == "cuda:0 True"  # a state_dict keeps its _metadata
+    assert lines["back"].startswith("cpu cpu Expected all tensors to be on the same device")
     assert lines["default"] == "cuda:0 cuda:0 cuda:0"
     assert lines["like"] == "cpu"
     assert lines["default_mixed"].startswith("Expected all tensors to be on the same device")
