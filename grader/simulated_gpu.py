@@ -134,7 +134,17 @@ class SimulatedGPUMode(TorchFunctionMode):
             and kwargs.get("device") is None
         ):
             return _mark(func(*args, **kwargs))
-        tensors = _tensors(args, kwargs)
+        if name in ("__getitem__", "__setitem__") and len(args) > 1:
+            # CUDA takes index tensors from the CPU (`X[torch.randperm(100)]`, `X[mask]`): only
+            # the indexed tensor and a value set into it must be on its device.
+            tensors = _tensors((args[0], *args[2:]), kwargs)
+            if not _on_gpu(args[0]) and any(_on_gpu(t) for t in _tensors(args[1:2], {})):
+                raise RuntimeError(
+                    "indices should be either on cpu or on the same device as the indexed "
+                    "tensor (cpu)"
+                )
+        else:
+            tensors = _tensors(args, kwargs)
         on_gpu = [t for t in tensors if _on_gpu(t)]
         result = func(*args, **kwargs)
         if on_gpu:

@@ -52,6 +52,10 @@ SCRIPT = textwrap.dedent(
     print("loaded", device_of(loaded["weight"]), hasattr(loaded, "_metadata"))
     # torch 2.11's Optimizer._cuda_graph_capture_health_check (each Adam step) asks this.
     print("capturing", torch.cuda.is_current_stream_capturing())
+    # CUDA takes CPU index tensors; a CPU tensor refuses GPU ones.
+    picked = X_gpu[torch.randperm(10)]
+    print("index", device_of(picked), device_of(X_gpu[X_gpu.cpu() > 0.5]))
+    print("index_gpu", error(lambda: X[torch.arange(3).to("cuda")]))
     back = nn.Linear(1, 1).to("cuda")
     back.cpu()  # each parameter swapped for its CPU copy: no GPU tensor meets a CPU one
     print("back", device_of(back.weight), device_of(back(X)), error(lambda: back(X_gpu)))
@@ -92,6 +96,8 @@ def test_device_mistakes_raise_as_on_cuda_and_values_stay_exact():
     assert lines["parameter"] == "cuda:0"  # nn.Parameter(...) keeps the data's device
     assert lines["to_other"] == "cuda:0"  # .to(other) follows other's device
     assert lines["loaded"] == "cuda:0 True"  # a state_dict keeps its _metadata
+    assert lines["index"] == "cuda:0 cuda:0"
+    assert lines["index_gpu"].startswith("indices should be either on cpu or on the same device")
     assert lines["back"].startswith("cpu cpu Expected all tensors to be on the same device")
     assert lines["default"] == "cuda:0 cuda:0 cuda:0"
     assert lines["like"] == "cpu"
