@@ -35,7 +35,8 @@ class Verdict:
 SECTION_HINTS = {
     ("device.mismatch", "training_loop"): "training.off_device",
     ("device.mismatch", "load_model"): "load.not_on_device",
-    # `loss.backward()` with nothing to go back through: in the loop, the graph was cut.
+    # `loss.backward()` with nothing to go back through: in the loop, the graph was cut
+    # (unless the model's parameters need no gradient: see _graph_cut_by_the_loop).
     ("model.requires_grad", "training_loop"): "training.no_graph",
 }
 
@@ -61,9 +62,20 @@ def section_problem(record: Record, section_id: str, present: set[str]) -> Mista
         if error["ename"] == "NotImplementedError":
             message = "This cell has not been filled in yet."
         hint = hint_for_error(error["ename"], error["evalue"])
-        hint = SECTION_HINTS.get((hint, section_id), hint)
+        if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
+            hint = SECTION_HINTS.get((hint, section_id), hint)
         return Mistake(message, hint)
     return None
+
+
+def _graph_cut_by_the_loop(record: Record) -> bool:
+    """Whether every parameter of the model needed a gradient (so a backward with no graph is
+    the loop's doing: `.detach()`, `inference_mode`), rather than the model's."""
+    try:
+        parameters = record.module(record.assignment.model_name, "model").parameters
+    except Mistake:
+        return True
+    return all(p["requires_grad"] for p in parameters)
 
 
 @dataclass

@@ -56,6 +56,8 @@ SCRIPT = textwrap.dedent(
     picked = X_gpu[torch.randperm(10)]
     print("index", device_of(picked), device_of(X_gpu[X_gpu.cpu() > 0.5]))
     print("index_gpu", error(lambda: X[torch.arange(3).to("cuda")]))
+    logged = [X_gpu.sum(), X_gpu.mean()]  # values read out of GPU tensors: a CPU tensor
+    print("listed", device_of(torch.tensor(logged)), device_of(torch.tensor(X_gpu.detach())))
     back = nn.Linear(1, 1).to("cuda")
     back.cpu()  # each parameter swapped for its CPU copy: no GPU tensor meets a CPU one
     print("back", device_of(back.weight), device_of(back(X)), error(lambda: back(X_gpu)))
@@ -96,6 +98,7 @@ def test_device_mistakes_raise_as_on_cuda_and_values_stay_exact():
     assert lines["parameter"] == "cuda:0"  # nn.Parameter(...) keeps the data's device
     assert lines["to_other"] == "cuda:0"  # .to(other) follows other's device
     assert lines["loaded"] == "cuda:0 True"  # a state_dict keeps its _metadata
+    assert lines["listed"] == "cpu cuda:0"  # torch.tensor(a GPU tensor) stays on the GPU
     assert lines["index"] == "cuda:0 cuda:0"
     assert lines["index_gpu"].startswith("indices should be either on cpu or on the same device")
     assert lines["back"].startswith("cpu cpu Expected all tensors to be on the same device")
