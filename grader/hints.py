@@ -160,6 +160,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "Call `torch.manual_seed(42)` in the same cell, right before you create "
         "the model, so its starting values are reproducible.",
     ),
+    Hint(
+        "model.init",
+        "Make both parameters with `torch.randn(1, requires_grad=True, dtype=torch.float)` "
+        "after `torch.manual_seed(42)`: the grader (and the exercise's numbers) start from "
+        "those values.",
+    ),
     Hint("model.not_on_device", "Move the model to the device: `model_1.to(device)`."),
     # Loss and optimizer
     Hint(

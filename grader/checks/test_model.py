@@ -91,11 +91,28 @@ def test_forward_is_a_line(record, assignment):
 def test_seeded_start(record, assignment):
     model = _model(record, assignment)
     values = sorted(float(p["values"].flatten()[0]) for p in model.parameters[:2])
-    for start in seeded_start():
-        if len(values) == 2 and all(abs(a - b) < 1e-6 for a, b in zip(values, sorted(start))):
-            return
+
+    def starts_at(start) -> bool:
+        return len(values) == 2 and all(abs(a - b) < 1e-6 for a, b in zip(values, sorted(start)))
+
+    if any(starts_at(start) for start in seeded_start()):
+        return
+    shown = "[" + ", ".join(f"{v:.4f}" for v in values) + "]"
+    seeded = torch.Generator().manual_seed(42)  # what the default generator gives after the seed
+    if starts_at([float(torch.rand(1, generator=seeded)) for _ in range(2)]):
+        raise Mistake(
+            f"`{assignment.model_name}` starts from {shown}: `torch.rand`'s values after the "
+            "seed. The exercise makes the parameters with `torch.randn` (normal, not uniform).",
+            "model.init",
+        )
+    if any(v in (0.0, 1.0) for v in values):
+        raise Mistake(
+            f"`{assignment.model_name}` starts from {shown}: a parameter made with "
+            "`torch.zeros` or `torch.ones`. The exercise makes both with `torch.randn(1, ...)`.",
+            "model.init",
+        )
     raise Mistake(
-        f"`{assignment.model_name}` starts from {values}, not from the values "
+        f"`{assignment.model_name}` starts from {shown}, not from the values "
         "`torch.manual_seed(42)` gives.",
         "model.seed",
     )
