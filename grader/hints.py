@@ -174,6 +174,11 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     Hint("loss.not_l1", "This exercise uses the mean absolute error: `loss_fn = nn.L1Loss()`."),
     Hint(
+        "loss.reduction",
+        'Keep the loss\'s default reduction, the mean: `nn.L1Loss()`. With `reduction="sum"` '
+        "the gradients grow with the number of samples, and lr=0.01 takes far larger steps.",
+    ),
+    Hint(
         "loss.class_not_instance",
         "Call the class to make the loss function: `loss_fn = nn.L1Loss()`, with brackets.",
     ),

@@ -94,6 +94,10 @@ def describe_module(module: nn.Module, tracer: Tracer, probe_inputs: list[list[f
         "buffers": [{"name": name, **_short_tensor(b)} for name, b in module.named_buffers()],
         "plain_tensors": plain,
         "state_dict_keys": list(module.state_dict().keys()),
+        # A loss module's "mean" or "sum" (nn.L1Loss(reduction="sum") trains differently).
+        "reduction": module.reduction
+        if isinstance(getattr(module, "reduction", None), str)
+        else None,
         "probes": probe_forward(module, tracer, probe_inputs),
     }
 

@@ -27,6 +27,13 @@ MAX_TENSOR_VALUES = 4096  # larger inputs are summarised, not copied
 # past this, events keep their tensors' shape and place but not their values, so a flood of
 # fresh tensors in every cell cannot fill the grader's memory.
 MAX_TRACE_BYTES = 64 * 1024 * 1024
+# Loss functions a loop may call directly, and the loss module each computes.
+FUNCTIONAL_LOSSES = {
+    "l1_loss": "L1Loss",
+    "mse_loss": "MSELoss",
+    "smooth_l1_loss": "SmoothL1Loss",
+    "huber_loss": "HuberLoss",
+}
 
 
 def untracked():
@@ -226,6 +233,31 @@ class Tracer:
 
         self._patch(nn.Module, "__call__", module_call)
 
+        def functional_loss(class_name):
+            def make(original):
+                def loss(input, target, *args, **kwargs):
+                    # Inside a loss module's own call (nn.L1Loss runs F.l1_loss), or the
+                    # grader's: that call is the one recorded.
+                    if tracer._paused or tracer._depth:
+                        return original(input, target, *args, **kwargs)
+                    tracer._depth += 1
+                    try:
+                        output = original(input, target, *args, **kwargs)
+                    finally:
+                        tracer._depth -= 1
+                    with untracked():
+                        tracer._record_loss(class_name, None, [input, target], output)
+                    return output
+
+                return loss
+
+            return make
+
+        # `loss_fn = F.l1_loss` trains as nn.L1Loss() does: the loop is judged the same (the
+        # loss section reports the function).
+        for function, class_name in FUNCTIONAL_LOSSES.items():
+            self._patch(nn.functional, function, functional_loss(class_name))
+
         def optimizer_zero_grad(original):
             def zero_grad(optimizer, *args, **kwargs):
                 tracer.emit("zero_grad", owner="optimizer", id=id(optimizer))
@@ -407,22 +439,7 @@ class Tracer:
         inference = torch.is_inference_mode_enabled()
         if isinstance(module, nn.modules.loss._Loss):
             inputs = list(args) + list(kwargs.values())
-            self.emit(
-                "loss",
-                loss_class=type(module).__name__,
-                module_id=id(module),
-                # The labels' values, on whichever side they are (`loss_fn(y_train, y_pred)`
-                # trains the same under L1 or MSE); not the predictions': nothing reads them,
-                # and they are new every epoch.
-                input=tensor_summary(inputs[0], self._labels_copy(inputs[0])) if inputs else None,
-                target=tensor_summary(inputs[1], self._labels_copy(inputs[1]))
-                if len(inputs) > 1
-                else None,
-                value=_scalar(output),
-                grad_enabled=grad_enabled,
-                inference=inference,
-                output_requires_grad=bool(getattr(output, "requires_grad", False)),
-            )
+            self._record_loss(type(module).__name__, id(module), inputs, output)
             return
         first = args[0] if args else next(iter(kwargs.values()), None)
         self.emit(
@@ -438,6 +455,26 @@ class Tracer:
             # a submission's grading and nothing read them).
             output=tensor_summary(output, copy=_no_values),
             param_devices=_param_devices(module),
+        )
+
+    def _record_loss(
+        self, loss_class: str, module_id: int | None, inputs: list, output: Any
+    ) -> None:
+        self.emit(
+            "loss",
+            loss_class=loss_class,
+            module_id=module_id,  # None: a function (`F.l1_loss`), not a loss module
+            # The labels' values, on whichever side they are (`loss_fn(y_train, y_pred)`
+            # trains the same under L1 or MSE); not the predictions': nothing reads them,
+            # and they are new every epoch.
+            input=tensor_summary(inputs[0], self._labels_copy(inputs[0])) if inputs else None,
+            target=tensor_summary(inputs[1], self._labels_copy(inputs[1]))
+            if len(inputs) > 1
+            else None,
+            value=_scalar(output),
+            grad_enabled=torch.is_grad_enabled(),
+            inference=torch.is_inference_mode_enabled(),
+            output_requires_grad=bool(getattr(output, "requires_grad", False)),
         )
 
 

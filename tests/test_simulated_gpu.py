@@ -125,8 +125,11 @@ TRACED = textwrap.dedent(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    F = torch.nn.functional
+    F.mse_loss(model(X), torch.zeros(4, 1).to("cuda")).backward()  # a loss function, not module
     kinds = [e["kind"] for e in tracer.events]
     print("backward", kinds.count("backward"))
+    print("losses", " ".join(e["loss_class"] for e in tracer.events if e["kind"] == "loss"))
     forward = next(e for e in tracer.events if e["kind"] == "forward")
     print("device", forward["input"]["device"])
     print("copy", device_of(forward["input"]["values"]))
@@ -140,7 +143,9 @@ def test_the_tracer_sees_the_simulated_gpu_once_per_call():
     )
     assert run.returncode == 0, run.stderr
     lines = dict(line.split(" ", 1) for line in run.stdout.strip().splitlines())
-    assert lines["backward"] == "3"  # torch re-enters the wrapper under a torch function mode
+    assert lines["backward"] == "4"  # torch re-enters the wrapper under a torch function mode
+    # One event per loss: nn.L1Loss's own call of F.l1_loss is not a second one.
+    assert lines["losses"] == "L1Loss L1Loss L1Loss MSELoss"
     assert lines["device"] == "cuda:0"  # recorded where the student's tensor would live
     assert lines["copy"] == "cpu"  # the grader's own copy is a plain CPU tensor
 
