@@ -132,7 +132,18 @@ def new_shell():
 
     config = Config()
     config.HistoryManager.enabled = False
-    return InteractiveShell.instance(config=config, colors="nocolor")
+    shell = InteractiveShell.instance(config=config, colors="nocolor")
+    # `%matplotlib inline` (in many notebooks' first cell) needs a kernel's GUI support: a plain
+    # shell raises NotImplementedError, which stopped the cell (and read as "not filled in").
+    # Figures are drawn off screen here (Agg) whatever the notebook asks for.
+    shell.register_magic_function(_matplotlib_magic, magic_kind="line", magic_name="matplotlib")
+    return shell
+
+
+def _matplotlib_magic(line: str = "") -> None:
+    """`%matplotlib [backend]` in the sandbox: nothing to switch; pyplot is imported as the
+    magic would leave it."""
+    import matplotlib.pyplot  # noqa: F401
 
 
 def _error_info(error: BaseException, source: str) -> dict[str, Any]:
