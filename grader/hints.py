@@ -25,6 +25,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "that line, and run the notebook again from the top (Kernel > Restart & Run All).",
     ),
     Hint(
+        "cell.module_missing",
+        "The grader runs notebooks with torch, numpy, matplotlib and tqdm, all this chapter "
+        "needs: do this step with torch (split with slicing, `X[:train_split]`, for example), "
+        "or ask your instructor to add the package to the grader.",
+    ),
+    Hint(
         "cell.not_implemented",
         "This cell still raises NotImplementedError: replace "
         "`raise NotImplementedError()` with your code.",
@@ -464,6 +470,7 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("TypeError", r"can't convert cuda.* device type tensor to numpy", "predictions.cpu"),
     ("RuntimeError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
     ("AssertionError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
+    ("ModuleNotFoundError", r"No module named", "cell.module_missing"),
     ("IndentationError", r"", "cell.indentation"),
     ("TabError", r"", "cell.indentation"),
     ("SyntaxError", r"", "cell.syntax"),
