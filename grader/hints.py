@@ -356,6 +356,15 @@ _CATALOGUE: tuple[Hint, ...] = (
         "Save the `state_dict()`, not the whole model: "
         "`torch.save(obj=model.state_dict(), f=MODEL_SAVE_PATH)`.",
     ),
+    Hint(
+        "save.no_folder",
+        "Create the folder before saving into it: `MODEL_PATH.mkdir(parents=True, exist_ok=True)`.",
+    ),
+    Hint(
+        "load.keys",
+        "The state_dict you load must have the model's own keys: save `model.state_dict()` "
+        "itself (not a dict around it), and load it into a model of the same class.",
+    ),
     Hint("save.not_state_dict", "The saved file must hold the model's `state_dict()`."),
     Hint("save.not_trained", "Save after training, so the file holds the trained values."),
     Hint(
@@ -471,6 +480,8 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("RuntimeError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
     ("AssertionError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
     ("ModuleNotFoundError", r"No module named", "cell.module_missing"),
+    ("RuntimeError", r"Parent directory .* does not exist", "save.no_folder"),
+    ("RuntimeError", r"Error\(s\) in loading state_dict", "load.keys"),
     ("IndentationError", r"", "cell.indentation"),
     ("TabError", r"", "cell.indentation"),
     ("SyntaxError", r"", "cell.syntax"),
