@@ -55,6 +55,23 @@ _CATALOGUE: tuple[Hint, ...] = (
         "This section must define a name that is not defined after your cell "
         "ran. Check the spelling against the cell's instructions.",
     ),
+    Hint(
+        "name.undefined",
+        "Your cell uses a name that is not defined yet: check its spelling against where you "
+        "made it (names are case-sensitive), define it in this cell if the instructions ask "
+        "for it here, and fix any earlier cell that stopped with an error before defining it; "
+        "then run the notebook from the top (Kernel > Restart & Run All).",
+    ),
+    Hint(
+        "file.missing",
+        "There is no file at that path: check the path, and that the cell that writes the "
+        "file comes first and ran.",
+    ),
+    Hint(
+        "load.file_missing",
+        "There is no saved model where you load from: the save section says why. Load from "
+        "the same `MODEL_SAVE_PATH` you saved to.",
+    ),
     # Device
     Hint("device.wrong", 'Set `device = "cuda" if torch.cuda.is_available() else "cpu"`.'),
     Hint(
@@ -480,8 +497,10 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("RuntimeError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
     ("AssertionError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
     ("ModuleNotFoundError", r"No module named", "cell.module_missing"),
+    ("FileNotFoundError", r"", "file.missing"),
     ("RuntimeError", r"Parent directory .* does not exist", "save.no_folder"),
     ("RuntimeError", r"Error\(s\) in loading state_dict", "load.keys"),
+    ("NameError", r"is not defined", "name.undefined"),
     ("IndentationError", r"", "cell.indentation"),
     ("TabError", r"", "cell.indentation"),
     ("SyntaxError", r"", "cell.syntax"),

@@ -38,6 +38,7 @@ SECTION_HINTS = {
     # `loss.backward()` with nothing to go back through: in the loop, the graph was cut
     # (unless the model's parameters need no gradient: see _graph_cut_by_the_loop).
     ("model.requires_grad", "training_loop"): "training.no_graph",
+    ("file.missing", "load_model"): "load.file_missing",
 }
 
 
