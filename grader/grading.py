@@ -91,7 +91,11 @@ def score(
         cell = record.stub_cell(section.id)
         note = ""
         if cell and cell.get("substituted"):
-            note = "Your cell did not run to the end; later sections were graded with the reference code for this cell."
+            what = "did not run to the end" if cell["status"] != "ok" else "left out a name"
+            note = (
+                f"Your cell {what}; later sections were graded with the reference code for "
+                "this cell."
+            )
         sections.append(
             SectionResult(
                 id=section.id,

@@ -191,7 +191,7 @@ def execute(submission: Submission, limits: Limits, reference: dict[str, str]) -
         session.run(
             cells_to_run(submission, reference),
             reference,
-            set(submission.assignment.section_ids),
+            {section.id: section.names for section in submission.assignment.sections},
             section_names(submission),
         )
     finally:

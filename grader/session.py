@@ -83,10 +83,14 @@ class Session:
 
     # -- the notebook ---------------------------------------------------------------------
     def run(
-        self, cells: list[dict], reference: dict[str, str], sections: set[str], names: list[str]
+        self,
+        cells: list[dict],
+        reference: dict[str, str],
+        sections: dict[str, tuple[str, ...]],
+        names: list[str],
     ) -> None:
-        """Run `cells` in order, snapshotting `names` after each cell of `sections`; on any
-        failure, set status and detail and stop."""
+        """Run `cells` in order, snapshotting `names` after each cell of `sections` (section id
+        -> the names its cell must define); on any failure, set status and detail and stop."""
         try:
             hello = self._ask(None, START_TIMEOUT)
             self.record["torch_version"] = str(hello.get("torch_version", ""))[:50]
@@ -123,15 +127,26 @@ class Session:
         if cell["role"] == "stub":
             outcome["source"] = cell["source"]  # the grader's own copy, for messages
         outcome["substituted"] = False
+        substitutable = cell["role"] == "stub" and grade_id in reference
         try:
-            if cell["role"] == "stub" and outcome["status"] != "ok" and grade_id in reference:
-                fallback = self._run(cell["index"], reference[grade_id], True)
-                outcome["substituted"] = True
-                outcome["reference_status"] = fallback["status"]
+            if substitutable and outcome["status"] != "ok":
+                self._substitute(outcome, reference[grade_id])
         finally:
             self.record["cells"].append(outcome)
         if cell["role"] in ("stub", "reference") and grade_id in sections:
-            self.record["snapshots"][grade_id] = self._snapshot(names)
+            snapshot = self._snapshot(names)
+            self.record["snapshots"][grade_id] = snapshot
+            # A cell that ran but left out a name its section defines (`model_0 = ...`
+            # deleted) would fail every later cell that uses it: the reference code defines
+            # it for them. This section is judged on the snapshot above, the student's.
+            missing = [n for n in sections[grade_id] if snapshot[n].get("kind") == "missing"]
+            if substitutable and outcome["status"] == "ok" and missing:
+                self._substitute(outcome, reference[grade_id])
+
+    def _substitute(self, outcome: dict, source: str) -> None:
+        fallback = self._run(outcome["index"], source, True)
+        outcome["substituted"] = True
+        outcome["reference_status"] = fallback["status"]
 
 
 def _checked_outcome(outcome: Any) -> dict[str, Any]:
