@@ -125,26 +125,30 @@ class Record:
     def cells(self) -> list[dict]:
         return self.raw.get("cells", [])
 
-    def uncalled(self, section_id: str, method: str) -> str:
+    def uncalled(self, section_id: str, method: str, kind: str = "method") -> str:
         """ " Line N, `optimizer.zero_grad`, names the method without calling it: add `()`."
-        where the section's cell has `x.method` alone on a line (a call missing its
-        parentheses, which Python runs without complaint); "" otherwise."""
+        where the section's cell names `x.method` without calling it (alone on a line, or as
+        a condition: `if torch.cuda.is_available else`), which Python runs without complaint;
+        "" otherwise."""
         cell = self.stub_cell(section_id)
         try:
             tree = ast.parse(cell.get("source", "") if cell else "")
         except (SyntaxError, ValueError):  # IPython syntax (magics): no note
             return ""
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Expr)
-                and isinstance(node.value, ast.Attribute)
-                and node.value.attr == method
-            ):
-                text = ast.unparse(node.value)
-                return (
-                    f" Line {node.lineno}, `{text}`, names the method without calling it: add `()`."
-                )
-        return ""
+        called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+        named = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and node.attr == method
+            and isinstance(node.ctx, ast.Load)
+            and id(node) not in called
+        ]
+        if not named:
+            return ""
+        node = min(named, key=lambda n: (n.lineno, n.col_offset))
+        text = ast.unparse(node)
+        return f" Line {node.lineno}, `{text}`, names the {kind} without calling it: add `()`."
 
     def stub_cell(self, section_id: str) -> dict | None:
         for cell in self.cells:

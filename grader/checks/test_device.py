@@ -1,7 +1,7 @@
 """Section `device`: device-agnostic code."""
 
 from grader.plugin import check
-from grader.record import expect
+from grader.record import Mistake, expect
 
 
 @check("device", "value")
@@ -24,8 +24,9 @@ def test_device_matches_the_machine(record):
 @check("device", "asks_torch")
 def test_device_asks_torch_cuda_is_available(record):
     cell = record.stub_cell("device")["index"]
-    expect(
-        bool(record.events("cuda_query", cell=cell)),
-        "`device` is set by hand: your cell never calls `torch.cuda.is_available()`.",
-        "device.hardcoded",
-    )
+    if not record.events("cuda_query", cell=cell):
+        named = record.uncalled("device", "is_available", kind="function")
+        start = "Your cell" if named else "`device` is set by hand: your cell"
+        raise Mistake(
+            f"{start} never calls `torch.cuda.is_available()`.{named}", "device.hardcoded"
+        )
