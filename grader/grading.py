@@ -54,6 +54,7 @@ def build_record(submission: Submission, execution: Execution) -> Record:
         raw=raw,
         status=execution.status,
         detail=execution.detail,
+        not_code=submission.not_code,
     )
     paths = set()
     for values in [raw.get("final", {})] + list(raw.get("snapshots", {}).values()):

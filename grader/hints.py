@@ -20,6 +20,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "released notebook (or ask your instructor) and put your code back in.",
     ),
     Hint(
+        "cell.not_code",
+        "Turn the cell back into a code cell (in Jupyter: select it, press Esc, then Y; or "
+        "Cell > Cell Type > Code) and run the notebook again.",
+    ),
+    Hint(
         "cell.raised",
         "Your cell stopped with an error. Read the last line of the error, fix "
         "that line, and run the notebook again from the top (Kernel > Restart & Run All).",

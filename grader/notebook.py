@@ -32,6 +32,8 @@ class Submission:
     assignment: Assignment
     cells: list[Cell]
     notes: list[str] = field(default_factory=list)  # problems found while reading
+    # Graded cells turned into another type (a Markdown cell never runs): grade_id -> type.
+    not_code: dict[str, str] = field(default_factory=dict)
 
     @property
     def stub_ids(self) -> list[str]:
@@ -96,10 +98,13 @@ def load_submission(path: str | os.PathLike, assignment_id: str | None = None) -
     path = Path(path)
     notebook = read_notebook(path)
     cells: list[Cell] = []
+    not_code: dict[str, str] = {}
     for index, cell in enumerate(notebook.cells):
-        if cell.cell_type != "code":
-            continue
         role, grade_id = _role(cell.get("metadata", {}))
+        if cell.cell_type != "code":
+            if role == "stub" and grade_id:
+                not_code[grade_id] = cell.cell_type
+            continue
         cells.append(Cell(index=index, source=cell.source, role=role, grade_id=grade_id))
     stub_ids = {c.grade_id for c in cells if c.role == "stub" and c.grade_id}
     if assignment_id is not None:
@@ -114,7 +119,7 @@ def load_submission(path: str | os.PathLike, assignment_id: str | None = None) -
                 f"{path}: not a notebook of this kit's assignments "
                 f"({', '.join(sorted(ASSIGNMENTS))}); its graded cells were not found"
             )
-    submission = Submission(path=path, assignment=assignment, cells=cells)
+    submission = Submission(path=path, assignment=assignment, cells=cells, not_code=not_code)
     seen: set[str] = set()
     for cell in cells:
         if cell.role == "stub" and cell.grade_id in seen:
@@ -122,7 +127,10 @@ def load_submission(path: str | os.PathLike, assignment_id: str | None = None) -
         if cell.grade_id:
             seen.add(cell.grade_id)
     for section_id in assignment.section_ids:
-        if section_id not in stub_ids:
+        if section_id in not_code and section_id not in stub_ids:
+            kind = not_code[section_id]
+            submission.notes.append(f"graded cell {section_id!r} is a {kind} cell: it never ran")
+        elif section_id not in stub_ids:
             submission.notes.append(f"graded cell {section_id!r} is missing from the notebook")
     return submission
 

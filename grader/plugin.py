@@ -44,6 +44,11 @@ SECTION_HINTS = {
 
 def section_problem(record: Record, section_id: str, present: set[str]) -> Mistake | None:
     """Why a section cannot be judged on the student's code at all, if it cannot."""
+    if section_id not in present and section_id in record.not_code:
+        kind = record.not_code[section_id].capitalize()
+        return Mistake(
+            f"The graded cell `{section_id}` is a {kind} cell, so it never ran.", "cell.not_code"
+        )
     if section_id not in present:
         return Mistake(
             f"The graded cell `{section_id}` is missing from your notebook.", "cell.missing"

@@ -111,6 +111,7 @@ class Record:
     status: str  # how the child ended: "finished", "timeout", "crashed"
     detail: str = ""
     saved_files: dict[str, SavedFile] = field(default_factory=dict)
+    not_code: dict[str, str] = field(default_factory=dict)  # graded cells of another type
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def memo(self, key: tuple, compute):

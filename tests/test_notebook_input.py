@@ -65,6 +65,22 @@ def test_a_deleted_graded_cell_fails_only_its_section(tmp_path, notebook):
     assert any("missing" in error for error in result.errors)
 
 
+def test_a_graded_cell_turned_markdown_is_named_as_such(tmp_path, notebook):
+    index = next(i for i, c in enumerate(notebook.cells) if _grade_id(c) == "training_loop")
+    code = notebook.cells[index]
+    markdown = nbformat.v4.new_markdown_cell(code.source)
+    markdown.metadata = code.metadata  # what Jupyter keeps when the cell type is switched
+    notebook.cells[index] = markdown
+    path = tmp_path / "markdown.ipynb"
+    nbformat.write(notebook, path)
+    result = grade(path)
+    failed = {s.id for s in result.sections if not s.passed}
+    assert failed == {"training_loop"}  # the reference trains the model for the later cells
+    check = result.section("training_loop").checks[0]
+    assert check.hint == "cell.not_code" and "is a Markdown cell" in check.message
+    assert any("markdown cell: it never ran" in error for error in result.errors)
+
+
 def test_unknown_assignment_name_is_a_clear_error(notebook, tmp_path):
     path = tmp_path / "x.ipynb"
     nbformat.write(copy.deepcopy(notebook), path)
