@@ -134,11 +134,12 @@ class SimulatedGPUMode(TorchFunctionMode):
             and kwargs.get("device") is None
         ):
             return _mark(func(*args, **kwargs))
-        data = args[0] if args else kwargs.get("data")
-        if name == "tensor" and kwargs.get("device") is None and not isinstance(data, torch.Tensor):
-            # `torch.tensor([loss_a, loss_b])` reads the values out of GPU tensors into a new
-            # tensor on the default device, the CPU: not a tensor on the GPU.
-            return func(*args, **kwargs)
+        if name == "tensor" and kwargs.get("device") is None:
+            data = args[0] if args else kwargs.get("data")
+            if not isinstance(data, torch.Tensor):
+                # `torch.tensor([loss_a, loss_b])` reads the values out of GPU tensors into a
+                # new tensor on the default device, the CPU: not a tensor on the GPU.
+                return func(*args, **kwargs)
         if name in ("__getitem__", "__setitem__") and len(args) > 1:
             # CUDA takes index tensors from the CPU (`X[torch.randperm(100)]`, `X[mask]`): only
             # the indexed tensor and a value set into it must be on its device.
