@@ -15,6 +15,7 @@ import pytest
 from grader.warm import WarmWorker
 
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _kernel_at_least(major: int, minor: int) -> bool:
@@ -74,3 +75,28 @@ def test_a_worker_whose_grader_dies_leaves_quietly():
     finally:
         worker.kill()
     assert worker.returncode == 0 and "Traceback" not in err, err
+
+
+def test_the_rehearsal_leaves_no_names_for_the_notebooks():
+    # The worker rehearses a chapter-like notebook in the shell every child inherits: a
+    # notebook must not find its X, model or loss_fn already defined.
+    script = (
+        "from grader.runner import prepare, new_shell\n"
+        "prepare()\n"
+        "shell = new_shell()\n"
+        "names = sorted(k for k in shell.user_ns if not k.startswith('_'))\n"
+        "error = shell.run_cell('%matplotlib inline\\nX').error_in_exec\n"
+        "print('NAMES', names)\n"
+        "print('ERROR', repr(error))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert lines[-2] == "NAMES ['In', 'Out', 'exit', 'get_ipython', 'open', 'quit']"
+    assert "name 'X' is not defined" in lines[-1]  # and %matplotlib ran without complaint
