@@ -30,6 +30,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "that line, and run the notebook again from the top (Kernel > Restart & Run All).",
     ),
     Hint(
+        "cell.colab_only",
+        "`google.colab` exists only on Colab: move the Colab-only lines (`drive.mount`, "
+        "`files.upload`) out of the graded cells, into a cell of their own.",
+    ),
+    Hint(
         "cell.module_missing",
         "The grader runs notebooks with torch, numpy, matplotlib and tqdm, all this chapter "
         "needs: do this step with torch (split with slicing, `X[:train_split]`, for example), "
@@ -501,6 +506,7 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("TypeError", r"can't convert cuda.* device type tensor to numpy", "predictions.cpu"),
     ("RuntimeError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
     ("AssertionError", r"Torch not compiled with CUDA enabled", "device.hardcoded"),
+    ("ModuleNotFoundError", r"No module named 'google", "cell.colab_only"),
     ("ModuleNotFoundError", r"No module named", "cell.module_missing"),
     ("FileNotFoundError", r"", "file.missing"),
     ("RuntimeError", r"Parent directory .* does not exist", "save.no_folder"),
