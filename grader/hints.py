@@ -384,6 +384,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "`torch.save(obj=model.state_dict(), f=MODEL_SAVE_PATH)`.",
     ),
     Hint(
+        "save.pickle_protocol",
+        "Save with `torch.save`'s default pickle protocol: `torch.save(model.state_dict(), "
+        "path)`. A file written with `pickle_protocol=4` or 5 does not load with "
+        "`torch.load(..., weights_only=True)`, the default since PyTorch 2.6.",
+    ),
+    Hint(
         "save.no_folder",
         "Create the folder before saving into it: `MODEL_PATH.mkdir(parents=True, exist_ok=True)`.",
     ),
@@ -494,6 +500,7 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("TypeError", r"Expected state_dict to be dict-like", "save.not_state_dict"),
     # A bound method (`model.state_dict` saved without its ()) pickles as getattr(model, name).
     ("UnpicklingError", r"GLOBAL getattr was not an allowed global", "save.method_saved"),
+    ("UnpicklingError", r"Unsupported operand", "save.pickle_protocol"),
     ("UnpicklingError", r"Weights only load failed", "save.whole_model"),
     ("RuntimeError", r"does not require grad and does not have a grad_fn", "model.requires_grad"),
     ("ValueError", r"optimizer got an empty parameter list", "model.plain_tensor"),

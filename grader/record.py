@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,7 +251,9 @@ def read_saved_file(workdir: Path, path_text: str) -> SavedFile:
     if not path.is_file():
         return SavedFile(path_text, exists=False)
     try:
-        loaded = torch.load(path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # torch's own about the file: the verdict says it
+            warnings.simplefilter("ignore")
+            loaded = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:  # the pickle may be anything: never execute it, just report
         return SavedFile(path_text, exists=True, error=_load_error(error))
     if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
@@ -261,6 +264,13 @@ def read_saved_file(workdir: Path, path_text: str) -> SavedFile:
 def _load_error(error: Exception) -> str:
     """Why torch.load refused a file, in one line (the pickle's code is never run)."""
     text = str(error)
+    protocol = re.search(r"Unsupported operand (\d+)", text)
+    if "Weights only load failed" in text and protocol:
+        # torch.save(..., pickle_protocol=4): opcodes torch's safe loader does not read.
+        return (
+            f"it was written with a newer pickle protocol (opcode {protocol.group(1)}) than "
+            "`weights_only=True` reads: save without `pickle_protocol=...`"
+        )
     if "Weights only load failed" in text:
         found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global '([\w.]+)'", text)
         what = f"`{found.group(1)}`" if found else "an object"

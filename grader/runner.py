@@ -183,9 +183,12 @@ def short_error(message: str, limit: int = 500) -> str:
     if len(message) <= limit:
         return message
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    named = next((line for line in lines[1:] if "error:" in line.lower()), None)
-    if named is None:
+    at = next((i for i, line in enumerate(lines) if i and "error:" in line.lower()), None)
+    if at is None:
         return message[:limit]
+    named = lines[at]
+    if named.endswith(":") and at + 1 < len(lines):  # "WeightsUnpickler error:" then the reason
+        named = f"{named} {lines[at + 1]}"
     return f"{lines[0][:150]} [...] {named}"[:limit]
 
 

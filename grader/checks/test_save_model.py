@@ -53,7 +53,7 @@ def test_file_holds_the_trained_state_dict(record, assignment):
             )
         raise Mistake(
             f"The file at {path!r} does not load with `weights_only=True` ({saved.error}).",
-            "save.unsafe_file",
+            "save.pickle_protocol" if "pickle protocol" in saved.error else "save.unsafe_file",
         )
     model = record.module(assignment.model_name, "save_model")
     keys = [p["name"] for p in model.parameters]
