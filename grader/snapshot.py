@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import types
 from typing import Any
 
 import torch
@@ -170,6 +171,8 @@ def _describe_object(value: Any) -> dict:
     return {
         "kind": "object",
         "type": type(value).__name__,
+        # A function's own name (`loss_fn = F.l1_loss`); None for other objects.
+        "function": value.__name__ if isinstance(value, types.FunctionType) else None,
         "repr": text,
         "plain_tensors": [
             {"name": k, **_short_tensor(v)} for k, v in attrs.items() if isinstance(v, torch.Tensor)

@@ -42,13 +42,19 @@ def untracked():
     return torch._C.DisableTorchFunction()
 
 
-def _copy(tensor: torch.Tensor) -> torch.Tensor:
-    """A plain CPU copy: detached, and never an inference tensor (the replay trains on it)."""
+def _plain(make):
+    """make()'s copy as a plain tensor: past the simulated GPU, and never an inference tensor
+    (the replay trains on the copies)."""
     with untracked():
         if torch.is_inference_mode_enabled():
             with torch.inference_mode(False):
-                return tensor.detach().cpu().clone()
-        return tensor.detach().cpu().clone()
+                return make()
+        return make()
+
+
+def _copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A detached CPU copy."""
+    return _plain(lambda: tensor.detach().cpu().clone())
 
 
 def tensor_values(tensor: torch.Tensor) -> torch.Tensor | None:
@@ -76,14 +82,10 @@ class TensorCopies:
         (see `counted`); None when they are too many to keep or will not join."""
         if not tensors or sum(t.numel() for t in tensors) > MAX_TENSOR_VALUES:
             return None
-        with untracked():
-            try:
-                if torch.is_inference_mode_enabled():
-                    with torch.inference_mode(False):
-                        return torch.cat([t.detach().reshape(-1).cpu() for t in tensors])
-                return torch.cat([t.detach().reshape(-1).cpu() for t in tensors])
-            except RuntimeError:  # mixed dtypes or a student's odd tensor subclass
-                return None
+        try:
+            return _plain(lambda: torch.cat([t.detach().reshape(-1).cpu() for t in tensors]))
+        except RuntimeError:  # a student's odd tensor subclass
+            return None
 
     def counted(self, copy: torch.Tensor | None) -> torch.Tensor | None:
         """`copy` if the budget has room for it, else None."""
@@ -96,11 +98,7 @@ class TensorCopies:
         return copy
 
     def _new_copy(self, tensor: torch.Tensor) -> torch.Tensor | None:
-        size = tensor.numel() * tensor.element_size()
-        if self.copied + size > MAX_TRACE_BYTES:
-            return None
-        self.copied += size
-        return _copy(tensor)
+        return self.counted(_copy(tensor))  # at most MAX_TENSOR_VALUES: copied, then counted
 
     def __call__(self, tensor: torch.Tensor) -> torch.Tensor | None:
         if tensor.numel() > MAX_TENSOR_VALUES:
@@ -435,8 +433,6 @@ class Tracer:
     def _record_call(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         if self._paused:
             return
-        grad_enabled = torch.is_grad_enabled()
-        inference = torch.is_inference_mode_enabled()
         if isinstance(module, nn.modules.loss._Loss):
             inputs = list(args) + list(kwargs.values())
             self._record_loss(type(module).__name__, id(module), inputs, output)
@@ -447,8 +443,8 @@ class Tracer:
             module_id=id(module),
             module_class=type(module).__name__,
             training=bool(module.training),
-            grad_enabled=grad_enabled,
-            inference=inference,
+            grad_enabled=torch.is_grad_enabled(),
+            inference=torch.is_inference_mode_enabled(),
             input=tensor_summary(first, self.copy),
             # Shape and place only: the values reach the record through the loss's input, and
             # the parameters' through each step (copying them at every forward cost a tenth of
