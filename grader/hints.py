@@ -30,6 +30,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "that line, and run the notebook again from the top (Kernel > Restart & Run All).",
     ),
     Hint(
+        "cell.context_not_called",
+        "Call the context manager in the `with` line, brackets included: "
+        "`with torch.inference_mode():` (or `with torch.no_grad():`).",
+    ),
+    Hint(
         "cell.colab_only",
         "`google.colab` exists only on Colab: move the Colab-only lines (`drive.mount`, "
         "`files.upload`) out of the graded cells, into a cell of their own.",
@@ -84,6 +89,11 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     # Device
     Hint("device.wrong", 'Set `device = "cuda" if torch.cuda.is_available() else "cpu"`.'),
+    Hint(
+        "device.unknown",
+        'PyTorch knows no device by that name: use "cuda" for an NVIDIA GPU and "cpu" '
+        'otherwise, `device = "cuda" if torch.cuda.is_available() else "cpu"`.',
+    ),
     Hint(
         "device.mismatch",
         "The model and the data it meets must be on the same device: move the model once "
@@ -184,6 +194,33 @@ _CATALOGUE: tuple[Hint, ...] = (
         "two parameters and return it.",
     ),
     Hint(
+        "model.init_typo",
+        "Python runs the method named exactly `__init__` (two underscores on each side) when "
+        "you create the model: rename the misspelled one, so your parameters are made.",
+    ),
+    Hint(
+        "model.no_forward",
+        "PyTorch runs the method named exactly `forward(self, x)` when you call the model: "
+        "define it, and check its spelling.",
+    ),
+    Hint(
+        "model.forward_global",
+        "`forward` must compute with its own argument, `return self.weight * x + self.bias`, "
+        "not with a tensor of the notebook such as `X`: then the model works on whatever it is "
+        "given (training data, test data, on any device).",
+    ),
+    Hint(
+        "model.forward_no_return",
+        "`forward` must `return` its result, `return self.weight * x + self.bias`: without "
+        "`return`, calling the model gives None.",
+    ),
+    Hint(
+        "model.init_arguments",
+        "Your model's `__init__` takes no arguments: create the model with "
+        "`LinearRegressionModel()`, then give it the saved values with "
+        "`model.load_state_dict(torch.load(MODEL_SAVE_PATH))`.",
+    ),
+    Hint(
         "model.forward_shape",
         "`forward` must return a tensor with the same shape as its "
         "input: multiply element-wise (`*`), don't reduce or reshape.",
@@ -267,6 +304,18 @@ _CATALOGUE: tuple[Hint, ...] = (
         "`torch.inference_mode()` and `torch.no_grad()`) and without `.detach()`, `.item()` "
         "or `.numpy()` on the way to the loss. (Parameters made with `requires_grad=False` do "
         "this too: see the model section.)",
+    ),
+    Hint(
+        "training.graph_reused",
+        "Each epoch needs a fresh forward pass: put `y_pred = model(X_train)` and "
+        "`loss = loss_fn(y_pred, y_train)` inside the loop, so every `loss.backward()` has a "
+        "graph of its own to go back through.",
+    ),
+    Hint(
+        "data.rows_mismatch",
+        "Two tensors with different numbers of rows met in one operation: pair predictions "
+        "with the labels of the same data (`model(X_train)` with `y_train`, `model(X_test)` "
+        "with `y_test`).",
     ),
     Hint(
         "training.loss_shapes",
@@ -455,7 +504,26 @@ def hint_text(hint_id: str | None) -> str:
 
 # Errors students really hit, recognised from the exception they raise: (type, pattern, hint id).
 _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
+    ("NotImplementedError", r'missing the required "forward" function', "model.no_forward"),
     ("NotImplementedError", r"", "cell.not_implemented"),
+    # `with torch.inference_mode:`, the class itself (Python < 3.11 says `__enter__`).
+    ("TypeError", r"does not support the context manager protocol", "cell.context_not_called"),
+    ("AttributeError", r"^__enter__$", "cell.context_not_called"),
+    # `LinearRegressionModel(torch.load(...))`
+    (
+        "TypeError",
+        r"__init__\(\) takes 1 positional argument but \d+ were given",
+        "model.init_arguments",
+    ),
+    # `y_pred = model(X_train)` before the loop: the second epoch's backward finds no graph.
+    ("RuntimeError", r"backward through the graph a second time", "training.graph_reused"),
+    (
+        "RuntimeError",
+        r"size of tensor a \(\d+\) must match the size of tensor b \(\d+\) at non-singleton "
+        r"dimension 0",
+        "data.rows_mismatch",
+    ),
+    ("RuntimeError", r"device type at start of device string", "device.unknown"),
     ("NameError", r"'stop' is not defined", "data.stop_typo"),
     ("AttributeError", r"module 'torch' has no attribute '\w*L1Loss'", "loss.torch_l1loss"),
     ("AttributeError", r"module 'torch' has no attribute '\w*Loss'", "loss.torch_l1loss"),

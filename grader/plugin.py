@@ -64,13 +64,44 @@ def section_problem(record: Record, section_id: str, present: set[str]) -> Mista
         error = cell["error"]
         where = f" on line {error['line_number']}" if error.get("line_number") else ""
         code = f" (`{error['line']}`)" if error.get("line") else ""
+        inner = error.get("inner") or {}
+        if inner.get("function"):  # raised in a function another cell defined (`forward`)
+            code += f", in `{inner['function']}`" + (
+                f" (`{inner['line']}`)" if inner["line"] else ""
+            )
         message = f"Your cell raised {error['ename']}{where}{code}: {error['evalue']}"
-        if error["ename"] == "NotImplementedError":
-            message = "This cell has not been filled in yet."
         hint = hint_for_error(error["ename"], error["evalue"])
+        if hint == "cell.not_implemented":
+            if error.get("in_cell"):  # the stub's own `raise NotImplementedError()`
+                message = "This cell has not been filled in yet."
+            else:
+                hint = "cell.raised"
         if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
             hint = SECTION_HINTS.get((hint, section_id), hint)
-        return Mistake(message, hint)
+        return Mistake(message, _model_fault(record, section_id) or hint)
+    return None
+
+
+def _model_fault(record: Record, section_id: str) -> str | None:
+    """The hint for a model whose class is broken (misspelled `__init__` or `forward`, a
+    `forward` reading the notebook's `X` or returning None), when a later cell failed: the fix
+    is in the model cell, whatever the later error says."""
+    order = list(record.assignment.section_ids)
+    if "model" not in order or section_id not in order:
+        return None
+    if order.index(section_id) <= order.index("model"):
+        return None
+    try:
+        model = record.module(record.assignment.model_name, "model")
+    except Mistake:
+        return None
+    typo = model.misspelled()
+    if typo:
+        return "model.init_typo" if typo[1] == "__init__" else "model.no_forward"
+    if model.forward_globals:
+        return "model.forward_global"
+    if model.returns_none():
+        return "model.forward_no_return"
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import difflib
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -79,6 +80,26 @@ class ModuleValue:
     @property
     def probes(self) -> list[dict]:
         return self.data["probes"]
+
+    @property
+    def forward_globals(self) -> list[str]:
+        return self.data.get("forward_globals", [])
+
+    def returns_none(self) -> bool:
+        return any(p.get("output_type") == "NoneType" for p in self.probes)
+
+    def misspelled(self) -> tuple[str, str] | None:
+        """(what the class defines, what it meant) for an `__init__` or `forward` that Python
+        and PyTorch never call because of its spelling (`__int__`, `foward`)."""
+        methods = self.data.get("methods", [])
+        for meant in ("__init__", "forward"):
+            if meant in methods:
+                continue
+            close = difflib.get_close_matches(meant, methods, n=1, cutoff=0.7)
+            close = close or [m for m in methods if m.strip("_").lower() == meant.strip("_")]
+            if close:
+                return close[0], meant
+        return None
 
     def line(self) -> tuple[float, float] | None:
         """(weight, bias) read off the probes, when forward computes a straight line."""
@@ -178,7 +199,10 @@ class Record:
         data = self.value(name, section_id)
         if data["kind"] != "tensor":
             found = data.get("type") or data["kind"]
-            raise Mistake(f"`{name}` should be a tensor, but it is a {found}.", "name.missing")
+            found = (
+                "None" if data["kind"] == "value" and data.get("value") is None else f"a {found}"
+            )
+            raise Mistake(f"`{name}` should be a tensor, but it is {found}.", "name.missing")
         return TensorValue(name, data)
 
     def module(self, name: str, section_id: str | None = None) -> ModuleValue:

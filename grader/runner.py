@@ -154,12 +154,26 @@ def _matplotlib_magic(line: str = "") -> None:
     import matplotlib.pyplot  # noqa: F401
 
 
+def _is_cell_file(filename: str) -> bool:
+    return filename.startswith("<ipython-input") or "ipykernel" in filename
+
+
 def _error_info(error: BaseException, source: str) -> dict[str, Any]:
     line_number = getattr(error, "lineno", None) if isinstance(error, SyntaxError) else None
+    inner = None
+    in_cell = isinstance(error, SyntaxError)
     if line_number is None:
-        for frame in traceback.extract_tb(error.__traceback__):
-            if frame.filename.startswith("<ipython-input") or "ipykernel" in frame.filename:
-                line_number = frame.lineno
+        frames = traceback.extract_tb(error.__traceback__)
+        cells = [frame for frame in frames if _is_cell_file(frame.filename)]
+        if cells:
+            # The first cell frame is this cell; the line is its deepest frame (a function the
+            # cell defined and called included). A deeper frame in another cell is a function
+            # defined there (the model's `forward`): named too, since the fault may be there.
+            own = [frame for frame in cells if frame.filename == cells[0].filename]
+            line_number = own[-1].lineno
+            if cells[-1].filename != cells[0].filename:
+                inner = {"function": cells[-1].name, "line": (cells[-1].line or "").strip()}
+            in_cell = frames[-1].filename == cells[0].filename  # raised by the cell's own code
     lines = source.splitlines()
     line = lines[line_number - 1].strip() if line_number and 0 < line_number <= len(lines) else None
     message = error.msg if isinstance(error, SyntaxError) else str(error)
@@ -168,6 +182,8 @@ def _error_info(error: BaseException, source: str) -> dict[str, Any]:
         "evalue": short_error(str(message)),
         "line_number": line_number,
         "line": line,
+        "inner": inner,
+        "in_cell": in_cell,
     }
 
 

@@ -162,6 +162,8 @@ def _checked_outcome(outcome: Any) -> dict[str, Any]:
             "evalue": str(error.get("evalue", ""))[:500],
             "line_number": line_number if isinstance(line_number, int) else None,
             "line": str(error["line"])[:500] if error.get("line") is not None else None,
+            "inner": _checked_inner(error.get("inner")),
+            "in_cell": error.get("in_cell") is True,
         }
     duration = outcome.get("duration")
     return {
@@ -169,3 +171,10 @@ def _checked_outcome(outcome: Any) -> dict[str, Any]:
         "duration": float(duration) if isinstance(duration, (int, float)) else 0.0,
         "error": checked_error,
     }
+
+
+def _checked_inner(inner: Any) -> dict[str, str] | None:
+    """Where in another cell's function the error was raised: two short strings, or None."""
+    if not isinstance(inner, dict):
+        return None
+    return {key: str(inner.get(key) or "")[:200] for key in ("function", "line")}

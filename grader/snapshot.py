@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dis
 import numbers
 import os
 import types
@@ -100,7 +101,33 @@ def describe_module(module: nn.Module, tracer: Tracer, probe_inputs: list[list[f
         if isinstance(getattr(module, "reduction", None), str)
         else None,
         "probes": probe_forward(module, tracer, probe_inputs),
+        # Misspelled `__init__` or `forward` (`__int__`, `foward`) are found by these names.
+        "methods": _own_methods(type(module)),
+        "forward_globals": _tensor_globals(type(module)),
     }
+
+
+def _own_methods(cls: type) -> list[str]:
+    """The functions the student's classes define (up to nn.Module, whose methods are not)."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if str(getattr(klass, "__module__", "")).startswith("torch."):
+            break
+        names += [n for n, v in vars(klass).items() if isinstance(v, types.FunctionType)]
+    return names[:MAX_ITEMS]
+
+
+def _tensor_globals(cls: type) -> list[str]:
+    """The notebook's tensors that the class's own `forward` reads as globals (`X` for `x`)."""
+    forward = vars(cls).get("forward")
+    if not isinstance(forward, types.FunctionType):
+        return []
+    names = {
+        i.argval for i in dis.get_instructions(forward) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+    }
+    return sorted(n for n in names if isinstance(forward.__globals__.get(n), torch.Tensor))[
+        :MAX_ITEMS
+    ]
 
 
 def probe_forward(module: nn.Module, tracer: Tracer, probe_inputs: list[list[float]]) -> list[dict]:

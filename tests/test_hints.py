@@ -54,6 +54,16 @@ def test_errors_students_really_hit_get_their_specific_hint():
             "RuntimeError",
             "Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!",
         ): ("device.mismatch"),
+        ("TypeError", "'type' object does not support the context manager protocol"): (
+            "cell.context_not_called"
+        ),
+        ("NotImplementedError", 'Module [M] is missing the required "forward" function'): (
+            "model.no_forward"
+        ),
+        ("NotImplementedError", ""): "cell.not_implemented",
+        ("RuntimeError", "Trying to backward through the graph a second time (or ..."): (
+            "training.graph_reused"
+        ),
         ("ZeroDivisionError", "division by zero"): "cell.raised",
     }
     for (ename, evalue), hint in cases.items():

@@ -8,7 +8,15 @@ from grader.reference import seeded_start
 
 
 def _model(record, assignment):
-    return record.module(assignment.model_name, "model")
+    model = record.module(assignment.model_name, "model")
+    typo = model.misspelled()
+    if typo and typo[1] == "__init__":  # nothing of the model was made: every check says so
+        raise Mistake(
+            f"`{model.class_name}` defines `{typo[0]}`, not `__init__`, so Python never runs it "
+            "and the model has no parameters.",
+            "model.init_typo",
+        )
+    return model
 
 
 @check("model", "parameters", weight=2)
@@ -49,6 +57,19 @@ def test_two_registered_parameters(record, assignment):
 @check("model", "forward", weight=2)
 def test_forward_is_a_line(record, assignment):
     model = _model(record, assignment)
+    typo = model.misspelled()
+    if typo:
+        raise Mistake(
+            f"`{model.class_name}` defines `{typo[0]}`, not `forward`, so calling the model has "
+            "nothing to run.",
+            "model.no_forward",
+        )
+    if model.forward_globals:
+        names = ", ".join(f"`{n}`" for n in model.forward_globals)
+        raise Mistake(
+            f"`forward` computes with {names} from your notebook instead of its own argument.",
+            "model.forward_global",
+        )
     probes = model.probes
     for probe in probes:
         if "error" in probe and probe["shape"] == "column":
@@ -59,6 +80,8 @@ def test_forward_is_a_line(record, assignment):
             )
     column = next(p for p in probes if p["shape"] == "column")
     output = column.get("output")
+    if output is None and column.get("output_type") == "NoneType":
+        raise Mistake("`forward` returns None: it has no `return` line.", "model.forward_no_return")
     expect(output is not None, "`forward` does not return a tensor.", "model.forward_wrong")
     expect(
         tuple(output["shape"]) == tuple(column["input"].shape),

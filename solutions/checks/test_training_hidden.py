@@ -23,10 +23,7 @@ def loop(record, assignment):
 def test_final_parameters_match_the_replay(loop, record, assignment):
     epochs = loop["epochs"]
     expect(epochs, "Your loop never calls `optimizer.step()`.", "training.no_step")
-    try:
-        start_model = record.module(assignment.model_name, "model")
-    except Mistake:  # the model cell left the model out: the reference made the one trained
-        start_model = record.module(assignment.model_name, "loss_optimizer")
+    start_model = _untrained(record, assignment, loop["model"])
     start_line, final_line = start_model.line(), loop["model"].line()
     if start_line is None or final_line is None:
         return  # forward is not a line: the model section already says so
@@ -76,6 +73,24 @@ def test_final_parameters_match_the_replay(loop, record, assignment):
         f"weight={weight:.4f} and bias={bias:.4f}.",
         "training.final_params",
     )
+
+
+def _untrained(record, assignment, trained):
+    """The trained model as it stood before the loop: after the last section before it that
+    held that same model (one made again in the loss cell is the one trained), else after the
+    model section (or the loss section's, when the model cell left the model out)."""
+    sections = list(assignment.section_ids)
+    for section_id in reversed(sections[: sections.index("training_loop")]):
+        try:
+            model = record.module(assignment.model_name, section_id)
+        except Mistake:
+            continue
+        if model.id == trained.id:
+            return model
+    try:
+        return record.module(assignment.model_name, "model")
+    except Mistake:
+        return record.module(assignment.model_name, "loss_optimizer")
 
 
 def _stepped_value(value: float, stepped: list[float]) -> float | None:
