@@ -79,6 +79,22 @@ def split_epochs(events: list[dict]) -> tuple[list[Epoch], list[dict]]:
     return epochs, current.events
 
 
+def training_forward(events: list[dict], model_id: int) -> int | None:
+    """Where in an epoch's window the training forward is: the last call of the model with
+    gradients on before the backward (a test pass run with gradients on, without
+    inference_mode, ends the previous window with a forward too), else the first."""
+    forwards = [
+        i
+        for i, e in enumerate(events)
+        if e["kind"] == "forward" and e["module_id"] == model_id and e["grad_enabled"]
+    ]
+    if not forwards:
+        return None
+    backward_at = next((i for i, e in enumerate(events) if e["kind"] == "backward"), len(events))
+    before = [i for i in forwards if i < backward_at]
+    return before[-1] if before else forwards[0]
+
+
 @dataclass
 class LoopFindings:
     problems: Counter  # hint id -> number of epochs showing it
@@ -125,17 +141,19 @@ def find_problems(
         events = epoch.events
         position = {}
         for i, event in enumerate(events):
-            kind = event["kind"]
-            if kind == "forward" and event["module_id"] == model_id and event["grad_enabled"]:
-                position.setdefault("forward", i)
-            elif kind == "loss" and event["grad_enabled"] and "forward" in position:
-                position.setdefault("loss", i)
-                position["loss_event"] = event
-            elif kind == "backward":
-                position.setdefault("backward", i)
-            elif kind == "zero_grad":
-                position.setdefault("zero_grad", i)
-                position["last_zero_grad"] = i
+            if event["kind"] in ("backward", "zero_grad"):
+                position.setdefault(event["kind"], i)
+        at = training_forward(events, model_id)
+        if at is not None:
+            position["forward"] = at
+            position["loss_event"] = next(
+                (
+                    e
+                    for e in events[position["forward"] + 1 :]
+                    if e["kind"] == "loss" and e["grad_enabled"]
+                ),
+                None,
+            )
         if "forward" not in position:
             # Predictions that need gradients without a call of the model: `model.forward(x)`
             # (or the formula by hand), which PyTorch's hooks, and so the trace, never see.

@@ -78,14 +78,15 @@ def section_problem(record: Record, section_id: str, present: set[str]) -> Mista
                 hint = "cell.raised"
         if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
             hint = SECTION_HINTS.get((hint, section_id), hint)
-        return Mistake(message, _model_fault(record, section_id) or hint)
+        return Mistake(message, _model_fault(record, section_id, error) or hint)
     return None
 
 
-def _model_fault(record: Record, section_id: str) -> str | None:
+def _model_fault(record: Record, section_id: str, error: dict) -> str | None:
     """The hint for a model whose class is broken (misspelled `__init__` or `forward`, a
-    `forward` reading the notebook's `X` or returning None), when a later cell failed: the fix
-    is in the model cell, whatever the later error says."""
+    `forward` reading the notebook's `X` or returning None, tensors left behind by
+    `.to(device)`), when a later cell failed: the fix is in the model cell, whatever the later
+    error says."""
     order = list(record.assignment.section_ids)
     if "model" not in order or section_id not in order:
         return None
@@ -102,7 +103,7 @@ def _model_fault(record: Record, section_id: str) -> str | None:
         return "model.forward_global"
     if model.returns_none():
         return "model.forward_no_return"
-    return None
+    return model.device_fault(error["evalue"])
 
 
 def _graph_cut_by_the_loop(record: Record) -> bool:

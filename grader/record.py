@@ -88,6 +88,13 @@ class ModuleValue:
     def returns_none(self) -> bool:
         return any(p.get("output_type") == "NoneType" for p in self.probes)
 
+    def device_fault(self, error: str) -> str | None:
+        """A same-device error that the model's own plain tensor attributes explain (they stay
+        behind on `.to(device)`), as the hint that says so."""
+        if not self.data["plain_tensors"] or "on the same device" not in error:
+            return None
+        return "model.plain_tensor" if len(self.parameters) < 2 else "model.plain_tensor_attr"
+
     def misspelled(self) -> tuple[str, str] | None:
         """(what the class defines, what it meant) for an `__init__` or `forward` that Python
         and PyTorch never call because of its spelling (`__int__`, `foward`)."""

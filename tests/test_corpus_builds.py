@@ -53,8 +53,10 @@ def test_entry_builds_and_changes_its_notebook(assignment_id, entry, reference_b
 def test_entry_is_well_formed(assignment_id, entry):
     assert re.fullmatch(r"[a-z][a-z0-9_]*", entry["name"]), entry["name"]
     assert entry["description"].strip().endswith("."), entry["name"]
-    known = {"name", "description", "changes", "expect", "says", "unsure"}
+    known = {"name", "description", "changes", "expect", "says", "unsure", "exact"}
     assert set(entry) <= known, entry["name"]
+    assert entry.get("exact", False) is False, f"{entry['name']}: exact is true by default"
+    assert "exact" not in entry or entry["expect"], f"{entry['name']}: exact of a valid variant"
     assert set(entry.get("says", {})) <= set(entry["expect"]), f"{entry['name']}: says of a pass"
     if entry.get("unsure"):
         assert entry["expect"], f"{entry['name']}: a valid variant can't be unsure"

@@ -1,6 +1,7 @@
 """Every submission in tests/submissions/ gets exactly the per-section verdict it expects.
 
-Faulty submissions must fail the named section with the named hint (and nothing else may fail);
+Faulty submissions must fail the named section with the named hint, and no other hint unless the
+entry says `exact = false` (and nothing else may fail);
 valid variants must get full marks. This is the kit's accuracy on its corpus (see README).
 """
 
@@ -43,6 +44,10 @@ def test_submission_gets_its_expected_verdict(assignment, entry, tmp_path):
     for section, hint in expected.items():
         assert hint in found[section], (
             f"{entry['name']}: {section} reported {found[section]}, expected {hint}"
+        )
+        # That hint and no other, unless the entry says several checks rightly fail.
+        assert not entry.get("exact", True) or found[section] == {hint}, (
+            f"{entry['name']}: {section} reported {found[section]}, expected only {hint}"
         )
     # Where an entry also names what a section must say (a count, say), its message says it.
     for section, text in entry.get("says", {}).items():

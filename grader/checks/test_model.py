@@ -76,7 +76,7 @@ def test_forward_is_a_line(record, assignment):
             raise Mistake(
                 f"Calling `{assignment.model_name}` on a column of numbers failed: "
                 f"{probe['error']}",
-                "model.forward_wrong",
+                model.device_fault(probe["error"]) or "model.forward_wrong",
             )
     column = next(p for p in probes if p["shape"] == "column")
     output = column.get("output")
@@ -113,6 +113,12 @@ def test_forward_is_a_line(record, assignment):
 @check("model", "seed")
 def test_seeded_start(record, assignment):
     model = _model(record, assignment)
+    if len(model.parameters) < 2:
+        raise Mistake(
+            f"`{assignment.model_name}` has {len(model.parameters)} registered parameter(s), so "
+            "its seeded start cannot be checked until both are `nn.Parameter`s.",
+            "model.plain_tensor" if model.data["plain_tensors"] else "model.param_count",
+        )
     values = sorted(float(p["values"].flatten()[0]) for p in model.parameters[:2])
 
     def starts_at(start) -> bool:

@@ -8,6 +8,7 @@ from grader.epochs import (
     plain_sgd,
     same_input,
     sgd_mismatches,
+    training_forward,
     training_view,
 )
 from grader.plugin import check
@@ -143,6 +144,10 @@ def test_loss_goes_down(loop):
 @check("training_loop", "test_passes", weight=2)
 def test_regular_test_passes(loop, assignment, record):
     epochs, model_id, X_test = loop["epochs"], loop["model"].id, loop["X_test"]
+    # A loop that trains on the test data (or a split whose test rows are its training rows)
+    # feeds X_test to its training forward: that is not a test pass.
+    found = [(e.events, training_forward(e.events, model_id)) for e in epochs]
+    training = {id(events[at]) for events, at in found if at is not None}
     positions, test_forwards, steps = [], [], 0
     for event in loop["events"]:
         if event["kind"] == "step":
@@ -150,6 +155,7 @@ def test_regular_test_passes(loop, assignment, record):
         elif (
             event["kind"] == "forward"
             and event["module_id"] == model_id
+            and id(event) not in training
             and same_input(event["input"], X_test)
         ):
             positions.append(steps)

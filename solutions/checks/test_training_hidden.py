@@ -37,6 +37,8 @@ def test_final_parameters_match_the_replay(loop, record, assignment):
             f"none: the loss was computed without calling `{assignment.model_name}(X_train)`.",
             "training.forward_not_called",
         )
+    if loss is None:
+        return  # nothing to replay against: the loop's own checks say no loss was computed
     if (
         forward is None
         or forward["input"]["values"] is None
