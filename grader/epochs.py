@@ -56,7 +56,9 @@ def has_predictions(loss: dict) -> bool:
 
 
 def plain_sgd(step: dict) -> bool:
-    return step["optimizer_class"] == "SGD" and not step.get("momentum")
+    """SGD whose step is `param - lr * grad` (what the replay and the update check assume)."""
+    plain = not step.get("momentum") and not step.get("weight_decay")
+    return step["optimizer_class"] == "SGD" and plain
 
 
 def same_input(summary: dict | None, values: torch.Tensor | None) -> bool:

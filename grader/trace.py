@@ -311,6 +311,7 @@ class Tracer:
                 "optimizer_class": type(optimizer).__name__,
                 "lr": [group.get("lr") for group in optimizer.param_groups],
                 "momentum": any(group.get("momentum") for group in optimizer.param_groups),
+                "weight_decay": any(group.get("weight_decay") for group in optimizer.param_groups),
                 "param_ids": [id(p) for p in params],
                 # The values of all the parameters (and their gradients) as one flat row each:
                 # a copy or two per step, not one per parameter. See grader/epochs.py.
