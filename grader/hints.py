@@ -35,6 +35,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "`with torch.inference_mode():` (or `with torch.no_grad():`).",
     ),
     Hint(
+        "cell.float_count",
+        "A count must be a whole number, an int: write `epochs = 300`, not `3e2` or `300.0` "
+        "(or wrap it in `int(...)`).",
+    ),
+    Hint(
         "cell.colab_only",
         "`google.colab` exists only on Colab: move the Colab-only lines (`drive.mount`, "
         "`files.upload`) out of the graded cells, into a cell of their own.",
@@ -410,7 +415,8 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     Hint(
         "predictions.cpu",
-        "Move predictions to the CPU with `.cpu()` before handing them to matplotlib or numpy.",
+        "Bring a tensor from the GPU to the CPU with `.cpu()` before handing it to numpy or "
+        "matplotlib: `y_preds.cpu()`, `loss.detach().cpu().numpy()`.",
     ),
     # Save
     Hint(
@@ -441,6 +447,11 @@ _CATALOGUE: tuple[Hint, ...] = (
     Hint(
         "save.no_folder",
         "Create the folder before saving into it: `MODEL_PATH.mkdir(parents=True, exist_ok=True)`.",
+    ),
+    Hint(
+        "save.to_folder",
+        "`torch.save` needs a file name, not the folder: save to "
+        "`MODEL_SAVE_PATH = MODEL_PATH / MODEL_NAME`.",
     ),
     Hint(
         "load.keys",
@@ -585,6 +596,10 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("ModuleNotFoundError", r"No module named", "cell.module_missing"),
     ("FileNotFoundError", r"", "file.missing"),
     ("RuntimeError", r"Parent directory .* does not exist", "save.no_folder"),
+    # `torch.save(..., f=MODEL_PATH)`: the folder itself.
+    ("RuntimeError", r"open file failed.*Is a directory", "save.to_folder"),
+    ("IsADirectoryError", r"", "save.to_folder"),
+    ("TypeError", r"'float' object cannot be interpreted as an integer", "cell.float_count"),
     ("RuntimeError", r"Error\(s\) in loading state_dict", "load.keys"),
     ("NameError", r"is not defined", "name.undefined"),
     ("IndentationError", r"", "cell.indentation"),
