@@ -215,6 +215,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "given (training data, test data, on any device).",
     ),
     Hint(
+        "model.attribute_name",
+        "`forward` must use the attributes `__init__` made, under the same names: if "
+        "`__init__` has `self.weights = nn.Parameter(...)`, `forward` reads `self.weights`.",
+    ),
+    Hint(
         "model.forward_no_return",
         "`forward` must `return` its result, `return self.weight * x + self.bias`: without "
         "`return`, calling the model gives None.",

@@ -84,9 +84,9 @@ def section_problem(record: Record, section_id: str, present: set[str]) -> Mista
 
 def _model_fault(record: Record, section_id: str, error: dict) -> str | None:
     """The hint for a model whose class is broken (misspelled `__init__` or `forward`, a
-    `forward` reading the notebook's `X` or returning None, tensors left behind by
-    `.to(device)`), when a later cell failed: the fix is in the model cell, whatever the later
-    error says."""
+    `forward` reading the notebook's `X`, returning None or reading an attribute `__init__`
+    never made, tensors left behind by `.to(device)`), when a later cell failed: the fix is in
+    the model cell, whatever the later error says."""
     order = list(record.assignment.section_ids)
     if "model" not in order or section_id not in order:
         return None
@@ -96,14 +96,7 @@ def _model_fault(record: Record, section_id: str, error: dict) -> str | None:
         model = record.module(record.assignment.model_name, "model")
     except Mistake:
         return None
-    typo = model.misspelled()
-    if typo:
-        return "model.init_typo" if typo[1] == "__init__" else "model.no_forward"
-    if model.forward_globals:
-        return "model.forward_global"
-    if model.returns_none():
-        return "model.forward_no_return"
-    return model.device_fault(error["evalue"])
+    return model.fault() or model.device_fault(error["evalue"])
 
 
 def _graph_cut_by_the_loop(record: Record) -> bool:

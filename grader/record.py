@@ -88,6 +88,30 @@ class ModuleValue:
     def returns_none(self) -> bool:
         return any(p.get("output_type") == "NoneType" for p in self.probes)
 
+    def missing_attribute(self) -> str | None:
+        """The attribute `forward` reads but the model lacks (`self.weight` for the
+        `self.weights` that `__init__` made), when the model has parameters of its own."""
+        for probe in self.probes:
+            found = re.search(
+                r"^AttributeError: .* has no attribute '(\w+)'", probe.get("error", "")
+            )
+            if probe["shape"] == "column" and found and self.parameters:
+                return found.group(1)
+        return None
+
+    def fault(self) -> str | None:
+        """The hint for a class that breaks every use of the model, if it is broken so."""
+        typo = self.misspelled()
+        if typo:
+            return "model.init_typo" if typo[1] == "__init__" else "model.no_forward"
+        if self.forward_globals:
+            return "model.forward_global"
+        if self.returns_none():
+            return "model.forward_no_return"
+        if self.missing_attribute():
+            return "model.attribute_name"
+        return None
+
     def device_fault(self, error: str) -> str | None:
         """A same-device error that the model's own plain tensor attributes explain (they stay
         behind on `.to(device)`), as the hint that says so."""

@@ -113,7 +113,13 @@ def _own_methods(cls: type) -> list[str]:
     for klass in cls.__mro__:
         if str(getattr(klass, "__module__", "")).startswith("torch."):
             break
-        names += [n for n, v in vars(klass).items() if isinstance(v, types.FunctionType)]
+        # `def __init(self)` in a class body is stored name-mangled, `_Model__init`.
+        mangled = f"_{str(getattr(klass, '__name__', '')).lstrip('_')}__"
+        names += [
+            n[len(mangled) - 2 :] if n.startswith(mangled) else n
+            for n, v in vars(klass).items()
+            if isinstance(v, types.FunctionType)
+        ]
     return names[:MAX_ITEMS]
 
 

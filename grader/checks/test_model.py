@@ -70,6 +70,14 @@ def test_forward_is_a_line(record, assignment):
             f"`forward` computes with {names} from your notebook instead of its own argument.",
             "model.forward_global",
         )
+    missing = model.missing_attribute()
+    if missing:
+        names = ", ".join(f"`self.{p['name']}`" for p in model.parameters)
+        raise Mistake(
+            f"`forward` reads `self.{missing}`, but `__init__` made {names}: use the same "
+            "names in both.",
+            "model.attribute_name",
+        )
     probes = model.probes
     for probe in probes:
         if "error" in probe and probe["shape"] == "column":
