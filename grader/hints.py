@@ -35,6 +35,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "`with torch.inference_mode():` (or `with torch.no_grad():`).",
     ),
     Hint(
+        "cell.input",
+        "The grader runs your notebook with no one at the keyboard: write the value itself "
+        "instead of asking for it with `input(...)`.",
+    ),
+    Hint(
         "cell.float_count",
         "A count must be a whole number, an int: write `epochs = 300`, not `3e2` or `300.0` "
         "(or wrap it in `int(...)`).",
@@ -605,6 +610,7 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("RuntimeError", r"open file failed.*Is a directory", "save.to_folder"),
     ("IsADirectoryError", r"", "save.to_folder"),
     ("TypeError", r"'float' object cannot be interpreted as an integer", "cell.float_count"),
+    ("EOFError", r"EOF when reading a line", "cell.input"),
     ("RuntimeError", r"Error\(s\) in loading state_dict", "load.keys"),
     ("NameError", r"is not defined", "name.undefined"),
     ("IndentationError", r"", "cell.indentation"),
