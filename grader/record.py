@@ -109,7 +109,8 @@ class ModuleValue:
         if self.returns_none():
             return "model.forward_no_return"
         if self.missing_attribute():
-            return "model.attribute_name"
+            # Both parameters made under other names, or one never made at all.
+            return "model.attribute_name" if len(self.parameters) >= 2 else "model.param_count"
         return None
 
     def device_fault(self, error: str) -> str | None:

@@ -71,6 +71,10 @@ def test_forward_is_a_line(record, assignment):
             "model.forward_global",
         )
     missing = model.missing_attribute()
+    if missing and len(model.parameters) < 2:
+        raise Mistake(
+            f"`forward` reads `self.{missing}`, which `__init__` never made.", model.fault()
+        )
     if missing:
         names = ", ".join(f"`self.{p['name']}`" for p in model.parameters)
         raise Mistake(
