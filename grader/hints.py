@@ -35,6 +35,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "`with torch.inference_mode():` (or `with torch.no_grad():`).",
     ),
     Hint(
+        "cell.incomplete",
+        "Python reached the end of the cell in the middle of a statement: a block "
+        "(`with ...:`, `for ...:`, `if ...:`) with no indented line under it, or a bracket "
+        "left open near the end. Finish it (indent the lines that belong inside the block).",
+    ),
+    Hint(
         "cell.input",
         "The grader runs your notebook with no one at the keyboard: write the value itself "
         "instead of asking for it with `input(...)`.",
@@ -615,6 +621,7 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("NameError", r"is not defined", "name.undefined"),
     ("IndentationError", r"", "cell.indentation"),
     ("TabError", r"", "cell.indentation"),
+    ("SyntaxError", r"^incomplete input$", "cell.incomplete"),
     ("SyntaxError", r"", "cell.syntax"),
 )
 
