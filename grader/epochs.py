@@ -28,12 +28,21 @@ def _training_view(record, assignment) -> dict:
     cell = record.stub_cell("training_loop")["index"]
     events = record.events(cell=cell)
     epochs, tail = split_epochs(events)
+    model = record.module(assignment.model_name, "training_loop")
+    trained = Counter(
+        e["module_id"] for e in events if e["kind"] == "forward" and e["grad_enabled"]
+    )
+    # A cell that makes the model again after its loop: the loop is judged on the model it
+    # trained, and only the final parameters (not that model's) fail.
+    replaced = bool(trained) and model.id not in trained
     return {
         "epochs": epochs,
         "cut": record.trace_cut(cell),  # the loop ran on past what the trace kept
         "tail": tail,
         "events": events,
-        "model": record.module(assignment.model_name, "training_loop"),
+        "model": model,  # the model as the cell left it
+        "model_id": trained.most_common(1)[0][0] if replaced else model.id,  # the one trained
+        "replaced": replaced,
         "X_test": record.tensor("X_test", "training_loop").values,
         "y_test": record.tensor("y_test", "training_loop").values,
     }

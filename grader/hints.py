@@ -327,6 +327,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "this too: see the model section.)",
     ),
     Hint(
+        "training.model_replaced",
+        "Keep the model you trained: don't create it again after the loop (a new model "
+        "starts from untrained parameters, and it is the one every later cell would use).",
+    ),
+    Hint(
         "training.graph_reused",
         "Each epoch needs a fresh forward pass: put `y_pred = model(X_train)` and "
         "`loss = loss_fn(y_pred, y_train)` inside the loop, so every `loss.backward()` has a "
@@ -428,6 +433,11 @@ _CATALOGUE: tuple[Hint, ...] = (
     Hint(
         "predictions.not_model",
         "`y_preds` must be your trained model's output on `X_test`: `y_preds = model(X_test)`.",
+    ),
+    Hint(
+        "predictions.model_replaced",
+        "Predict with the model your loop trained: don't create the model again after "
+        "training (a new one starts from untrained parameters).",
     ),
     Hint(
         "predictions.cpu",
@@ -621,7 +631,7 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("NameError", r"is not defined", "name.undefined"),
     ("IndentationError", r"", "cell.indentation"),
     ("TabError", r"", "cell.indentation"),
-    ("SyntaxError", r"^incomplete input$", "cell.incomplete"),
+    ("SyntaxError", r"^incomplete input", "cell.incomplete"),
     ("SyntaxError", r"", "cell.syntax"),
 )
 

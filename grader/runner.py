@@ -13,6 +13,7 @@ import re
 import signal
 import sys
 import time
+import tokenize
 import traceback
 from typing import Any
 
@@ -174,9 +175,17 @@ def _error_info(error: BaseException, source: str) -> dict[str, Any]:
             if cells[-1].filename != cells[0].filename:
                 inner = {"function": cells[-1].name, "line": (cells[-1].line or "").strip()}
             in_cell = frames[-1].filename == cells[0].filename  # raised by the cell's own code
+    message = error.msg if isinstance(error, SyntaxError) else str(error)
+    if isinstance(error, SyntaxError) and message == "incomplete input":
+        # Python names the cell's last line; a bracket left open names where it was opened.
+        opened = _unclosed_bracket_line(source)
+        if opened is not None:
+            line_number, message = (
+                opened,
+                "incomplete input: this line opens a bracket that is never closed",
+            )
     lines = source.splitlines()
     line = lines[line_number - 1].strip() if line_number and 0 < line_number <= len(lines) else None
-    message = error.msg if isinstance(error, SyntaxError) else str(error)
     return {
         "ename": type(error).__name__,
         "evalue": short_error(str(message)),
@@ -185,6 +194,20 @@ def _error_info(error: BaseException, source: str) -> dict[str, Any]:
         "inner": inner,
         "in_cell": in_cell,
     }
+
+
+def _unclosed_bracket_line(source: str) -> int | None:
+    """The line of the last bracket the cell opens and never closes, if any."""
+    opened: list[int] = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.OP and token.string in "([{":
+                opened.append(token.start[0])
+            elif token.type == tokenize.OP and token.string in ")]}" and opened:
+                opened.pop()
+    except (tokenize.TokenError, SyntaxError):  # the end of the cell inside the bracket
+        pass
+    return opened[-1] if opened else None
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -38,9 +38,11 @@ def test_no_gradient(record):
 def test_equals_the_trained_model_on_X_test(record, assignment):
     y_preds = record.tensor("y_preds", "predictions").values
     X_test = record.tensor("X_test", "predictions").values
-    line = record.module(assignment.model_name, "predictions").line()
+    model = record.module(assignment.model_name, "predictions")
+    line = model.line()
     if line is None:
         return  # forward is not a line: the model section already says so
+    _not_replaced(record, assignment, model, line)
     weight, bias = line
     expected = (weight * X_test.double() + bias).float()
     if y_preds is not None and y_preds.shape != expected.shape:
@@ -65,3 +67,21 @@ def test_predicted_in_eval_mode(record, assignment):
         f"`{assignment.model_name}.eval()` before predicting.",
         "predictions.not_eval",
     )
+
+
+def _not_replaced(record, assignment, model, line) -> None:
+    """The model that predicts is the one the loop trained (or holds its values)."""
+    try:
+        trained = record.module(assignment.model_name, "training_loop")
+    except Mistake:
+        return  # no trained model to compare with: the training section says why
+    trained_line = trained.line()
+    if model.id == trained.id or trained_line is None:
+        return
+    if any(abs(a - b) > 1e-5 for a, b in zip(line, trained_line)):
+        raise Mistake(
+            f"`{assignment.model_name}` here is a new model, not the one your loop trained "
+            f"(weight {line[0]:.4f} and bias {line[1]:.4f} instead of {trained_line[0]:.4f} and "
+            f"{trained_line[1]:.4f}), so `y_preds` are an untrained model's.",
+            "predictions.model_replaced",
+        )

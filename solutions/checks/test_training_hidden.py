@@ -23,6 +23,12 @@ def loop(record, assignment):
 def test_final_parameters_match_the_replay(loop, record, assignment):
     epochs = loop["epochs"]
     expect(epochs, "Your loop never calls `optimizer.step()`.", "training.no_step")
+    expect(
+        not loop["replaced"],
+        f"`{assignment.model_name}` after this cell is not the model your loop trained: the "
+        f"cell makes a new `{assignment.model_name}` after training it.",
+        "training.model_replaced",
+    )
     start_model = _untrained(record, assignment, loop["model"])
     start_line, final_line = start_model.line(), loop["model"].line()
     if start_line is None or final_line is None:
