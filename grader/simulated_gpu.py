@@ -11,6 +11,7 @@ check is unaffected. Used only where the machine has no CUDA.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -348,6 +349,31 @@ def _quiet_optimizers() -> None:
     nn.Module.zero_grad = _without_handler(nn.Module.zero_grad)
 
 
+@dataclass(frozen=True)
+class _Properties:
+    name: str = "simulated GPU (ptgrade, CPU-only grader)"
+    major: int = 8
+    minor: int = 0
+    total_memory: int = 16 << 30
+    multi_processor_count: int = 1
+
+
+_PROPERTIES = _Properties()
+
+
+class _DeviceContext:
+    """`with torch.cuda.device(0):` on the one simulated GPU: nothing to switch."""
+
+    def __init__(self, device: Any) -> None:
+        self.idx = 0
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        return False
+
+
 class SimulatedGPU:
     """Installs the simulation for the rest of the process (the sandbox child only)."""
 
@@ -357,6 +383,12 @@ class SimulatedGPU:
         torch.cuda.current_device = lambda: 0
         torch.cuda.get_device_name = lambda device=None: "simulated GPU (ptgrade, CPU-only grader)"
         torch.cuda.synchronize = lambda device=None: None
+        # What notebooks print about "the GPU" (Colab cells often do): plausible answers.
+        torch.cuda.get_device_properties = lambda device=None: _PROPERTIES
+        torch.cuda.get_device_capability = lambda device=None: (_PROPERTIES.major, 0)
+        torch.cuda.mem_get_info = lambda device=None: (_PROPERTIES.total_memory,) * 2
+        torch.cuda.device = _DeviceContext
+        torch.cuda.set_device = lambda device: None
         # A simulated GPU never captures a CUDA graph. torch <= 2.12's Adam (and others) ask
         # before each step once `is_available()` says True; the real query needs CUDA.
         torch.cuda.is_current_stream_capturing = lambda: False
