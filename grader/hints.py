@@ -145,6 +145,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "step): the model's parameters are float32.",
     ),
     Hint("data.not_line", "`y` must be `weight * X + bias` for every row of X."),
+    Hint(
+        "data.rows_mismatch",
+        "Two tensors with different numbers of rows met in one operation: pair predictions "
+        "with the labels of the same data (`model(X_train)` with `y_train`, `model(X_test)` "
+        "with `y_test`).",
+    ),
     # Split
     Hint(
         "split.float_index",
@@ -336,12 +342,6 @@ _CATALOGUE: tuple[Hint, ...] = (
         "Each epoch needs a fresh forward pass: put `y_pred = model(X_train)` and "
         "`loss = loss_fn(y_pred, y_train)` inside the loop, so every `loss.backward()` has a "
         "graph of its own to go back through.",
-    ),
-    Hint(
-        "data.rows_mismatch",
-        "Two tensors with different numbers of rows met in one operation: pair predictions "
-        "with the labels of the same data (`model(X_train)` with `y_train`, `model(X_test)` "
-        "with `y_test`).",
     ),
     Hint(
         "training.loss_shapes",
