@@ -78,8 +78,22 @@ def section_problem(record: Record, section_id: str, present: set[str]) -> Mista
                 hint = "cell.raised"
         if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
             hint = SECTION_HINTS.get((hint, section_id), hint)
+        if hint == "load.keys" and _loaded_into_other_class(record):
+            hint = "load.other_class"
         return Mistake(message, _model_fault(record, section_id, error) or hint)
     return None
+
+
+def _loaded_into_other_class(record: Record) -> bool:
+    """Whether the state_dict was loaded into another class than the trained model's (an
+    `nn.Linear` trained, a `LinearRegressionModel` made to load it): its keys cannot match."""
+    assignment = record.assignment
+    try:
+        trained = record.module(assignment.model_name, "load_model")
+        loaded = record.module(assignment.loaded_name, "load_model")
+    except Mistake:
+        return False
+    return trained.class_name != loaded.class_name
 
 
 def _model_fault(record: Record, section_id: str, error: dict) -> str | None:
