@@ -242,6 +242,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "`return`, calling the model gives None.",
     ),
     Hint(
+        "model.parameter_arguments",
+        "`nn.Parameter` takes the tensor and `requires_grad` only: give `dtype` to the tensor, "
+        "`nn.Parameter(torch.randn(1, requires_grad=True, dtype=torch.float))`.",
+    ),
+    Hint(
         "model.init_arguments",
         "Your model's `__init__` takes no arguments: create the model with "
         "`LinearRegressionModel()`, then give it the saved values with "
@@ -546,6 +551,8 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     # `with torch.inference_mode:`, the class itself (Python < 3.11 says `__enter__`).
     ("TypeError", r"does not support the context manager protocol", "cell.context_not_called"),
     ("AttributeError", r"^__enter__$", "cell.context_not_called"),
+    # `nn.Parameter(torch.randn(1), dtype=torch.float)`
+    ("TypeError", r"Parameter.__new__\(\) got an unexpected keyword", "model.parameter_arguments"),
     # `LinearRegressionModel(torch.load(...))`
     (
         "TypeError",

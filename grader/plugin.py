@@ -80,7 +80,22 @@ def section_problem(record: Record, section_id: str, present: set[str]) -> Mista
             hint = SECTION_HINTS.get((hint, section_id), hint)
         if hint == "load.keys" and _loaded_into_other_class(record):
             hint = "load.other_class"
-        return Mistake(message, _model_fault(record, section_id, error) or hint)
+        fault = _model_fault(record, section_id, error) or _loss_fault(record, section_id)
+        return Mistake(message, fault or hint)
+    return None
+
+
+def _loss_fault(record: Record, section_id: str) -> str | None:
+    """`loss_fn = nn.L1Loss` (the class): calling it with the predictions makes a loss module
+    and fails in a way that names neither, so a later cell's error gets the loss's hint."""
+    order = list(record.assignment.section_ids)
+    if "loss_optimizer" not in order or section_id not in order:
+        return None
+    if order.index(section_id) <= order.index("loss_optimizer"):
+        return None
+    loss_fn = record.raw_value("loss_fn", "loss_optimizer")
+    if loss_fn.get("kind") == "class" and loss_fn.get("is_module"):
+        return "loss.class_not_instance"
     return None
 
 

@@ -108,6 +108,8 @@ class ModuleValue:
             return "model.forward_global"
         if self.returns_none():
             return "model.forward_no_return"
+        if not self.parameters and self.data["plain_tensors"]:
+            return "model.plain_tensor"  # nothing to train: the optimizer refuses it
         if self.missing_attribute():
             # Both parameters made under other names, or one never made at all.
             return "model.attribute_name" if len(self.parameters) >= 2 else "model.param_count"

@@ -275,6 +275,8 @@ def _parameter_keeps_its_device(original_new):
         parameter = original_new(cls, data, requires_grad)
         return _mark(parameter) if _on_gpu(data) else parameter
 
+    # Python names the function in its errors (`nn.Parameter(x, dtype=...)`): torch's own name.
+    new.__name__, new.__qualname__ = "__new__", "Parameter.__new__"
     return staticmethod(new)
 
 

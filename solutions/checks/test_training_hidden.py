@@ -55,7 +55,12 @@ def test_final_parameters_match_the_replay(loop, record, assignment):
             "The grader could not find the training data your loop used.", "training.no_forward"
         )
     X_train, y_train = forward["input"]["values"], labels["values"]
-    if not plain_sgd(first.step) or loss["loss_class"] not in REPLAYABLE_LOSSES:
+    reduction = record.raw_value("loss_fn", "loss_optimizer").get("reduction")
+    if (
+        not plain_sgd(first.step)
+        or loss["loss_class"] not in REPLAYABLE_LOSSES
+        or reduction not in (None, "mean")
+    ):
         return  # not replayable: the loss_optimizer section already reports the choice
     lr = first.step["lr"][0]
     # Replay with the student's own setup: a parameter their optimizer never steps stays put.
