@@ -61,42 +61,59 @@ def section_problem(record: Record, section_id: str, present: set[str]) -> Mista
     if cell["status"] == "timeout":
         return Mistake(f"Your cell was stopped: {cell['error']['evalue']}.", "cell.timeout")
     if cell["status"] == "error":
-        error = cell["error"]
-        where = f" on line {error['line_number']}" if error.get("line_number") else ""
-        code = f" (`{error['line']}`)" if error.get("line") else ""
-        inner = error.get("inner") or {}
-        if inner.get("function"):  # raised in a function another cell defined (`forward`)
-            code += f", in `{inner['function']}`" + (
-                f" (`{inner['line']}`)" if inner["line"] else ""
-            )
-        message = f"Your cell raised {error['ename']}{where}{code}: {error['evalue']}"
-        hint = hint_for_error(error["ename"], error["evalue"])
-        if hint == "cell.not_implemented":
-            if error.get("in_cell"):  # the stub's own `raise NotImplementedError()`
-                message = "This cell has not been filled in yet."
-            else:
-                hint = "cell.raised"
-        if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
-            hint = SECTION_HINTS.get((hint, section_id), hint)
-        if hint == "load.keys" and _loaded_into_other_class(record):
-            hint = "load.other_class"
-        fault = _model_fault(record, section_id, error) or _loss_fault(record, section_id)
-        return Mistake(message, fault or hint)
+        return _cell_error(record, section_id, cell["error"])
     return None
 
 
-def _loss_fault(record: Record, section_id: str) -> str | None:
-    """`loss_fn = nn.L1Loss` (the class): calling it with the predictions makes a loss module
-    and fails in a way that names neither, so a later cell's error gets the loss's hint."""
+def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
+    """A cell's error as the student reads it, with the most specific hint for it."""
+    where = f" on line {error['line_number']}" if error.get("line_number") else ""
+    code = f" (`{error['line']}`)" if error.get("line") else ""
+    inner = error.get("inner") or {}
+    if inner.get("function"):  # raised in a function another cell defined (`forward`)
+        code += f", in `{inner['function']}`" + (f" (`{inner['line']}`)" if inner["line"] else "")
+    message = f"Your cell raised {error['ename']}{where}{code}: {error['evalue']}"
+    hint = hint_for_error(error["ename"], error["evalue"])
+    if hint == "cell.not_implemented":
+        if error.get("in_cell"):  # the stub's own `raise NotImplementedError()`
+            message = "This cell has not been filled in yet."
+        else:
+            hint = "cell.raised"
+    if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
+        hint = SECTION_HINTS.get((hint, section_id), hint)
+    if hint == "load.keys" and _loaded_into_other_class(record):
+        hint = "load.other_class"
+    return Mistake(message, _earlier_fault(record, section_id, error) or hint)
+
+
+def _earlier_fault(record: Record, section_id: str, error: dict) -> str | None:
+    """The hint for an earlier cell's mistake that breaks every later use of what it made,
+    whatever a later cell's error says: the fix is in that earlier cell.
+
+    A broken model class (misspelled `__init__` or `forward`, a `forward` that reads the
+    notebook's `X`, returns None or reads an attribute `__init__` never made, tensors that
+    `.to(device)` leaves behind), or `loss_fn = nn.L1Loss` (the class: calling it with the
+    predictions fails in a way that names neither)."""
+    if _comes_after(record, section_id, "model"):
+        try:
+            model = record.module(record.assignment.model_name, "model")
+        except Mistake:
+            model = None
+        fault = model and (model.fault() or model.device_fault(error["evalue"]))
+        if fault:
+            return fault
+    if _comes_after(record, section_id, "loss_optimizer"):
+        loss_fn = record.raw_value("loss_fn", "loss_optimizer")
+        if loss_fn.get("kind") == "class" and loss_fn.get("is_module"):
+            return "loss.class_not_instance"
+    return None
+
+
+def _comes_after(record: Record, section_id: str, earlier: str) -> bool:
     order = list(record.assignment.section_ids)
-    if "loss_optimizer" not in order or section_id not in order:
-        return None
-    if order.index(section_id) <= order.index("loss_optimizer"):
-        return None
-    loss_fn = record.raw_value("loss_fn", "loss_optimizer")
-    if loss_fn.get("kind") == "class" and loss_fn.get("is_module"):
-        return "loss.class_not_instance"
-    return None
+    return (
+        earlier in order and section_id in order and order.index(section_id) > order.index(earlier)
+    )
 
 
 def _loaded_into_other_class(record: Record) -> bool:
@@ -109,23 +126,6 @@ def _loaded_into_other_class(record: Record) -> bool:
     except Mistake:
         return False
     return trained.class_name != loaded.class_name
-
-
-def _model_fault(record: Record, section_id: str, error: dict) -> str | None:
-    """The hint for a model whose class is broken (misspelled `__init__` or `forward`, a
-    `forward` reading the notebook's `X`, returning None or reading an attribute `__init__`
-    never made, tensors left behind by `.to(device)`), when a later cell failed: the fix is in
-    the model cell, whatever the later error says."""
-    order = list(record.assignment.section_ids)
-    if "model" not in order or section_id not in order:
-        return None
-    if order.index(section_id) <= order.index("model"):
-        return None
-    try:
-        model = record.module(record.assignment.model_name, "model")
-    except Mistake:
-        return None
-    return model.fault() or model.device_fault(error["evalue"])
 
 
 def _graph_cut_by_the_loop(record: Record) -> bool:
