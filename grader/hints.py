@@ -30,6 +30,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "that line, and run the notebook again from the top (Kernel > Restart & Run All).",
     ),
     Hint(
+        "cell.misspelled",
+        "A name is misspelled: use the one Python suggests in the error (names are "
+        "case-sensitive: `nn.Parameter`, `torch.optim.SGD`, `unsqueeze`).",
+    ),
+    Hint(
         "cell.context_not_called",
         "Call the context manager in the `with` line, brackets included: "
         "`with torch.inference_mode():` (or `with torch.no_grad():`).",
@@ -636,6 +641,8 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("EOFError", r"EOF when reading a line", "cell.input"),
     ("RuntimeError", r"Error\(s\) in loading state_dict", "load.keys"),
     ("NameError", r"is not defined", "name.undefined"),
+    # Any other attribute Python found a near spelling for (`nn.Paramter`, `optim.sgd`).
+    ("AttributeError", r"has no attribute .*\. Did you mean: ", "cell.misspelled"),
     ("IndentationError", r"", "cell.indentation"),
     ("TabError", r"", "cell.indentation"),
     ("SyntaxError", r"^incomplete input", "cell.incomplete"),

@@ -7,6 +7,8 @@ ends, so whatever kills the process, the grader has everything up to the cell th
 
 from __future__ import annotations
 
+import builtins
+import difflib
 import io
 import os
 import re
@@ -159,7 +161,7 @@ def _is_cell_file(filename: str) -> bool:
     return filename.startswith("<ipython-input") or "ipykernel" in filename
 
 
-def _error_info(error: BaseException, source: str) -> dict[str, Any]:
+def _error_info(error: BaseException, source: str, namespace: dict | None = None) -> dict[str, Any]:
     line_number = getattr(error, "lineno", None) if isinstance(error, SyntaxError) else None
     inner = None
     in_cell = isinstance(error, SyntaxError)
@@ -184,6 +186,7 @@ def _error_info(error: BaseException, source: str) -> dict[str, Any]:
                 opened,
                 "incomplete input: this line opens a bracket that is never closed",
             )
+    message = str(message) + _did_you_mean(error, namespace or {})
     lines = source.splitlines()
     line = lines[line_number - 1].strip() if line_number and 0 < line_number <= len(lines) else None
     return {
@@ -194,6 +197,25 @@ def _error_info(error: BaseException, source: str) -> dict[str, Any]:
         "inner": inner,
         "in_cell": in_cell,
     }
+
+
+def _did_you_mean(error: BaseException, namespace: dict) -> str:
+    """ " Did you mean: 'X_train'?" for a misspelled name or attribute, as Python's own
+    traceback says it (the exception's message alone does not)."""
+    name = getattr(error, "name", None)
+    if not isinstance(name, str) or type(error) not in (NameError, AttributeError):
+        return ""
+    try:
+        if isinstance(error, AttributeError):
+            candidates = dir(error.obj)
+        else:
+            candidates = [*namespace, *dir(builtins)]
+        candidates = [c for c in candidates if isinstance(c, str) and c != name]
+        found = [c for c in candidates if c.lower() == name.lower()]  # `optim.sgd`
+        found = found or difflib.get_close_matches(name, candidates, 1, 0.75)
+    except Exception:  # a student's object whose dir() raises: no suggestion
+        return ""
+    return f". Did you mean: '{found[0]}'?" if found else ""
 
 
 def _unclosed_bracket_line(source: str) -> int | None:
@@ -263,7 +285,7 @@ def _run_cell(shell, source: str, timeout: float) -> dict[str, Any]:
         }
     else:
         outcome["status"] = "error"
-        outcome["error"] = _error_info(error, source)
+        outcome["error"] = _error_info(error, source, shell.user_ns)
     return outcome
 
 
