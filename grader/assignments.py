@@ -27,6 +27,7 @@ class Assignment:
     model_name: str  # the trained model's variable name
     loaded_name: str  # the reloaded model's variable name
     loaded_preds_name: str
+    weight_attr: str  # the reference model's slope parameter (`self.weight`, `self.weights`)
     default_points: dict[str, float] = field(default_factory=dict)
     device_agnostic: bool = False
     loss_history: bool = False  # the walkthrough records epoch_count and loss lists
@@ -73,6 +74,7 @@ EXERCISES = Assignment(
     model_name="model_1",
     loaded_name="loaded_model",
     loaded_preds_name="loaded_model_preds",
+    weight_attr="weight",
     default_points={
         "device": 1,
         "data": 2,
@@ -113,6 +115,7 @@ WALKTHROUGH = Assignment(
     model_name="model_0",
     loaded_name="loaded_model_0",
     loaded_preds_name="loaded_model_preds",
+    weight_attr="weights",
     default_points={
         "split": 2,
         "model": 3,

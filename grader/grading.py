@@ -85,7 +85,7 @@ def score(
                     max_points=round(share, 4),
                     message=verdict.message,
                     hint=verdict.hint,
-                    hint_text=hint_text(verdict.hint),
+                    hint_text=hint_text(verdict.hint, submission.assignment),
                     hidden=verdict.hidden,
                 )
             )

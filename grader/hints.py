@@ -543,10 +543,22 @@ _CATALOGUE: tuple[Hint, ...] = (
 HINTS: dict[str, Hint] = {hint.id: hint for hint in _CATALOGUE}
 
 
-def hint_text(hint_id: str | None) -> str:
+def hint_text(hint_id: str | None, assignment=None) -> str:
+    """A hint's text; for `assignment`, in its own names (the catalogue quotes the exercises
+    notebook's `model_1`, `loaded_model` and `self.weight`; the walkthrough's are `model_0`,
+    `loaded_model_0` and `self.weights`)."""
     if hint_id is None:
         return ""
-    return HINTS[hint_id].text
+    text = HINTS[hint_id].text
+    if assignment is not None:
+        names = {
+            "model_1": assignment.model_name,
+            "loaded_model": assignment.loaded_name,
+            "self.weight": f"self.{assignment.weight_attr}",
+        }
+        for ours, theirs in names.items():
+            text = re.sub(rf"(?<![\w.]){re.escape(ours)}\b", theirs, text)
+    return text
 
 
 # Errors students really hit, recognised from the exception they raise: (type, pattern, hint id).

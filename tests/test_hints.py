@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from grader.hints import HINTS, hint_for_error
+from grader.assignments import ASSIGNMENTS
+from grader.hints import HINTS, hint_for_error, hint_text
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = [
@@ -68,3 +69,16 @@ def test_errors_students_really_hit_get_their_specific_hint():
     }
     for (ename, evalue), hint in cases.items():
         assert hint_for_error(ename, evalue) == hint, (ename, evalue)
+
+
+def test_hints_quote_each_assignments_own_names():
+    walkthrough = ASSIGNMENTS["01_pytorch_workflow"]
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+    for hint_id in HINTS:  # the catalogue is written in the exercises notebook's names
+        assert hint_text(hint_id, exercises) == hint_text(hint_id)
+    assert "`self.weights * x + self.bias`" in hint_text("model.forward_no_bias", walkthrough)
+    assert "`loaded_model_0 = LinearRegressionModel()`" in hint_text(
+        "load.same_object", walkthrough
+    )
+    assert "`loaded_model_0.load_state_dict(" in hint_text("load.no_load_state_dict", walkthrough)
+    assert "`model_0.to(device)`" in hint_text("model.not_on_device", walkthrough)
