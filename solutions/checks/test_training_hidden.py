@@ -55,6 +55,8 @@ def test_final_parameters_match_the_replay(loop, record, assignment):
             "The grader could not find the training data your loop used.", "training.no_forward"
         )
     X_train, y_train = forward["input"]["values"], labels["values"]
+    if len(epochs) > assignment.epochs and _rows(X_train) < _rows_of(record, "X_train"):
+        return  # mini-batches: a replay of whole-data steps says nothing (epochs says so)
     reduction = record.raw_value("loss_fn", "loss_optimizer").get("reduction")
     if (
         not plain_sgd(first.step)
@@ -104,6 +106,17 @@ def _untrained(record, assignment, trained):
         return record.module(assignment.model_name, "model")
     except Mistake:
         return record.module(assignment.model_name, "loss_optimizer")
+
+
+def _rows(tensor) -> int:
+    return tensor.shape[0] if tensor.dim() else 1
+
+
+def _rows_of(record, name: str) -> int:
+    try:
+        return record.tensor(name, "training_loop").shape[0]
+    except (Mistake, IndexError):
+        return 0
 
 
 def _stepped_value(value: float, stepped: list[float]) -> float | None:
