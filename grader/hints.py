@@ -232,9 +232,10 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     Hint(
         "model.forward_global",
-        "`forward` must compute with its own argument, `return self.weight * x + self.bias`, "
-        "not with a tensor of the notebook such as `X`: then the model works on whatever it is "
-        "given (training data, test data, on any device).",
+        "`forward` must compute with its own input and parameters, `return self.weight * x + "
+        "self.bias`, not with values of the notebook such as `X` or the data cell's `weight`: "
+        "then the model learns, and works on whatever it is given (training data, test data, "
+        "on any device).",
     ),
     Hint(
         "model.attribute_name",

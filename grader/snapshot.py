@@ -103,7 +103,7 @@ def describe_module(module: nn.Module, tracer: Tracer, probe_inputs: list[list[f
         "probes": probe_forward(module, tracer, probe_inputs),
         # Misspelled `__init__` or `forward` (`__int__`, `foward`) are found by these names.
         "methods": _own_methods(type(module)),
-        "forward_globals": _tensor_globals(type(module)),
+        "forward_globals": _notebook_globals(type(module)),
     }
 
 
@@ -123,17 +123,21 @@ def _own_methods(cls: type) -> list[str]:
     return names[:MAX_ITEMS]
 
 
-def _tensor_globals(cls: type) -> list[str]:
-    """The notebook's tensors that the class's own `forward` reads as globals (`X` for `x`)."""
+def _notebook_globals(cls: type) -> list[str]:
+    """The notebook's tensors and numbers that the class's own `forward` reads as globals
+    (`X` for its `x`, the data cell's `weight` for `self.weight`)."""
     forward = vars(cls).get("forward")
     if not isinstance(forward, types.FunctionType):
         return []
     names = {
         i.argval for i in dis.get_instructions(forward) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")
     }
-    return sorted(n for n in names if isinstance(forward.__globals__.get(n), torch.Tensor))[
-        :MAX_ITEMS
-    ]
+
+    def data(value: Any) -> bool:
+        number = isinstance(value, numbers.Number) and not isinstance(value, bool)
+        return number or isinstance(value, torch.Tensor)
+
+    return sorted(n for n in names if data(forward.__globals__.get(n)))[:MAX_ITEMS]
 
 
 def probe_forward(module: nn.Module, tracer: Tracer, probe_inputs: list[list[float]]) -> list[dict]:

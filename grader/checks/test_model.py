@@ -67,7 +67,8 @@ def test_forward_is_a_line(record, assignment):
     if model.forward_globals:
         names = ", ".join(f"`{n}`" for n in model.forward_globals)
         raise Mistake(
-            f"`forward` computes with {names} from your notebook instead of its own argument.",
+            f"`forward` computes with {names} from your notebook, not with its own input and "
+            "parameters.",
             "model.forward_global",
         )
     missing = model.missing_attribute()
