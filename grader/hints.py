@@ -486,6 +486,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "Create the folder before saving into it: `MODEL_PATH.mkdir(parents=True, exist_ok=True)`.",
     ),
     Hint(
+        "save.path_join",
+        'Build the path with `pathlib`: `MODEL_PATH = Path("models")`, then join with `/`, '
+        "`MODEL_SAVE_PATH = MODEL_PATH / MODEL_NAME` (a `Path` does not add to a string with "
+        "`+`, and two strings do not join with `/`).",
+    ),
+    Hint(
         "save.to_folder",
         "`torch.save` needs a file name, not the folder: save to "
         "`MODEL_SAVE_PATH = MODEL_PATH / MODEL_NAME`.",
@@ -647,6 +653,10 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("ModuleNotFoundError", r"No module named", "cell.module_missing"),
     ("FileNotFoundError", r"", "file.missing"),
     ("RuntimeError", r"Parent directory .* does not exist", "save.no_folder"),
+    # `MODEL_PATH + "/" + MODEL_NAME`, or `"models" / MODEL_NAME`, or `"models".mkdir()`.
+    ("TypeError", r"unsupported operand type\(s\) for \+: '\w*Path' and 'str'", "save.path_join"),
+    ("TypeError", r"unsupported operand type\(s\) for /: 'str' and 'str'", "save.path_join"),
+    ("AttributeError", r"'str' object has no attribute 'mkdir'", "save.path_join"),
     # `torch.save(..., f=MODEL_PATH)`: the folder itself.
     ("RuntimeError", r"open file failed.*Is a directory", "save.to_folder"),
     ("IsADirectoryError", r"", "save.to_folder"),
