@@ -151,6 +151,12 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     Hint("data.not_line", "`y` must be `weight * X + bias` for every row of X."),
     Hint(
+        "data.requires_grad",
+        "The data is fixed, not learned: make `weight = 0.3` and `bias = 0.9` plain numbers "
+        "(no `requires_grad=True`), so `X` and `y` carry no gradient (and a loss against them "
+        "has no graph of theirs to go back through twice).",
+    ),
+    Hint(
         "data.rows_mismatch",
         "Two tensors with different numbers of rows met in one operation: pair predictions "
         "with the labels of the same data (`model(X_train)` with `y_train`, `model(X_test)` "

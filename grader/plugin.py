@@ -93,7 +93,8 @@ def _earlier_fault(record: Record, section_id: str, error: dict) -> str | None:
     A broken model class (misspelled `__init__` or `forward`, a `forward` that reads the
     notebook's `X`, returns None or reads an attribute `__init__` never made, tensors that
     `.to(device)` leaves behind), or `loss_fn = nn.L1Loss` (the class: calling it with the
-    predictions fails in a way that names neither)."""
+    predictions fails in a way that names neither), or labels that track gradients (made from a
+    `weight` with `requires_grad=True`: the second backward finds their graph freed)."""
     if _comes_after(record, section_id, "model"):
         try:
             model = record.module(record.assignment.model_name, "model")
@@ -102,6 +103,10 @@ def _earlier_fault(record: Record, section_id: str, error: dict) -> str | None:
         fault = model and (model.fault() or model.device_fault(error["evalue"]))
         if fault:
             return fault
+    if _comes_after(record, section_id, "split"):
+        labels = record.raw_value("y_train", "split")
+        if labels.get("kind") == "tensor" and labels.get("requires_grad"):
+            return "data.requires_grad"  # its graph is freed by the first backward
     if _comes_after(record, section_id, "loss_optimizer"):
         loss_fn = record.raw_value("loss_fn", "loss_optimizer")
         if loss_fn.get("kind") == "class" and loss_fn.get("is_module"):

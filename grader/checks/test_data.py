@@ -11,6 +11,12 @@ def test_weight_and_bias(record, assignment):
     for name, wanted in (("weight", assignment.weight), ("bias", assignment.bias)):
         data = record.value(name, "data")
         found, tolerance = data.get("value"), 1e-9
+        expect(
+            not data.get("requires_grad"),
+            f"`{name}` tracks gradients (requires_grad=True): the line's true values are plain "
+            f"numbers, `{name} = {wanted}`.",
+            "data.requires_grad",
+        )
         if data["kind"] == "tensor" and data.get("values") is not None:
             # `weight = torch.tensor(0.3)` makes the same line (to float32's precision).
             if data["values"].numel() == 1:
@@ -54,6 +60,12 @@ def test_y_is_the_line(record, assignment):
         y.shape == X.shape,
         f"`y` has shape {y.shape} but `X` has {X.shape}: compute `y = weight * X + bias`.",
         "data.not_line",
+    )
+    expect(
+        not y.requires_grad and not X.requires_grad,
+        f"`{'y' if y.requires_grad else 'X'}` tracks gradients (requires_grad=True), so every "
+        "loss against it would too: make the data from plain numbers.",
+        "data.requires_grad",
     )
     line = assignment.weight * X.values.double() + assignment.bias
     expect(
