@@ -51,6 +51,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "instead of asking for it with `input(...)`.",
     ),
     Hint(
+        "cell.str_concat",
+        "`+` joins strings only: print numbers and tensors with text through an f-string, "
+        '`print(f"Epoch: {epoch} | Train loss: {loss:.3f}")`.',
+    ),
+    Hint(
         "cell.float_count",
         "A count must be a whole number, an int: write `epochs = 300`, not `3e2` or `300.0` "
         "(or wrap it in `int(...)`).",
@@ -668,6 +673,7 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("IsADirectoryError", r"", "save.to_folder"),
     ("TypeError", r"'float' object cannot be interpreted as an integer", "cell.float_count"),
     ("EOFError", r"EOF when reading a line", "cell.input"),
+    ("TypeError", r"can only concatenate str \(not \"\w+\"\) to str", "cell.str_concat"),
     ("RuntimeError", r"Error\(s\) in loading state_dict", "load.keys"),
     ("NameError", r"is not defined", "name.undefined"),
     # Any other attribute Python found a near spelling for (`nn.Paramter`, `optim.sgd`).
