@@ -57,8 +57,8 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     Hint(
         "cell.float_count",
-        "A count must be a whole number, an int: write `epochs = 300`, not `3e2` or `300.0` "
-        "(or wrap it in `int(...)`).",
+        "A count must be a whole number, an int: write `epochs = 300`, not `3e2`, `300.0` or "
+        '`"300"` (or wrap it in `int(...)`).',
     ),
     Hint(
         "cell.colab_only",
@@ -671,7 +671,7 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     # `torch.save(..., f=MODEL_PATH)`: the folder itself.
     ("RuntimeError", r"open file failed.*Is a directory", "save.to_folder"),
     ("IsADirectoryError", r"", "save.to_folder"),
-    ("TypeError", r"'float' object cannot be interpreted as an integer", "cell.float_count"),
+    ("TypeError", r"'(float|str)' object cannot be interpreted as an integer", "cell.float_count"),
     ("EOFError", r"EOF when reading a line", "cell.input"),
     ("TypeError", r"can only concatenate str \(not \"\w+\"\) to str", "cell.str_concat"),
     ("RuntimeError", r"Error\(s\) in loading state_dict", "load.keys"),

@@ -65,6 +65,8 @@ def test_errors_students_really_hit_get_their_specific_hint():
         ("RuntimeError", "Trying to backward through the graph a second time (or ..."): (
             "training.graph_reused"
         ),
+        ("TypeError", "'str' object cannot be interpreted as an integer"): "cell.float_count",
+        ("TypeError", 'can only concatenate str (not "Tensor") to str'): "cell.str_concat",
         ("ZeroDivisionError", "division by zero"): "cell.raised",
     }
     for (ename, evalue), hint in cases.items():
