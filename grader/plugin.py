@@ -98,9 +98,9 @@ def _earlier_fault(record: Record, section_id: str, error: dict) -> str | None:
     if _comes_after(record, section_id, "model"):
         try:
             model = record.module(record.assignment.model_name, "model")
-        except Mistake:
-            model = None
-        fault = model and (model.fault() or model.device_fault(error["evalue"]))
+            fault = model.fault() or model.device_fault(error["evalue"])
+        except Mistake:  # no model after the model cell: nothing to blame there
+            fault = None
         if fault:
             return fault
     if _comes_after(record, section_id, "split"):

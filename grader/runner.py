@@ -200,8 +200,8 @@ def _error_info(error: BaseException, source: str, namespace: dict | None = None
 
 
 def _did_you_mean(error: BaseException, namespace: dict) -> str:
-    """ " Did you mean: 'X_train'?" for a misspelled name or attribute, as Python's own
-    traceback says it (the exception's message alone does not)."""
+    """The ". Did you mean: 'X_train'?" that Python's own traceback adds for a misspelled name
+    or attribute (the exception's message alone lacks it), or ""."""
     name = getattr(error, "name", None)
     if not isinstance(name, str) or type(error) not in (NameError, AttributeError):
         return ""
@@ -210,7 +210,16 @@ def _did_you_mean(error: BaseException, namespace: dict) -> str:
             candidates = dir(error.obj)
         else:
             candidates = [*namespace, *dir(builtins)]
-        candidates = [c for c in candidates if isinstance(c, str) and c != name]
+        # Private and IPython's own names (`_i3`, `Out`) are never what a student meant.
+        hidden = {"In", "Out", "exit", "quit", "get_ipython"}
+        candidates = [
+            c
+            for c in candidates
+            if isinstance(c, str)
+            and c != name
+            and c not in hidden
+            and (not c.startswith("_") or name.startswith("_"))
+        ]
         found = [c for c in candidates if c.lower() == name.lower()]  # `optim.sgd`
         found = found or difflib.get_close_matches(name, candidates, 1, 0.75)
     except Exception:  # a student's object whose dir() raises: no suggestion

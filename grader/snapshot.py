@@ -107,11 +107,15 @@ def describe_module(module: nn.Module, tracer: Tracer, probe_inputs: list[list[f
     }
 
 
+def _torch_class(cls: type) -> bool:
+    return str(getattr(cls, "__module__", "")).startswith("torch.")
+
+
 def _own_methods(cls: type) -> list[str]:
     """The functions the student's classes define (up to nn.Module, whose methods are not)."""
     names: list[str] = []
     for klass in cls.__mro__:
-        if str(getattr(klass, "__module__", "")).startswith("torch."):
+        if _torch_class(klass):
             break
         # `def __init(self)` in a class body is stored name-mangled, `_Model__init`.
         mangled = f"_{str(getattr(klass, '__name__', '')).lstrip('_')}__"
@@ -127,8 +131,8 @@ def _notebook_globals(cls: type) -> list[str]:
     """The notebook's tensors and numbers that the class's own `forward` reads as globals
     (`X` for its `x`, the data cell's `weight` for `self.weight`)."""
     forward = vars(cls).get("forward")
-    if not isinstance(forward, types.FunctionType):
-        return []
+    if _torch_class(cls) or not isinstance(forward, types.FunctionType):
+        return []  # torch's own modules (nn.Linear, a loss module) are not the student's
     names = {
         i.argval for i in dis.get_instructions(forward) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")
     }

@@ -41,3 +41,11 @@ def test_only_the_stubs_own_not_implemented_error_reads_as_unfilled(shell):
     torch_raised = _run_cell(shell, "M()(torch.ones(1))\n", timeout=10)["error"]
     assert torch_raised["ename"] == "NotImplementedError"
     assert torch_raised["in_cell"] is False
+
+
+def test_a_misspelled_name_gets_pythons_suggestion_but_never_ipythons_own(shell):
+    shell.run_cell("X_train = 1\n", store_history=False)
+    error = _run_cell(shell, "X_Train + 1\n", timeout=10)["error"]
+    assert error["evalue"] == "name 'X_Train' is not defined. Did you mean: 'X_train'?"
+    error = _run_cell(shell, "Ou + 1\n", timeout=10)["error"]  # `Out` is IPython's
+    assert error["evalue"] == "name 'Ou' is not defined"
