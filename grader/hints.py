@@ -97,6 +97,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "ran. Check the spelling against the cell's instructions.",
     ),
     Hint(
+        "name.not_tensor",
+        "This name must hold a tensor. Check the line that assigns it: a function or method "
+        "that returns nothing gives None, and a list or a number needs `torch.tensor(...)`.",
+    ),
+    Hint(
         "name.undefined",
         "Your cell uses a name that is not defined yet: check its spelling against where you "
         "made it (names are case-sensitive), define it in this cell if the instructions ask "
@@ -181,6 +186,17 @@ _CATALOGUE: tuple[Hint, ...] = (
         "split.overlap",
         "Every row must be in exactly one of the two sets: take "
         "`X[:train_split]` for training and `X[train_split:]` for testing.",
+    ),
+    Hint(
+        "split.subset",
+        "`random_split` and `TensorDataset` make datasets for a `DataLoader`, not tensors: "
+        "slice the tensors themselves, `X_train, y_train = X[:train_split], y[:train_split]` "
+        "and `X_test, y_test = X[train_split:], y[train_split:]`.",
+    ),
+    Hint(
+        "split.columns",
+        "Split the rows, not the columns: `X[:train_split]` takes the first rows, while "
+        "`X[:, :train_split]` slices the second dimension (X has one column).",
     ),
     Hint(
         "split.misaligned",
@@ -394,6 +410,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "The parameters did not change the way one SGD step on this "
         "epoch's loss changes them. Keep the five steps in order: forward, loss, zero_grad, "
         "backward, step.",
+    ),
+    Hint(
+        "training.loss_nan",
+        "A loss of nan means the numbers broke: the mean over a tensor with no rows is nan "
+        "(check the shapes of `X_train` and `y_train`), and a learning rate that is too high "
+        "makes the parameters grow until they overflow.",
     ),
     Hint(
         "training.loss_not_decreasing",

@@ -11,7 +11,7 @@ import pytest
 
 from grader.assignments import Assignment
 from grader.hints import hint_for_error
-from grader.record import Mistake, Record
+from grader.record import DATASET_TYPES, Mistake, Record
 
 
 def check(section: str, name: str, weight: float = 1.0, only: str | None = None, hidden=False):
@@ -40,6 +40,9 @@ SECTION_HINTS = {
     ("model.requires_grad", "training_loop"): "training.no_graph",
     ("file.missing", "load_model"): "load.file_missing",
 }
+
+
+SPLIT = ("X_train", "y_train", "X_test", "y_test")
 
 
 def section_problem(record: Record, section_id: str, present: set[str]) -> Mistake | None:
@@ -94,24 +97,34 @@ def _earlier_fault(record: Record, section_id: str, error: dict) -> str | None:
     notebook's `X`, returns None or reads an attribute `__init__` never made, tensors that
     `.to(device)` leaves behind), or `loss_fn = nn.L1Loss` (the class: calling it with the
     predictions fails in a way that names neither), or labels that track gradients (made from a
-    `weight` with `requires_grad=True`: the second backward finds their graph freed)."""
-    if _comes_after(record, section_id, "model"):
-        try:
-            model = record.module(record.assignment.model_name, "model")
-            fault = model.fault() or model.device_fault(error["evalue"])
-        except Mistake:  # no model after the model cell: nothing to blame there
-            fault = None
-        if fault:
-            return fault
+    `weight` with `requires_grad=True`: the second backward finds their graph freed), or a
+    split into datasets (`random_split`) where tensors were asked for."""
+    fault = _model_fault(record, section_id, error)
+    if fault:
+        return fault
     if _comes_after(record, section_id, "split"):
         labels = record.raw_value("y_train", "split")
         if labels.get("kind") == "tensor" and labels.get("requires_grad"):
             return "data.requires_grad"  # its graph is freed by the first backward
+        # `random_split` gave Subsets: `.to(device)` and the model's `*` fail on them.
+        if any(record.raw_value(name, "split").get("type") in DATASET_TYPES for name in SPLIT):
+            return "split.subset"
     if _comes_after(record, section_id, "loss_optimizer"):
         loss_fn = record.raw_value("loss_fn", "loss_optimizer")
         if loss_fn.get("kind") == "class" and loss_fn.get("is_module"):
             return "loss.class_not_instance"
     return None
+
+
+def _model_fault(record: Record, section_id: str, error: dict | None = None) -> str | None:
+    """The hint for the model class's fault, in a section after the model's."""
+    if not _comes_after(record, section_id, "model"):
+        return None
+    try:
+        model = record.module(record.assignment.model_name, "model")
+        return model.fault() or (model.device_fault(error["evalue"]) if error else None)
+    except Mistake:  # no model after the model cell: nothing to blame there
+        return None
 
 
 def _comes_after(record: Record, section_id: str, earlier: str) -> bool:
@@ -272,6 +285,8 @@ class RecordPlugin:
             error = call.excinfo.value
             if isinstance(error, Mistake):
                 verdict.message, verdict.hint = error.message, error.hint
+                if error.hint == "name.not_tensor":  # None from a `forward` without `return`
+                    verdict.hint = _model_fault(self.job.record, verdict.section) or error.hint
             else:  # a bug in a check must show, not pass silently or blame the student
                 verdict.internal_error = f"{type(error).__name__}: {error}"
                 verdict.message = "The grader could not run this check (internal error)."

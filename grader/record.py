@@ -29,6 +29,27 @@ def expect(condition: bool, message: str, hint: str) -> None:
         raise Mistake(message, hint)
 
 
+def what_it_is(data: dict) -> str:
+    """A recorded non-tensor value as the object of a sentence: "None", "the number 0",
+    "a Subset"."""
+    if data["kind"] == "value":
+        value = data.get("value")
+        if value is None or isinstance(value, bool):
+            return str(value)
+        if isinstance(value, float):
+            return f"the number {value:g}"
+        return f"the string {value!r}"
+    if data["kind"] == "device":
+        return f"the device {data['value']!r}"
+    if data["kind"] == "list":
+        return "a list"
+    return f"a {data.get('type') or data.get('class') or data.get('name') or data['kind']}"
+
+
+# What `torch.utils.data` hands back in place of tensors (`random_split`, `TensorDataset`).
+DATASET_TYPES = ("Subset", "TensorDataset", "Dataset", "DataLoader")
+
+
 @dataclass(frozen=True)
 class TensorValue:
     name: str
@@ -232,19 +253,16 @@ class Record:
     def tensor(self, name: str, section_id: str | None = None) -> TensorValue:
         data = self.value(name, section_id)
         if data["kind"] != "tensor":
-            found = data.get("type") or data["kind"]
-            found = (
-                "None" if data["kind"] == "value" and data.get("value") is None else f"a {found}"
-            )
-            raise Mistake(f"`{name}` should be a tensor, but it is {found}.", "name.missing")
+            hint = "split.subset" if data.get("type") in DATASET_TYPES else "name.not_tensor"
+            raise Mistake(f"`{name}` should be a tensor, but it is {what_it_is(data)}.", hint)
         return TensorValue(name, data)
 
     def module(self, name: str, section_id: str | None = None) -> ModuleValue:
         data = self.value(name, section_id)
         if data["kind"] != "module":
-            found = data.get("type") or data.get("name") or data["kind"]
             raise Mistake(
-                f"`{name}` should be an instance of an `nn.Module` subclass, but it is a {found}.",
+                f"`{name}` should be an instance of an `nn.Module` subclass, but it is "
+                f"{what_it_is(data)}.",
                 "model.not_module",
             )
         return ModuleValue(name, data)
@@ -296,7 +314,8 @@ class Record:
 def same_values(a: torch.Tensor | None, b: torch.Tensor | None, atol: float = 1e-6) -> bool:
     if a is None or b is None or a.shape != b.shape:
         return False
-    return bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=0))
+    # nan equals nan here: a blown-up model saved and loaded is still the same model.
+    return bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=0, equal_nan=True))
 
 
 def read_saved_file(workdir: Path, path_text: str) -> SavedFile:

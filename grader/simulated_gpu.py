@@ -88,11 +88,20 @@ def _alias(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.view_as(tensor)
 
 
+def _ordinal(value: Any) -> bool:
+    """A bare device number (`.to(0)`, `torch.cuda.current_device()`): on a CUDA machine, that
+    GPU; torch on a CPU-only one refuses it ("Cannot access accelerator device ...")."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _target_device(args: tuple, kwargs: dict) -> torch.device | None:
     # .to(other_tensor): that tensor's (simulated) device, not the CPU it really is on.
     other = next((a for a in (*args, kwargs.get("other")) if isinstance(a, torch.Tensor)), None)
     if other is not None:
         return torch.device(device_of(other))
+    first = args[0] if args else kwargs.get("device")
+    if _ordinal(first):
+        return torch.device("cuda", first)
     try:
         device, _, _, _ = torch._C._nn._parse_to(*args, **kwargs)
     except Exception:
@@ -213,6 +222,8 @@ def _mark_all(value: Any) -> None:
 
 
 def _is_gpu(device: Any) -> bool:
+    if _ordinal(device):
+        return True
     if isinstance(device, (str, torch.device)):
         try:
             return torch.device(device).type == "cuda"

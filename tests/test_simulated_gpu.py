@@ -70,6 +70,10 @@ SCRIPT = textwrap.dedent(
     print("default_mixed", error(lambda: made + plain))
     torch.set_default_device("cpu")
     print("default_off", device_of(torch.randn(2)), torch.get_default_device())
+    # A GPU's number (`torch.cuda.current_device()`) is that GPU, on a tensor or a model.
+    number = torch.cuda.current_device()
+    print("ordinal", device_of(plain.to(number)), device_of(nn.Linear(1, 1).to(0).weight),
+          device_of(torch.zeros(1, device=0)), device_of(plain.to(0, torch.float64)))
     """
 )
 
@@ -106,6 +110,7 @@ def test_device_mistakes_raise_as_on_cuda_and_values_stay_exact():
     assert lines["like"] == "cpu"
     assert lines["default_mixed"].startswith("Expected all tensors to be on the same device")
     assert lines["default_off"] == "cpu cpu"
+    assert lines["ordinal"] == "cuda:0 cuda:0 cuda:0 cuda:0"
 
 
 TRACED = textwrap.dedent(

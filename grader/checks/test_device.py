@@ -1,7 +1,7 @@
 """Section `device`: device-agnostic code."""
 
 from grader.plugin import check
-from grader.record import Mistake, expect
+from grader.record import Mistake, expect, what_it_is
 
 
 @check("device", "value")
@@ -10,7 +10,7 @@ def test_device_matches_the_machine(record):
     found = device.get("value")
     expect(
         device["kind"] in ("value", "device") and isinstance(found, str),
-        f'`device` should be the string "cpu" or "cuda", but it is a {device.get("type")}.',
+        f'`device` should be the string "cpu" or "cuda", but it is {what_it_is(device)}.',
         "device.wrong",
     )
     expected = record.expected_device

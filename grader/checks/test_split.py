@@ -9,7 +9,17 @@ NAMES = ("X_train", "y_train", "X_test", "y_test")
 
 
 def _parts(record):
-    return {name: record.tensor(name, "split") for name in NAMES}
+    parts = {name: record.tensor(name, "split") for name in NAMES}
+    for name, part in parts.items():
+        whole = record.tensor(name[0], "split")
+        # `X[:, :train_split]` cuts the columns: (100, 1) and (100, 0), every row in both.
+        if len(whole.shape) == len(part.shape) > 1 and part.shape[1:] != whole.shape[1:]:
+            raise Mistake(
+                f"`{name}` has shape {tuple(part.shape)} but `{name[0]}` has "
+                f"{tuple(whole.shape)}: the split should cut rows and keep the columns.",
+                "split.columns",
+            )
+    return parts
 
 
 def _rows(tensor: torch.Tensor) -> torch.Tensor:

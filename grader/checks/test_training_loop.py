@@ -1,5 +1,7 @@
 """Section `training_loop`: the five steps every epoch, real SGD steps, regular test passes."""
 
+import math
+
 import pytest
 
 from grader.epochs import (
@@ -136,6 +138,7 @@ def test_loss_goes_down(loop):
     losses = [e["value"] for e in loop["events"] if e["kind"] == "loss" and e["grad_enabled"]]
     losses = [v for v in losses if v is not None]
     expect(len(losses) >= 2, "No training loss was computed.", "training.no_loss")
+    _loss_is_a_number(loop, losses)
     expect(
         losses[-1] < losses[0],
         f"The training loss went from {losses[0]:.4f} to {losses[-1]:.4f}; it should go down.",
@@ -225,6 +228,30 @@ def test_loss_history_lists(record, assignment):
             "logged epoch: append `loss.detach().numpy()` or `loss.item()`.",
             "training.loss_history",
         )
+
+
+def _loss_is_a_number(loop, losses: list[float]) -> None:
+    """A nan loss never goes down: say where it came from (no rows, or blown up)."""
+    broken = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+    if broken is None:
+        return
+    if broken > 0:
+        raise Mistake(
+            f"The training loss was {losses[0]:.4f} at first and {losses[broken]} from "
+            f"training step {broken + 1} on: the parameters blew up.",
+            "training.loss_nan",
+        )
+    first = next(e for e in loop["events"] if e["kind"] == "loss" and e["grad_enabled"])
+    shapes = [(first.get(side) or {}).get("shape") for side in ("input", "target")]
+    empty = next((s for s in shapes if s is not None and 0 in s), None)
+    why = (
+        f": `loss_fn` compares tensors of shape {_shape(empty)}, with no values in them"
+        if empty is not None
+        else ""
+    )
+    raise Mistake(
+        f"The training loss is {losses[0]} from the first epoch{why}.", "training.loss_nan"
+    )
 
 
 def _shape(shape: list) -> str:
