@@ -376,6 +376,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "starts from untrained parameters, and it is the one every later cell would use).",
     ),
     Hint(
+        "training.optimizer_stale",
+        "An optimizer updates the parameters it was given when it was made. Don't create "
+        "`model_1` again in the training cell; if you must, create `optimizer` again right "
+        "after it: `optimizer = torch.optim.SGD(params=model_1.parameters(), lr=0.01)`.",
+    ),
+    Hint(
         "training.graph_reused",
         "Each epoch needs a fresh forward pass: put `y_pred = model(X_train)` and "
         "`loss = loss_fn(y_pred, y_train)` inside the loop, so every `loss.backward()` has a "

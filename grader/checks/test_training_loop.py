@@ -129,11 +129,12 @@ def test_each_step_is_sgd(loop):
 
 
 @check("training_loop", "loss_decreases")
-def test_loss_goes_down(loop):
+def test_loss_goes_down(loop, record, assignment):
     steps_the_model = {p["id"] for p in loop["model"].parameters}
     stepped = set(loop["epochs"][0].step["param_ids"]) if loop["epochs"] else set()
     # (A model made again after the loop is not the one its optimizer held: judged anyway.)
     if stepped and not loop["replaced"] and not steps_the_model & stepped:
+        _optimizer_made_for_the_old_model(record, assignment, stepped)
         return  # the optimizer holds another model's parameters: loss_optimizer says so
     losses = [e["value"] for e in loop["events"] if e["kind"] == "loss" and e["grad_enabled"]]
     losses = [v for v in losses if v is not None]
@@ -227,6 +228,23 @@ def test_loss_history_lists(record, assignment):
             f"`{name}` should hold {len(wanted)} plain loss values (no gradient), one per "
             "logged epoch: append `loss.detach().numpy()` or `loss.item()`.",
             "training.loss_history",
+        )
+
+
+def _optimizer_made_for_the_old_model(record, assignment, stepped: set) -> None:
+    """The model made again in the training cell, after `optimizer` took the parameters of
+    the one before it: the loop trains the new model and steps the old one."""
+    name = assignment.model_name
+    try:
+        before = {p["id"] for p in record.module(name, "loss_optimizer").parameters}
+    except Mistake:
+        return
+    if before & stepped:
+        raise Mistake(
+            f"Your loop trains a `{name}` made again in this cell, but `optimizer` still holds "
+            f"the parameters of the `{name}` it was made with: its steps never change the model "
+            "you train.",
+            "training.optimizer_stale",
         )
 
 
