@@ -56,6 +56,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         '`print(f"Epoch: {epoch} | Train loss: {loss:.3f}")`.',
     ),
     Hint(
+        "cell.list_times_tensor",
+        "A Python list times a tensor (`[0.3] * X`) asks Python to repeat the list, which "
+        "fails: use a plain number (`weight = 0.3`) or a tensor (`torch.tensor([0.3])`).",
+    ),
+    Hint(
         "cell.float_count",
         "A count must be a whole number, an int: write `epochs = 300`, not `3e2`, `300.0` or "
         '`"300"` (or wrap it in `int(...)`).',
@@ -702,6 +707,12 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("TypeError", r"'(float|str)' object cannot be interpreted as an integer", "cell.float_count"),
     ("EOFError", r"EOF when reading a line", "cell.input"),
     ("TypeError", r"can only concatenate str \(not \"\w+\"\) to str", "cell.str_concat"),
+    # `[0.3] * X`: Python's list repetition asks the tensor for an index.
+    (
+        "TypeError",
+        r"only integer tensors of a single element can be converted to an index",
+        "cell.list_times_tensor",
+    ),
     ("RuntimeError", r"Error\(s\) in loading state_dict", "load.keys"),
     ("NameError", r"is not defined", "name.undefined"),
     # Any other attribute Python found a near spelling for (`nn.Paramter`, `optim.sgd`).

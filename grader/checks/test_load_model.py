@@ -101,6 +101,7 @@ def test_reloaded_model_predicts_in_eval_mode(record, assignment):
     expect(
         not calls[-1]["training"],
         f"`{assignment.loaded_name}` was in train mode when it predicted (a new model starts "
-        f"in train mode): call `{assignment.loaded_name}.eval()` first.",
+        f"in train mode): call `{assignment.loaded_name}.eval()` first."
+        + record.uncalled("load_model", "eval"),
         "predictions.not_eval",
     )

@@ -64,7 +64,8 @@ def test_predicted_in_eval_mode(record, assignment):
     expect(
         not calls[-1]["training"],
         f"`{assignment.model_name}` was in train mode when it made `y_preds`: call "
-        f"`{assignment.model_name}.eval()` before predicting.",
+        f"`{assignment.model_name}.eval()` before predicting."
+        + record.uncalled("predictions", "eval"),
         "predictions.not_eval",
     )
 
