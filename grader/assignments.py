@@ -10,6 +10,9 @@ class Section:
     id: str  # the stub cell's nbgrader grade_id
     title: str
     names: tuple[str, ...]  # names the stub cell must define (snapshotted after it runs)
+    # How the stub's instructions begin: finds the cell when a student's notebook lost its
+    # nbgrader tag (a cell deleted and typed again, an editor that drops cell metadata).
+    marker: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,22 +50,52 @@ class Assignment:
         return f"{self.id}.ipynb"
 
 
-_SPLIT = Section("split", "Split the data 80/20", ("X_train", "y_train", "X_test", "y_test"))
-_LOSS = Section("loss_optimizer", "Loss function and optimizer", ("loss_fn", "optimizer"))
+_SPLIT = Section(
+    "split",
+    "Split the data 80/20",
+    ("X_train", "y_train", "X_test", "y_test"),
+    "# Define `train_split`",
+)
+_SAVE = Section(
+    "save_model",
+    "Save the state_dict",
+    ("MODEL_SAVE_PATH",),
+    '# Define `MODEL_PATH = Path("models")`',
+)
+_MODEL_MARKER = "# Define `class LinearRegressionModel(nn.Module)`"
+_PREDICTIONS_MARKER = "# Define `y_preds`"
+_LOSS = Section(
+    "loss_optimizer", "Loss function and optimizer", ("loss_fn", "optimizer"), "# Define `loss_fn`"
+)
 
 EXERCISES = Assignment(
     id="01_pytorch_workflow_exercises",
     title="01 PyTorch Workflow: exercises",
     sections=(
-        Section("device", "Device-agnostic code", ("device",)),
-        Section("data", "Make straight-line data", ("weight", "bias", "X", "y")),
+        Section("device", "Device-agnostic code", ("device",), "# Define `device`"),
+        Section(
+            "data",
+            "Make straight-line data",
+            ("weight", "bias", "X", "y"),
+            "# Define `weight = 0.3`",
+        ),
         _SPLIT,
-        Section("model", "Build the model", ("model_1",)),
+        Section("model", "Build the model", ("model_1",), _MODEL_MARKER),
         _LOSS,
-        Section("training_loop", "Training and testing loop", ("model_1", "epochs")),
-        Section("predictions", "Make predictions", ("y_preds", "model_1")),
-        Section("save_model", "Save the state_dict", ("MODEL_SAVE_PATH",)),
-        Section("load_model", "Load it into a new model", ("loaded_model", "loaded_model_preds")),
+        Section(
+            "training_loop",
+            "Training and testing loop",
+            ("model_1", "epochs"),
+            "# Define `epochs = 300`",
+        ),
+        Section("predictions", "Make predictions", ("y_preds", "model_1"), _PREDICTIONS_MARKER),
+        _SAVE,
+        Section(
+            "load_model",
+            "Load it into a new model",
+            ("loaded_model", "loaded_model_preds"),
+            "# Define `loaded_model`",
+        ),
     ),
     weight=0.3,
     bias=0.9,
@@ -94,16 +127,22 @@ WALKTHROUGH = Assignment(
     title="01 PyTorch Workflow: the chapter walkthrough",
     sections=(
         _SPLIT,
-        Section("model", "Build the model", ("model_0",)),
+        Section("model", "Build the model", ("model_0",), _MODEL_MARKER),
         _LOSS,
         Section(
             "training_loop",
             "Training and testing loop",
             ("model_0", "epochs", "epoch_count", "train_loss_values", "test_loss_values"),
+            "# Define `epochs = 100`",
         ),
-        Section("predictions", "Make predictions", ("y_preds", "model_0")),
-        Section("save_model", "Save the state_dict", ("MODEL_SAVE_PATH",)),
-        Section("load_model", "Load it into a new model", ("loaded_model_0", "loaded_model_preds")),
+        Section("predictions", "Make predictions", ("y_preds", "model_0"), _PREDICTIONS_MARKER),
+        _SAVE,
+        Section(
+            "load_model",
+            "Load it into a new model",
+            ("loaded_model_0", "loaded_model_preds"),
+            "# Define `loaded_model_0`",
+        ),
     ),
     weight=0.7,
     bias=0.3,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.assignments import ASSIGNMENTS, Assignment
+from grader.assignments import ASSIGNMENTS, Assignment, Section
 
 
 class UnusableNotebook(Exception):
@@ -77,13 +77,54 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     return notebook
 
 
-def _guess_assignment(path: Path, stub_ids: set[str]) -> Assignment | None:
+def _untagged_cells(cells: list[Cell], section: Section) -> list[Cell]:
+    """Code cells without an nbgrader tag that hold the section's instructions (a line that
+    begins with them): its graded cell, deleted and typed again, or stripped of its metadata."""
+    return [
+        cell
+        for cell in cells
+        if cell.grade_id is None
+        and section.marker
+        and any(line.lstrip().startswith(section.marker) for line in cell.source.splitlines())
+    ]
+
+
+def _retag(cells: list[Cell], assignment: Assignment, stub_ids: set[str]) -> list[str]:
+    """Give each graded cell that lost its tag its section back; one note says which."""
+    retagged, notes = [], []
+    for section in assignment.sections:
+        found = _untagged_cells(cells, section) if section.id not in stub_ids else []
+        if not found:
+            continue
+        cell = found[-1]  # the one in effect when the notebook runs from the top
+        cells[cells.index(cell)] = Cell(cell.index, cell.source, "stub", section.id)
+        stub_ids.add(section.id)
+        retagged.append(repr(section.id))
+        if len(found) > 1:
+            notes.append(
+                f"{len(found)} cells hold the instructions of {section.id!r}: graded the last"
+            )
+    if len(retagged) == 1:
+        notes.insert(
+            0, f"graded cell {retagged[0]} had lost its nbgrader tag: found it by its instructions"
+        )
+    elif retagged:
+        notes.insert(
+            0,
+            f"graded cells {', '.join(retagged)} had lost their nbgrader tags: found "
+            "each by its instructions",
+        )
+    return notes
+
+
+def _guess_assignment(path: Path, stub_ids: set[str], cells: list[Cell]) -> Assignment | None:
     for assignment in ASSIGNMENTS.values():
         if path.stem == assignment.id:
             return assignment
     best, best_overlap = None, 0
     for assignment in ASSIGNMENTS.values():
-        overlap = len(stub_ids & set(assignment.section_ids))
+        untagged = {s.id for s in assignment.sections if _untagged_cells(cells, s)}
+        overlap = len((stub_ids | untagged) & set(assignment.section_ids))
         # The walkthrough's sections are a subset of the exercises': prefer the exact match.
         exact = stub_ids == set(assignment.section_ids)
         score = overlap + (0.5 if exact else 0)
@@ -113,13 +154,15 @@ def load_submission(path: str | os.PathLike, assignment_id: str | None = None) -
             raise UnusableNotebook(f"unknown assignment {assignment_id!r} (known: {known})")
         assignment = ASSIGNMENTS[assignment_id]
     else:
-        assignment = _guess_assignment(path, stub_ids)
+        assignment = _guess_assignment(path, stub_ids, cells)
         if assignment is None:
             raise UnusableNotebook(
                 f"{path}: not a notebook of this kit's assignments "
                 f"({', '.join(sorted(ASSIGNMENTS))}); its graded cells were not found"
             )
+    retagged = _retag(cells, assignment, stub_ids)
     submission = Submission(path=path, assignment=assignment, cells=cells, not_code=not_code)
+    submission.notes.extend(retagged)
     seen: set[str] = set()
     for cell in cells:
         if cell.role == "stub" and cell.grade_id in seen:

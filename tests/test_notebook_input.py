@@ -8,6 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from grader.assignments import ASSIGNMENTS
 from grader.grading import grade
 from grader.notebook import UnusableNotebook, load_submission
 
@@ -79,6 +80,68 @@ def test_a_graded_cell_turned_markdown_is_named_as_such(tmp_path, notebook):
     check = result.section("training_loop").checks[0]
     assert check.hint == "cell.not_code" and "is a Markdown cell" in check.message
     assert any("markdown cell: it never ran" in error for error in result.errors)
+
+
+def test_graded_cells_that_lost_their_tags_are_found_by_their_instructions(tmp_path, notebook):
+    for cell in notebook.cells:  # an editor that drops cell metadata, under Colab's copy name
+        cell.metadata.pop("nbgrader", None)
+    path = tmp_path / "Copy of 01_pytorch_workflow_exercises.ipynb"
+    nbformat.write(notebook, path)
+    result = grade(path)
+    assert result.assignment == "01_pytorch_workflow_exercises"
+    assert result.score == result.max_score
+    assert any("had lost their nbgrader tags" in error for error in result.errors)
+
+
+def _retyped(notebook, section_id: str, keep_instructions: bool = True):
+    """The graded cell deleted and typed again: a new code cell, without nbgrader's tag."""
+    index = next(i for i, c in enumerate(notebook.cells) if _grade_id(c) == section_id)
+    source = notebook.cells[index].source
+    if not keep_instructions:
+        source = "\n".join(line for line in source.splitlines() if not line.startswith("#"))
+    notebook.cells[index] = nbformat.v4.new_code_cell(source)
+    return notebook
+
+
+def test_a_graded_cell_typed_again_is_found_only_with_its_instructions(tmp_path, notebook):
+    path = tmp_path / "retyped.ipynb"
+    nbformat.write(_retyped(copy.deepcopy(notebook), "split"), path)
+    submission = load_submission(path)
+    assert "split" in submission.stub_ids
+    assert submission.notes == [
+        "graded cell 'split' had lost its nbgrader tag: found it by its instructions"
+    ]
+    nbformat.write(_retyped(notebook, "split", keep_instructions=False), path)
+    submission = load_submission(path)
+    assert "split" not in submission.stub_ids  # no way to tell it from the student's own cells
+    assert submission.notes == ["graded cell 'split' is missing from the notebook"]
+
+
+def test_of_two_untagged_copies_of_a_graded_cell_the_last_is_graded(tmp_path, notebook):
+    _retyped(notebook, "model")
+    index = next(i for i, c in enumerate(notebook.cells) if "# Define `class" in c.source)
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(notebook.cells[index].source))
+    path = tmp_path / "Untitled.ipynb"  # the assignment is told by the instructions too
+    nbformat.write(notebook, path)
+    submission = load_submission(path)
+    model = next(c for c in submission.cells if c.grade_id == "model")
+    assert model.index == index + 1
+    assert "2 cells hold the instructions of 'model': graded the last" in submission.notes
+
+
+@pytest.mark.parametrize("assignment", sorted(ASSIGNMENTS))
+def test_each_sections_marker_begins_its_instructions(assignment):
+    """The markers that find an untagged graded cell are the instructions' first line, in the
+    released notebook and in the instructor's."""
+    for folder in ("exercises", "solutions"):
+        path = REPO / folder / assignment / f"{assignment}.ipynb"
+        stubs = {
+            _grade_id(c): c.source
+            for c in nbformat.read(path, as_version=4).cells
+            if c.get("metadata", {}).get("nbgrader", {}).get("solution")
+        }
+        for section in ASSIGNMENTS[assignment].sections:
+            assert stubs[section.id].startswith(section.marker), (folder, section.id)
 
 
 def test_unknown_assignment_name_is_a_clear_error(notebook, tmp_path):
