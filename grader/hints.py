@@ -210,6 +210,11 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     # Model
     Hint(
+        "load.class_not_instance",
+        "Create the new model by calling its class, with brackets: `loaded_model = "
+        "LinearRegressionModel()`. The class itself holds no parameters to load into.",
+    ),
+    Hint(
         "model.class_not_instance",
         "Create the model by calling its class: `model_1 = LinearRegressionModel()`, with "
         "brackets; the class itself is not a model.",
@@ -654,6 +659,13 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ),
     # `LinearRegressionModel.to(device)`: the class's method, called with the device as self.
     ("AttributeError", r"object has no attribute '_apply'", "model.class_not_instance"),
+    # A method called on the class itself: `LinearRegressionModel.load_state_dict(sd)` binds
+    # the state_dict as `self` and misses its own argument.
+    (
+        "TypeError",
+        r"Module\.\w+\(\) missing 1 required positional argument",
+        "model.class_not_instance",
+    ),
     # `SGD(params=model.parameters, ...)`: the method itself, without its brackets.
     ("TypeError", r"'method' object is not iterable", "optimizer.parameters_typo"),
     (

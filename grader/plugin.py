@@ -39,6 +39,7 @@ SECTION_HINTS = {
     # (unless the model's parameters need no gradient: see _graph_cut_by_the_loop).
     ("model.requires_grad", "training_loop"): "training.no_graph",
     ("file.missing", "load_model"): "load.file_missing",
+    ("model.class_not_instance", "load_model"): "load.class_not_instance",
 }
 
 
