@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from grader.record import same_values
+
 
 @dataclass
 class Epoch:
@@ -45,7 +47,15 @@ def _training_view(record, assignment) -> dict:
         "replaced": replaced,
         "X_test": record.tensor("X_test", "training_loop").values,
         "y_test": record.tensor("y_test", "training_loop").values,
+        # A split whose test set is its training set: training on it is not the loop's fault.
+        "test_is_train": _same_data(record, "X_test", "X_train"),
     }
+
+
+def _same_data(record, a: str, b: str) -> bool:
+    first = record.raw_value(a, "training_loop").get("values")
+    second = record.raw_value(b, "training_loop").get("values")
+    return first is not None and second is not None and same_values(first, second, atol=0)
 
 
 def loss_labels(loss: dict | None) -> dict | None:

@@ -97,8 +97,8 @@ def test_five_steps_in_order(loop, record):
         loop["epochs"],
         loop["tail"],
         loop["model_id"],
-        loop["X_test"],
-        loop["y_test"],
+        None if loop["test_is_train"] else loop["X_test"],
+        None if loop["test_is_train"] else loop["y_test"],
         # No backward before the loop: its first epoch has no gradients to zero.
         fresh_gradients=not any(
             e.get("cell") is not None and e["cell"] < cell for e in record.events("backward")
