@@ -82,6 +82,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "`raise NotImplementedError()` with your code.",
     ),
     Hint(
+        "cell.raise_left",
+        "Delete the `raise NotImplementedError()` line the cell came with: it stops the cell "
+        "with an error every time, before your code below it runs.",
+    ),
+    Hint(
         "cell.timeout",
         "This cell ran past its time limit. Look for a loop that never ends, "
         "or far more epochs than the exercise asks for.",

@@ -77,6 +77,26 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
     return notebook
 
 
+STUB_RAISE = ("raise NotImplementedError()", "raise NotImplementedError")
+
+
+def _without_trailing_raise(cell: Cell) -> tuple[Cell, str | None]:
+    """A graded cell whose code is written but still ends with the stub's `raise
+    NotImplementedError()`: the cell without that line, and a note. nbgrader grades such a cell
+    by the tests after it, which see everything the code defined; so does the kit."""
+    lines = cell.source.splitlines()
+    code = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
+    if len(code) < 2 or lines[code[-1]].rstrip() not in STUB_RAISE:
+        return cell, None
+    kept = lines[: code[-1]] + lines[code[-1] + 1 :]
+    note = (
+        f"graded cell {cell.grade_id!r} still ends with the stub's `raise NotImplementedError()` "
+        f"(line {code[-1] + 1}), which stops it with an error in Jupyter: graded without that "
+        "line; delete it"
+    )
+    return Cell(cell.index, "\n".join(kept), cell.role, cell.grade_id), note
+
+
 def _untagged_cells(cells: list[Cell], section: Section) -> list[Cell]:
     """Code cells without an nbgrader tag that hold the section's instructions (a line that
     begins with them): its graded cell, deleted and typed again, or stripped of its metadata."""
@@ -160,9 +180,13 @@ def load_submission(path: str | os.PathLike, assignment_id: str | None = None) -
                 f"{path}: not a notebook of this kit's assignments "
                 f"({', '.join(sorted(ASSIGNMENTS))}); its graded cells were not found"
             )
-    retagged = _retag(cells, assignment, stub_ids)
+    notes = _retag(cells, assignment, stub_ids)
+    for position, cell in enumerate(cells):
+        if cell.role == "stub":
+            cells[position], note = _without_trailing_raise(cell)
+            notes += [note] if note else []
     submission = Submission(path=path, assignment=assignment, cells=cells, not_code=not_code)
-    submission.notes.extend(retagged)
+    submission.notes.extend(notes)
     seen: set[str] = set()
     for cell in cells:
         if cell.role == "stub" and cell.grade_id in seen:

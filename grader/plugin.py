@@ -79,7 +79,13 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
     message = f"Your cell raised {error['ename']}{where}{code}: {error['evalue']}"
     hint = hint_for_error(error["ename"], error["evalue"])
     if hint == "cell.not_implemented":
-        if error.get("in_cell"):  # the stub's own `raise NotImplementedError()`
+        if error.get("in_cell") and _code_after(record, section_id, error.get("line_number")):
+            message = (
+                f"Your cell stops on line {error['line_number']}, the stub's `raise "
+                "NotImplementedError()`, before the code after it runs."
+            )
+            hint = "cell.raise_left"
+        elif error.get("in_cell"):  # the stub's own `raise NotImplementedError()`
             message = "This cell has not been filled in yet."
         else:
             hint = "cell.raised"
@@ -88,6 +94,15 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
     if hint == "load.keys" and _loaded_into_other_class(record):
         hint = "load.other_class"
     return Mistake(message, _earlier_fault(record, section_id, error) or hint)
+
+
+def _code_after(record: Record, section_id: str, line_number: int | None) -> bool:
+    """Whether the cell has code (not just comments) after the given line."""
+    cell = record.stub_cell(section_id)
+    if cell is None or not line_number:
+        return False
+    rest = cell.get("source", "").splitlines()[line_number:]
+    return any(line.strip() and not line.lstrip().startswith("#") for line in rest)
 
 
 def _earlier_fault(record: Record, section_id: str, error: dict) -> str | None:

@@ -129,6 +129,25 @@ def test_of_two_untagged_copies_of_a_graded_cell_the_last_is_graded(tmp_path, no
     assert "2 cells hold the instructions of 'model': graded the last" in submission.notes
 
 
+def test_a_stub_raise_left_after_the_code_is_dropped_with_a_warning(tmp_path, notebook):
+    index = next(i for i, c in enumerate(notebook.cells) if _grade_id(c) == "device")
+    notebook.cells[index].source += "\n# YOUR CODE HERE\nraise NotImplementedError()\n"
+    data = next(c for c in notebook.cells if _grade_id(c) == "data")
+    data.source += "\nif False:\n    raise NotImplementedError()"  # the student's own: kept
+    path = tmp_path / "01_pytorch_workflow_exercises.ipynb"
+    nbformat.write(notebook, path)
+    submission = load_submission(path)
+    device = next(c for c in submission.cells if c.grade_id == "device")
+    assert "raise NotImplementedError" not in device.source
+    assert device.source.splitlines()[-1] == "# YOUR CODE HERE"  # the lines above stay put
+    data = next(c for c in submission.cells if c.grade_id == "data")
+    assert data.source.endswith("    raise NotImplementedError()")
+    assert submission.notes == [
+        "graded cell 'device' still ends with the stub's `raise NotImplementedError()` (line 5), "
+        "which stops it with an error in Jupyter: graded without that line; delete it"
+    ]
+
+
 @pytest.mark.parametrize("assignment", sorted(ASSIGNMENTS))
 def test_each_sections_marker_begins_its_instructions(assignment):
     """The markers that find an untagged graded cell are the instructions' first line, in the
