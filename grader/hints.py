@@ -112,6 +112,17 @@ _CATALOGUE: tuple[Hint, ...] = (
         "that returns nothing gives None, and a list or a number needs `torch.tensor(...)`.",
     ),
     Hint(
+        "cell.order",
+        "Python runs a cell from the top: a line can only use the names made on the lines "
+        "above it. Move the line that makes the name above the first line that uses it.",
+    ),
+    Hint(
+        "cell.keyword",
+        "A function got a keyword argument it does not have: check the name against the "
+        "instructions (`torch.optim.SGD(params=..., lr=0.01)`, `torch.save(obj=..., f=...)`, "
+        "`torch.load(f=...)`).",
+    ),
+    Hint(
         "name.undefined",
         "Your cell uses a name that is not defined yet: check its spelling against where you "
         "made it (names are case-sensitive), define it in this cell if the instructions ask "
@@ -631,6 +642,7 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("AttributeError", r"^__enter__$", "cell.context_not_called"),
     # `nn.Parameter(torch.randn(1), dtype=torch.float)`
     ("TypeError", r"Parameter.__new__\(\) got an unexpected keyword", "model.parameter_arguments"),
+    ("TypeError", r"got an unexpected keyword argument", "cell.keyword"),
     # `LinearRegressionModel(torch.load(...))`
     (
         "TypeError",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import queue
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,11 +91,36 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
             message = "This cell has not been filled in yet."
         else:
             hint = "cell.raised"
+    if hint == "name.undefined" and not inner.get("function"):
+        later = _assigned_below(record, section_id, error)
+        if later:  # `y = weight * X + bias` above `X = ...`
+            message += f" (`{later[0]}` is made on line {later[1]}, below it)"
+            hint = "cell.order"
     if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
         hint = SECTION_HINTS.get((hint, section_id), hint)
     if hint == "load.keys" and _loaded_into_other_class(record):
         hint = "load.other_class"
     return Mistake(message, _earlier_fault(record, section_id, error) or hint)
+
+
+def _assigned_below(record: Record, section_id: str, error: dict) -> tuple[str, int] | None:
+    """The undefined name and the line below the failing one where the cell makes it."""
+    found = re.match(r"name '(\w+)' is not defined", error.get("evalue", ""))
+    cell = record.stub_cell(section_id)
+    if not found or cell is None or not error.get("line_number"):
+        return None
+    try:
+        tree = ast.parse(cell.get("source", ""))
+    except (SyntaxError, ValueError):  # IPython syntax (magics)
+        return None
+    name, line = found.group(1), error["line_number"]
+    made = sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store))
+        or (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name)
+    )
+    return (name, made[0]) if made and made[0] > line else None
 
 
 def _code_after(record: Record, section_id: str, line_number: int | None) -> bool:
