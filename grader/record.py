@@ -247,8 +247,35 @@ class Record:
         data = self.raw_value(name, section_id)
         if data["kind"] == "missing":
             where = f" after the `{section_id}` cell" if section_id else ""
-            raise Mistake(f"`{name}` is not defined{where}.", "name.missing")
+            raise Mistake(
+                f"`{name}` is not defined{where}.{self._made_instead(name, section_id)}",
+                "name.missing",
+            )
         return data
+
+    def _made_instead(self, name: str, section_id: str | None) -> str:
+        """ " Your cell makes `loaded_model`: ..." where the section's cell assigns a name close
+        to the missing one (`loaded_model` for the walkthrough's `loaded_model_0`)."""
+        cell = self.stub_cell(section_id) if section_id else None
+        try:
+            tree = ast.parse(cell.get("source", "") if cell else "")
+        except (SyntaxError, ValueError):
+            return ""
+        made = {
+            node.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+        }
+        # Names the instructions ask for are right as they are (`MODEL_PATH` beside the missing
+        # `MODEL_SAVE_PATH`, `y_train` beside `X_train`).
+        asked = {n for s in self.assignment.sections for n in s.names}
+        asked |= set(re.findall(r"`(\w+)", " ".join(re.findall(r"#.*", cell["source"]))))
+        candidates = sorted(made - asked - {name})
+        close = [c for c in candidates if c.lower() == name.lower()]
+        close = close or difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+        if not close:
+            return ""
+        return f" Your cell makes `{close[0]}`: give it the name `{name}` the instructions ask for."
 
     def tensor(self, name: str, section_id: str | None = None) -> TensorValue:
         data = self.value(name, section_id)

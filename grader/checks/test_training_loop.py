@@ -6,6 +6,7 @@ import pytest
 
 from grader.epochs import (
     find_problems,
+    loss_labels,
     loss_shapes,
     plain_sgd,
     same_input,
@@ -229,6 +230,45 @@ def test_loss_history_lists(record, assignment):
             "logged epoch: append `loss.detach().numpy()` or `loss.item()`.",
             "training.loss_history",
         )
+    _lists_hold_their_own_losses(record, assignment)
+
+
+def _lists_hold_their_own_losses(record, assignment) -> None:
+    """Each list holds the losses its name says: the test list the test pass's, the train list
+    the training step's (a swap, or `loss` appended twice, draws the wrong curves)."""
+    loop = training_view(record, assignment)
+    y_test = loop["y_test"]
+    test, train = [], []
+    for event in loop["events"]:
+        if event["kind"] == "loss" and event["value"] is not None:
+            on_test = same_input(loss_labels(event), y_test)
+            (test if on_test else train).append(event["value"])
+    expected = {
+        "train_loss_values": ("training", "loss"),
+        "test_loss_values": ("test", "test_loss"),
+    }
+    for name, (kind, variable) in expected.items():
+        own, other = (train, test) if kind == "training" else (test, train)
+        for item in record.value(name, "training_loop").get("items", []):
+            value = _logged_value(item)
+            if value is None or _among(value, own) or not _among(value, other):
+                continue
+            raise Mistake(
+                f"`{name}` holds the {'test' if kind == 'training' else 'training'} loss of "
+                f"the logged epochs: append `{variable}.detach().numpy()` to it.",
+                "training.loss_history",
+            )
+
+
+def _logged_value(item: dict) -> float | None:
+    if item["kind"] == "value" and isinstance(item.get("value"), float):
+        return item["value"]
+    values = item.get("values") if item["kind"] == "tensor" else None
+    return float(values.flatten()[0]) if values is not None and values.numel() == 1 else None
+
+
+def _among(value: float, losses: list[float]) -> bool:
+    return any(math.isclose(value, loss, rel_tol=1e-6, abs_tol=1e-9) for loss in losses)
 
 
 def _optimizer_made_for_the_old_model(record, assignment, stepped: set) -> None:
