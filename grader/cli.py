@@ -123,6 +123,23 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return run_batch(args, _limits(args))
 
 
+def _versions() -> str:
+    """The kit's version and the torch and Python it runs on, read without importing torch."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return (
+        f"ptgrade {installed('ptgrade')} (torch {installed('torch')}, "
+        f"Python {platform.python_version()})"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from grader.reports import FORMATS
 
@@ -130,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ptgrade",
         description="Grade PyTorch workflow notebooks against the reference solutions.",
     )
+    parser.add_argument("--version", action="version", version=_versions())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser("check", help="students: check your notebook, with hints")

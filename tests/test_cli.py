@@ -125,6 +125,14 @@ def test_a_notebook_of_another_assignment_is_refused(tmp_path):
     assert "not a notebook of this kit's assignments" in run.stderr
 
 
+def test_version_names_the_kit_and_the_torch_it_grades_with():
+    from importlib.metadata import version
+
+    run = ptgrade("--version")
+    assert run.returncode == 0
+    assert run.stdout.startswith(f"ptgrade {version('ptgrade')} (torch {version('torch')}, ")
+
+
 def test_hints_lists_the_catalogue():
     from grader.hints import HINTS
 
