@@ -15,7 +15,9 @@ fifth one a faulty sample instead, each under its own student name), then times
     the instrumentation alone costs, without a fresh process per submission or the checks);
 (f) the code alone again, each submission in a fresh fork of that warm Python (timed from the
     fork to the child's exit): what a fresh process per submission costs by itself, the
-    isolation the issue asks for, before any instrumentation or checks.
+    isolation the issue asks for, before any instrumentation or checks;
+(g) the code cells sent one by one to a Jupyter kernel started once (its namespace reset
+    between submissions): how a notebook's code runs in Jupyter, the kernel already warm.
 Prints per-submission medians, where a grade's time goes, and the ratios the README quotes.
 """
 
@@ -214,6 +216,43 @@ def bench_warm_python(
     return {"wall": wall, "count": len(times), "median": statistics.median(times)}
 
 
+def bench_warm_kernel(notebooks: list[Path]) -> dict:
+    """(g): one kernel for all, as `jupyter_client` drives it; each submission in a fresh
+    namespace (`%reset -f`) and folder, timed from its first cell's request to its last reply."""
+    import nbformat
+    from jupyter_client.manager import start_new_kernel
+
+    def run(kernel, code: str) -> None:
+        # A faulty sample's error is in the reply; the cells after it still run, as in (d)-(f).
+        kernel.execute_interactive(code, timeout=120, output_hook=lambda message: None)
+
+    started = time.monotonic()
+    os.environ["MPLBACKEND"] = "Agg"  # inherited by the kernel, as the other runs have it
+    manager, kernel = start_new_kernel(kernel_name="python3")
+    try:
+        times = []
+        for i, path in enumerate([notebooks[0], *notebooks]):  # the first: torch's first use
+            cells = []
+            for cell in nbformat.read(path, as_version=4).cells:
+                meta = cell.metadata.get("nbgrader", {})
+                if cell.cell_type == "code" and not (
+                    meta.get("grade") and not meta.get("solution")
+                ):
+                    cells.append(cell.source)
+            run(kernel, "%reset -f\nimport os, tempfile\nos.chdir(tempfile.mkdtemp())")
+            begun = time.monotonic()
+            for source in cells:
+                run(kernel, source)
+            if i:
+                times.append(time.monotonic() - begun)
+            run(kernel, "import matplotlib.pyplot as plt\nplt.close('all')")
+    finally:
+        kernel.stop_channels()
+        manager.shutdown_kernel(now=True)
+    wall = time.monotonic() - started
+    return {"wall": wall, "count": len(times), "median": statistics.median(times)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100, help="submissions (default %(default)s)")
@@ -252,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"code traced on the simulated GPU, warm Python: {traced['wall']:.1f} s for {args.n}")
         forked = bench_warm_python(notebooks, fork=True)
         print(f"code alone, a fork of a warm Python each: {forked['wall']:.1f} s for {args.n}")
+        kernel = bench_warm_kernel(notebooks)
+        print(f"code alone, one warm Jupyter kernel: {kernel['wall']:.1f} s for {args.n}")
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -264,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  code alone, warm Python               {warm['median']:7.3f} s")
     print(f"  the same, traced on the simulated GPU {traced['median']:7.3f} s")
     print(f"  code alone, a fresh fork each         {forked['median']:7.3f} s")
+    print(f"  code alone, one warm Jupyter kernel   {kernel['median']:7.3f} s")
     for name, run in ((f"--jobs {args.jobs}", ptgrade), ("--jobs 1", alone)):
         phases = run["phases"]
         print()
@@ -290,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         f"a fresh process per submission alone (fork of the warm Python, code bare, exit): "
         f"{forked['median'] / warm['median']:.1f}x the code alone; ptgrade --jobs 1 = "
         f"{alone['median'] / forked['median']:.1f}x that"
+    )
+    print(
+        f"against the code run cell by cell in a warm Jupyter kernel: ptgrade --jobs 1 = "
+        f"{alone['median'] / kernel['median']:.1f}x"
     )
     print(f"ptgrade statuses: {', '.join(ptgrade['statuses'])}")
     return 0
