@@ -192,10 +192,36 @@ def _wrapped(text: str, first: str, rest: str) -> list[str]:
     ) or [first.rstrip()]
 
 
+def unsaved_warning(section: str, notebook=None) -> str | None:
+    """A warning when this kernel last ran the section's graded cell with other code than the
+    saved notebook holds: running a cell does not save it, and the kit grades the file."""
+    run = _cells_run_so_far()
+    if not run or _nbgrader_execution():
+        return None
+    try:
+        path = find_notebook(notebook)
+        cells = nbformat.read(path, as_version=4).cells
+        marker = next(s.marker for a in ASSIGNMENTS.values() for s in a.sections if s.id == section)
+    except Exception:  # no notebook to compare with, or an unknown section: nothing to say
+        return None
+    saved = [c.source.strip() for c in cells if c.cell_type == "code" and marker in c.source]
+    ran = [source for source in run if marker in source]
+    if not saved or not ran or ran[-1] == saved[-1]:
+        return None
+    return (
+        f"the `{section}` cell in the saved notebook is not the one this kernel last ran, and "
+        "this verdict is for the saved file: run your cell, save the notebook (Ctrl+S), then "
+        "check again."
+    )
+
+
 def check(section: str, notebook: str | os.PathLike | None = None) -> None:
     """Grade the saved notebook apart and show one section's verdict (save the notebook first)."""
     if _inside_sandbox():
         return
+    warning = unsaved_warning(section, notebook)
+    if warning:
+        print(f"Warning: {warning}")
     result = section_result(section, hidden=False, notebook=notebook)
     try:
         from IPython.display import HTML, display
@@ -222,10 +248,13 @@ def assert_section(
     if _inside_sandbox():
         return None
     autograde = _nbgrader_execution() == "autograde"
+    warning = unsaved_warning(section, notebook)
+    if warning and not hidden:
+        print(f"Warning: {warning}")
     result = section_result(section, hidden=hidden or autograde, notebook=notebook)
     if result.passed:
         return None
-    text = failure_text(result)
+    text = failure_text(result) + (f"\nWarning: {warning}" if warning else "")
     if not autograde or result.score <= 0:
         raise AssertionError(text)
     if not hidden:

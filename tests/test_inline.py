@@ -5,10 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from nbclient import NotebookClient
+from nbformat import read
 from nbformat.v4 import new_code_cell, new_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 FAULTY = REPO / "samples" / "01_pytorch_workflow_exercises" / "cleo_no_zero_grad.ipynb"
+CORRECT = REPO / "samples" / "01_pytorch_workflow_exercises" / "ada_correct.ipynb"
+
+
+def _grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
 def test_check_shows_one_section_as_a_small_table_in_a_real_kernel(tmp_path):
@@ -32,3 +38,29 @@ def test_check_shows_one_section_as_a_small_table_in_a_real_kernel(tmp_path):
     assert "Call `optimizer.zero_grad()` every epoch" in failing
     assert "optimizer.zero_grad" not in passing
     assert not any(o.output_type == "error" for c in notebook.cells for o in c.outputs)
+
+
+def test_a_check_after_an_unsaved_edit_warns_that_the_saved_file_is_graded(tmp_path):
+    saved = tmp_path / "01_pytorch_workflow_exercises.ipynb"
+    saved.write_bytes(CORRECT.read_bytes())
+    split = next(c for c in read(CORRECT, as_version=4).cells if _grade_id(c) == "split")
+    edited = split.source.replace("int(0.8 * len(X))", "int(0.7 * len(X))")
+    check = f'from grader import check\ncheck("split", notebook={str(saved)!r})'
+    data = "import torch\nX = torch.arange(0, 1, 0.01).unsqueeze(dim=1)\ny = 0.3 * X + 0.9"
+    cells = [new_code_cell(data), new_code_cell(edited), new_code_cell(check)]
+    cells.append(new_code_cell(split.source))
+    cells.append(new_code_cell(check))
+    notebook = new_notebook(cells=cells)
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    ).execute()
+    stale = "".join(o.get("text", "") for o in notebook.cells[2].outputs)
+    fresh = "".join(o.get("text", "") for o in notebook.cells[4].outputs)
+    assert (
+        "Warning: the `split` cell in the saved notebook is not the one this kernel last ran"
+        in stale
+    )
+    assert "Warning" not in fresh  # the cell run last is the saved one again
