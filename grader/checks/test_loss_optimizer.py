@@ -1,5 +1,7 @@
 """Section `loss_optimizer`: nn.L1Loss and SGD(lr=0.01) over exactly the model's parameters."""
 
+import ast
+
 from grader.plugin import check
 from grader.record import expect
 
@@ -70,7 +72,8 @@ def test_learning_rate(record, assignment):
     rates = {g["lr"] for g in optimizer["param_groups"]}
     expect(
         rates == {assignment.lr},
-        f"The learning rate is {', '.join(str(r) for r in sorted(rates))}; use lr={assignment.lr}.",
+        f"The learning rate is {', '.join(str(r) for r in sorted(rates))}"
+        f"{_default_lr_note(record)}; use lr={assignment.lr}.",
         "optimizer.lr",
     )
 
@@ -91,3 +94,20 @@ def test_optimizes_the_models_parameters(record, assignment):
         f"`{assignment.model_name}.parameters()`.",
         "optimizer.other_params",
     )
+
+
+def _default_lr_note(record) -> str:
+    """The note for a cell that makes its optimizer without an `lr` (torch's default applies)."""
+    cell = record.stub_cell("loss_optimizer")
+    try:
+        tree = ast.parse(cell["source"] if cell else "")
+    except (SyntaxError, ValueError):
+        return ""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+        given = len(node.args) >= 2 or any(k.arg == "lr" for k in node.keywords)
+        if name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad") and not given:
+            return ", the optimizer's default: your call gives it no `lr`"
+    return ""
