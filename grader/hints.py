@@ -231,6 +231,13 @@ _CATALOGUE: tuple[Hint, ...] = (
         "LinearRegressionModel()`. The class itself holds no parameters to load into.",
     ),
     Hint(
+        "model.forward_device",
+        "`forward` makes a tensor of its own (`torch.randn(...)`, `torch.tensor(...)`, "
+        "`nn.Linear(...)`), which lands on the CPU while the model and its input are on the "
+        "GPU: make the model's numbers once, in `__init__`, as `nn.Parameter`s, so that "
+        "`model_1.to(device)` moves them.",
+    ),
+    Hint(
         "model.class_not_instance",
         "Create the model by calling its class: `model_1 = LinearRegressionModel()`, with "
         "brackets; the class itself is not a model.",

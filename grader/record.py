@@ -137,11 +137,16 @@ class ModuleValue:
         return None
 
     def device_fault(self, error: str) -> str | None:
-        """A same-device error that the model's own plain tensor attributes explain (they stay
-        behind on `.to(device)`), as the hint that says so."""
-        if not self.data["plain_tensors"] or "on the same device" not in error:
+        """A same-device error that the model itself explains, as the hint that says so: its
+        plain tensor attributes (they stay behind on `.to(device)`), or a `forward` that fails
+        so even on an input on the model's own device (it makes a CPU tensor of its own)."""
+        if "on the same device" not in error:
             return None
-        return "model.plain_tensor" if len(self.parameters) < 2 else "model.plain_tensor_attr"
+        if self.data["plain_tensors"]:
+            return "model.plain_tensor" if len(self.parameters) < 2 else "model.plain_tensor_attr"
+        if any("on the same device" in p.get("error", "") for p in self.probes):
+            return "model.forward_device"
+        return None
 
     def misspelled(self) -> tuple[str, str] | None:
         """(what the class defines, what it meant) for an `__init__` or `forward` that Python
