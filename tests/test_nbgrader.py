@@ -269,7 +269,16 @@ def submissions() -> dict[str, nbformat.NotebookNode]:
         ASSIGNMENT, _corpus_entry("predictions_deleted")
     )
     read["hal_tensor_copy_warning"] = build_submission(ASSIGNMENT, _noisy_but_valid())
+    read["ida_split_retyped"] = _retyped(SAMPLES / "ada_correct.ipynb", "split")
     return read
+
+
+def _retyped(path: Path, grade_id: str) -> nbformat.NotebookNode:
+    """The student deleted a graded cell and typed it again: the same code, no nbgrader tag."""
+    notebook = nbformat.read(path, as_version=4)
+    index = _code_cell_index(notebook, grade_id)
+    notebook.cells[index] = nbformat.v4.new_code_cell(notebook.cells[index].source)
+    return notebook
 
 
 def _noisy_but_valid() -> dict:
@@ -401,6 +410,7 @@ def test_nbgrader_records_the_points_ptgrade_gives(course):
     assert scores["ben_float_split_index_tampered"]["split"] == 0
     assert scores["finn_endless_loop"]["predictions"] == 0
     assert scores["gus_predictions_deleted"]["predictions"] == 0
+    assert expected["ida_split_retyped"]["score"] == 20  # found by its instructions
 
     with open(course / "grades.csv", newline="") as handle:
         exported = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
