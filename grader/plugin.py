@@ -98,7 +98,7 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
             hint = "cell.order"
     if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
         hint = SECTION_HINTS.get((hint, section_id), hint)
-    if hint == "load.keys" and _loaded_into_other_class(record):
+    if hint == "load.keys" and _loaded_into_other_class(record, error["evalue"]):
         hint = "load.other_class"
     return Mistake(message, _earlier_fault(record, section_id, error) or hint)
 
@@ -177,16 +177,19 @@ def _comes_after(record: Record, section_id: str, earlier: str) -> bool:
     )
 
 
-def _loaded_into_other_class(record: Record) -> bool:
+def _loaded_into_other_class(record: Record, error: str) -> bool:
     """Whether the state_dict was loaded into another class than the trained model's (an
-    `nn.Linear` trained, a `LinearRegressionModel` made to load it): its keys cannot match."""
+    `nn.Linear` trained, a `LinearRegressionModel` made to load it): its keys cannot match.
+    torch's error names the class it loaded into; the cell's own model may be gone (a cell
+    that fails is replaced by the reference's)."""
     assignment = record.assignment
     try:
         trained = record.module(assignment.model_name, "load_model")
-        loaded = record.module(assignment.loaded_name, "load_model")
+        named = re.search(r"loading state_dict for (\w+)", error)
+        loaded = named.group(1) if named else record.module(assignment.loaded_name, "load_model")
     except Mistake:
         return False
-    return trained.class_name != loaded.class_name
+    return trained.class_name != (loaded if isinstance(loaded, str) else loaded.class_name)
 
 
 def _graph_cut_by_the_loop(record: Record) -> bool:

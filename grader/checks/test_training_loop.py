@@ -210,7 +210,7 @@ def test_regular_test_passes(loop, assignment, record):
 def test_loss_history_lists(record, assignment):
     wanted = list(range(0, assignment.epochs, assignment.test_every))
     epoch_count = record.value("epoch_count", "training_loop")
-    found = [item.get("value") for item in epoch_count.get("items", [])]
+    found = [_logged_value(item) for item in epoch_count.get("items", [])]
     expect(
         epoch_count["kind"] == "list" and found == [float(e) for e in wanted],
         f"`epoch_count` is {_short(found)}; expected {_short(wanted)}.",
