@@ -86,7 +86,7 @@ def _without_trailing_raise(cell: Cell) -> tuple[Cell, str | None]:
     by the tests after it, which see everything the code defined; so does the kit."""
     lines = cell.source.splitlines()
     code = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
-    if len(code) < 2 or lines[code[-1]].rstrip() not in STUB_RAISE:
+    if len(code) < 2 or lines[code[-1]].split("#", 1)[0].rstrip() not in STUB_RAISE:
         return cell, None
     kept = lines[: code[-1]] + lines[code[-1] + 1 :]
     note = (

@@ -131,7 +131,7 @@ def test_of_two_untagged_copies_of_a_graded_cell_the_last_is_graded(tmp_path, no
 
 def test_a_stub_raise_left_after_the_code_is_dropped_with_a_warning(tmp_path, notebook):
     index = next(i for i, c in enumerate(notebook.cells) if _grade_id(c) == "device")
-    notebook.cells[index].source += "\n# YOUR CODE HERE\nraise NotImplementedError()\n"
+    notebook.cells[index].source += "\n# YOUR CODE HERE\nraise NotImplementedError()  # done?\n"
     data = next(c for c in notebook.cells if _grade_id(c) == "data")
     data.source += "\nif False:\n    raise NotImplementedError()"  # the student's own: kept
     path = tmp_path / "01_pytorch_workflow_exercises.ipynb"
