@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import stat
@@ -85,8 +86,8 @@ def _without_trailing_raise(cell: Cell) -> tuple[Cell, str | None]:
     NotImplementedError()`: the cell without that line, and a note. nbgrader grades such a cell
     by the tests after it, which see everything the code defined; so does the kit."""
     lines = cell.source.splitlines()
-    code = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
-    if len(code) < 2 or lines[code[-1]].split("#", 1)[0].rstrip() not in STUB_RAISE:
+    code = [i for i, line in enumerate(lines) if _code_lines(line)]
+    if len(code) < 2 or _code_lines(lines[code[-1]])[0] not in STUB_RAISE:
         return cell, None
     kept = lines[: code[-1]] + lines[code[-1] + 1 :]
     note = (
@@ -95,6 +96,56 @@ def _without_trailing_raise(cell: Cell) -> tuple[Cell, str | None]:
         "line; delete it"
     )
     return Cell(cell.index, "\n".join(kept), cell.role, cell.grade_id), note
+
+
+def _code_lines(source: str) -> list[str]:
+    """The lines that are code: not blank, not comments (a trailing comment cut off)."""
+    lines = [line.split("#", 1)[0].rstrip() for line in source.splitlines()]
+    return [line for line in lines if line.strip()]
+
+
+def _names_made(cells: list[Cell]) -> set[str]:
+    made = set()
+    for cell in cells:
+        try:
+            tree = ast.parse(cell.source)
+        except (SyntaxError, ValueError):  # IPython syntax: what it makes is not known
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                made.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                made.add(node.name)
+    return made
+
+
+def _adopt_code_below(cells: list[Cell], assignment: Assignment) -> list[str]:
+    """A graded cell left as the stub, its code written in new cells right below it (before the
+    next cell the notebook tags): the last of those is graded as the section's cell, since
+    nbgrader's tests after them see what they define. Only where they make one of the
+    section's names: a scratch cell below an unfilled stub is not its answer."""
+    notes = []
+    sections = {s.id: s for s in assignment.sections}
+    for position, cell in enumerate(cells):
+        unfilled = all(line.strip() in STUB_RAISE for line in _code_lines(cell.source))
+        if cell.role != "stub" or cell.grade_id not in sections or not unfilled:
+            continue
+        below = []
+        for later in cells[position + 1 :]:
+            if later.grade_id is not None:
+                break
+            below.append(later)
+        if not below or not set(sections[cell.grade_id].names) & _names_made(below):
+            continue
+        last = below[-1]
+        cells[position] = Cell(cell.index, "", "given", None)  # the bare stub: nothing to run
+        cells[cells.index(last)] = Cell(last.index, last.source, "stub", cell.grade_id)
+        where = "the cell below" if len(below) == 1 else f"the {len(below)} cells below"
+        notes.append(
+            f"graded cell {cell.grade_id!r} was left as it came, with your code for it in "
+            f"{where}: graded that code (write it in the graded cell itself)"
+        )
+    return notes
 
 
 def _untagged_cells(cells: list[Cell], section: Section) -> list[Cell]:
@@ -181,6 +232,7 @@ def load_submission(path: str | os.PathLike, assignment_id: str | None = None) -
                 f"({', '.join(sorted(ASSIGNMENTS))}); its graded cells were not found"
             )
     notes = _retag(cells, assignment, stub_ids)
+    notes += _adopt_code_below(cells, assignment)
     for position, cell in enumerate(cells):
         if cell.role == "stub":
             cells[position], note = _without_trailing_raise(cell)

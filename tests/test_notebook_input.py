@@ -148,6 +148,47 @@ def test_a_stub_raise_left_after_the_code_is_dropped_with_a_warning(tmp_path, no
     ]
 
 
+def _stub(grade_id: str) -> str:
+    released = REPO / "exercises" / CORRECT.parent.name / f"{CORRECT.parent.name}.ipynb"
+    cells = nbformat.read(released, as_version=4).cells
+    return next(c.source for c in cells if _grade_id(c) == grade_id)
+
+
+def _code_moved_below(notebook, grade_id: str, parts: list[str] | None = None):
+    """The graded cell left as released, its code in new cells right below it."""
+    index = next(i for i, c in enumerate(notebook.cells) if _grade_id(c) == grade_id)
+    code = notebook.cells[index].source
+    notebook.cells[index].source = _stub(grade_id)
+    below = [nbformat.v4.new_code_cell(part) for part in (parts or [code])]
+    notebook.cells[index + 1 : index + 1] = below
+    return notebook
+
+
+def test_code_written_below_an_untouched_graded_cell_is_graded(tmp_path, notebook):
+    path = tmp_path / "01_pytorch_workflow_exercises.ipynb"
+    nbformat.write(_code_moved_below(copy.deepcopy(notebook), "split"), path)
+    result = grade(path)
+    assert result.score == result.max_score  # as nbgrader's tests after those cells would see
+    assert any("with your code for it in the cell below" in error for error in result.errors)
+
+
+def test_only_code_that_makes_the_sections_names_is_taken_for_its_answer(tmp_path, notebook):
+    model = next(c for c in notebook.cells if _grade_id(c) == "model").source
+    cut = model.index("# Instantiate")
+    two = [model[:cut], model[cut:]]  # the class, then the instance
+    path = tmp_path / "01_pytorch_workflow_exercises.ipynb"
+    nbformat.write(_code_moved_below(copy.deepcopy(notebook), "model", two), path)
+    submission = load_submission(path)
+    graded = next(c for c in submission.cells if c.grade_id == "model")
+    assert graded.source == two[1]  # the last of the two cells: model_1 exists after it
+    assert "in the 2 cells below" in submission.notes[0]
+    nbformat.write(_code_moved_below(notebook, "split", ["print(X.shape)"]), path)
+    submission = load_submission(path)
+    split = next(c for c in submission.cells if c.grade_id == "split")
+    assert "raise NotImplementedError()" in split.source  # a scratch cell: still unfilled
+    assert submission.notes == []
+
+
 @pytest.mark.parametrize("assignment", sorted(ASSIGNMENTS))
 def test_each_sections_marker_begins_its_instructions(assignment):
     """The markers that find an untagged graded cell are the instructions' first line, in the
