@@ -136,9 +136,8 @@ def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
     errors += [f"{v.id}: {v.internal_error}" for v in verdicts if v.internal_error]
     for cell in record.cells:
         if cell.get("role") == "given" and cell.get("status") != "ok" and cell.get("error"):
-            name = cell.get("grade_id") or f"cell {cell['index']}"
-            error = cell["error"]
-            errors.append(f"A given cell ({name}) raised {error['ename']}: {error['evalue']}")
+            source = next((c.source for c in submission.cells if c.index == cell["index"]), "")
+            errors.append(_given_cell_error(cell, source))
     return GradeResult(
         assignment=submission.assignment.id,
         notebook=str(path),
@@ -165,6 +164,21 @@ def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
         },
         figures=figure_data(record),
     )
+
+
+def _given_cell_error(cell: dict, source: str) -> str:
+    """A cell outside the graded ones that failed: the notebook's own (named by its tag) or one
+    the student added (named by its first line)."""
+    error = cell["error"]
+    if cell.get("grade_id"):
+        where = f"A given cell ({cell['grade_id']})"
+    else:
+        first = next((line.strip() for line in source.splitlines() if line.strip()), "")
+        where = f"A cell you added (`{first[:60]}`)"
+    text = f"{where} raised {error['ename']}: {error['evalue']}"
+    if error["ename"] == "ModuleNotFoundError":
+        text += " (the grader has only the packages it was installed with)"
+    return text
 
 
 def ran_on(record: Record) -> str:

@@ -36,10 +36,18 @@ def test_an_nbformat_3_notebook_is_upgraded_and_graded(tmp_path, notebook):
 def test_extra_cells_do_not_matter(tmp_path, notebook):
     notebook.cells.insert(3, nbformat.v4.new_code_cell("print('my own experiment')\nz = 1 + 1"))
     notebook.cells.append(nbformat.v4.new_markdown_cell("My notes"))
+    # A package the student installed in their own session: named by the cell's first line.
+    extra = "\n# installed in my own session\nimport ptgrade_no_such_package"
+    notebook.cells.insert(4, nbformat.v4.new_code_cell(extra))
     path = tmp_path / "mine.ipynb"
     nbformat.write(notebook, path)
     result = grade(path)
     assert result.score == result.max_score
+    assert result.errors == [
+        "A cell you added (`# installed in my own session`) raised ModuleNotFoundError: No module "
+        "named 'ptgrade_no_such_package' (the grader has only the packages it was installed "
+        "with)"
+    ]
 
 
 def test_graded_cells_in_another_order_are_still_found(tmp_path, notebook):
