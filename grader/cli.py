@@ -10,6 +10,7 @@ from pathlib import Path
 from grader.sandbox import Limits
 
 EXIT_OK, EXIT_BELOW_MIN, EXIT_UNUSABLE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE's
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -194,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ptgrade: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ptgrade hints | head`): no traceback, and the exit status of
+        # a process that SIGPIPE ended, as `yes | head` gives. Python's own flush at exit would
+        # fail again on the closed pipe, so stdout goes nowhere from here.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -133,6 +133,18 @@ def test_version_names_the_kit_and_the_torch_it_grades_with():
     assert run.stdout.startswith(f"ptgrade {version('ptgrade')} (torch {version('torch')}, ")
 
 
+def test_output_cut_short_by_its_reader_ends_quietly():
+    # The reader of `ptgrade hints | head` gone before the first line: every write fails.
+    ptgrade_bin = Path(sys.executable).parent / "ptgrade"
+    process = subprocess.Popen(
+        [str(ptgrade_bin), "hints"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141  # as `yes | head` under pipefail
+    assert stderr == ""  # no traceback
+
+
 def test_hints_lists_the_catalogue():
     from grader.hints import HINTS
 
