@@ -164,14 +164,22 @@ def _pool_initializer(limits: Limits, warm: bool) -> None:
         pass
 
 
+class ClusterUnreachable(Exception):
+    """The Dask scheduler could not be reached: nothing was sent to the cluster."""
+
+
 def run_batch(args: argparse.Namespace, limits: Limits) -> int:
     root = Path(args.submissions)
     if not root.exists():
         print(f"ptgrade: {root}: no such file or folder", file=sys.stderr)
         return 2
     output = Path(args.output)
-    (output / "results").mkdir(parents=True, exist_ok=True)
-    (output / "feedback").mkdir(parents=True, exist_ok=True)
+    try:
+        (output / "results").mkdir(parents=True, exist_ok=True)
+        (output / "feedback").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"ptgrade: cannot write results under {output}: {error.strerror}", file=sys.stderr)
+        return 2
     jobs = discover(root)
     if not jobs:
         print(f"ptgrade: no notebooks found under {root}", file=sys.stderr)
@@ -206,6 +214,10 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
             _store(output, job, outcome)
             results[job.key] = outcome
             progress.update(job, outcome)
+    except ClusterUnreachable as error:
+        progress.close()
+        print(f"ptgrade: {error}; nothing was graded", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         if finished is not None:
             finished.close()  # stops the workers now

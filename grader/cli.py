@@ -91,10 +91,23 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_grade(args: argparse.Namespace) -> int:
     from grader.reports import render
 
+    if args.output:  # a report folder that does not exist yet is made; one that can't be, said
+        folder = Path(args.output).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            why = f"{folder} is a file" if folder.is_file() else error.strerror
+            print(f"ptgrade: cannot write {args.output}: {why}", file=sys.stderr)
+            return EXIT_UNUSABLE
     result = _grade(args, hidden=True)
     text = render(result, args.format)
     if args.output:
-        Path(args.output).write_text(text + ("\n" if not text.endswith("\n") else ""), "utf-8")
+        try:
+            Path(args.output).write_text(text + ("\n" if not text.endswith("\n") else ""), "utf-8")
+        except OSError as error:  # the grade is not lost: it goes to stdout instead
+            print(text)
+            print(f"ptgrade: cannot write {args.output}: {error.strerror}", file=sys.stderr)
+            return EXIT_UNUSABLE
     else:
         print(text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")

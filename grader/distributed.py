@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from grader.batch import grade_bytes, grader_error, warm_up
+from grader.batch import ClusterUnreachable, grade_bytes, grader_error, warm_up
 from grader.sandbox import Limits
 
 if TYPE_CHECKING:
@@ -27,7 +27,11 @@ def grade_on_cluster(
         return
     from distributed import Client, as_completed
 
-    with Client(address) as client:
+    try:
+        client = Client(address)
+    except OSError as error:  # no scheduler there, or not reachable in time
+        raise ClusterUnreachable(f"cannot reach the Dask scheduler at {address}: {error}") from None
+    with client:
         # Run on every worker now; a worker that joins later pays it on its first task.
         client.run(_warm_up_quietly, limits)
         futures = {}

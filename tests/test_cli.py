@@ -114,6 +114,37 @@ def test_unusable_input_exits_2_with_one_line_and_no_traceback(tmp_path, content
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
 
+def test_a_report_goes_into_a_new_folder_or_fails_before_grading(tmp_path):
+    report = tmp_path / "reports" / "ci" / "report.xml"
+    run = ptgrade("grade", str(FAULTY), "--format", "junit", "--output", str(report))
+    assert run.returncode == 0 and report.read_text().startswith("<?xml")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    run = ptgrade("grade", str(FAULTY), "--output", str(blocked / "report.json"))
+    assert run.returncode == 2
+    assert run.stderr == f"ptgrade: cannot write {blocked / 'report.json'}: {blocked} is a file\n"
+
+
+def test_batch_output_that_cannot_be_a_folder_is_refused(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    run = ptgrade("batch", str(FAULTY.parent), "--output", str(blocked))
+    assert run.returncode == 2
+    assert run.stderr == f"ptgrade: cannot write results under {blocked}: Not a directory\n"
+
+
+def test_an_unreachable_scheduler_is_one_line_and_nothing_graded(tmp_path):
+    output = tmp_path / "grades"
+    wait = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
+    scheduler = "tcp://127.0.0.1:9"  # the discard port: nothing listens there
+    run = ptgrade(
+        "batch", str(FAULTY.parent), "--output", str(output), "--scheduler", scheduler, env=wait
+    )
+    assert run.returncode == 2
+    assert f"ptgrade: cannot reach the Dask scheduler at {scheduler}" in run.stderr
+    assert "Traceback" not in run.stderr and not list((output / "results").iterdir())
+
+
 def test_a_notebook_of_another_assignment_is_refused(tmp_path):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
