@@ -23,33 +23,61 @@ def _limits(args: argparse.Namespace) -> Limits:
     )
 
 
+def _at_least(minimum: float, kind=float):
+    """An argparse type: a number no smaller than `minimum` (a limit of 0 or -1 s would stop
+    every notebook at once, and read as the student's timeout)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text} is below the least allowed, {minimum:g}")
+        return value
+
+    return parse
+
+
+def _folder(text: str) -> str:
+    """An argparse type: an existing folder (a mistyped --solutions must not silently fall
+    back to the kit's own solutions)."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such folder")
+    return text
+
+
+# Python, torch and the cells' own tensors need some room before a limit means anything.
+MIN_MEMORY_MB = 64
+
+
 def _add_limits(parser: argparse.ArgumentParser) -> None:
     defaults = Limits()
     group = parser.add_argument_group("limits for the submission's code")
     group.add_argument(
         "--cell-timeout",
-        type=float,
+        type=_at_least(0.1),
         default=defaults.cell_timeout,
         metavar="S",
         help="seconds one cell may run (default %(default)s)",
     )
     group.add_argument(
         "--timeout",
-        type=float,
+        type=_at_least(0.1),
         default=defaults.notebook_timeout,
         metavar="S",
         help="seconds the whole notebook may run (default %(default)s)",
     )
     group.add_argument(
         "--memory-mb",
-        type=int,
+        type=_at_least(MIN_MEMORY_MB, int),
         default=defaults.memory_mb,
         metavar="MB",
         help="memory the submission may allocate, beyond what the grader itself holds (default %(default)s)",
     )
     group.add_argument(
         "--output-limit",
-        type=int,
+        type=_at_least(0, int),
         default=defaults.output_chars,
         metavar="N",
         help="characters of printed output kept (default %(default)s)",
@@ -63,6 +91,7 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--assignment", help="the assignment id (default: read from the notebook)")
     parser.add_argument(
         "--solutions",
+        type=_folder,
         metavar="DIR",
         help="the instructor's solutions/ folder (default: found automatically)",
     )
@@ -183,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("submissions", help="nbgrader submitted/ folder, notebooks, or repos")
     batch.add_argument("--output", required=True, metavar="DIR")
     batch.add_argument(
-        "--jobs", type=int, default=0, metavar="N", help="parallel workers (default: one per CPU)"
+        "--jobs",
+        type=_at_least(1, int),
+        default=0,
+        metavar="N",
+        help="parallel workers (default: one per CPU)",
     )
     batch.add_argument(
         "--scheduler", metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786"

@@ -145,6 +145,21 @@ def test_an_unreachable_scheduler_is_one_line_and_nothing_graded(tmp_path):
     assert "Traceback" not in run.stderr and not list((output / "results").iterdir())
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--timeout", "-1", "-1 is below the least allowed, 0.1"),
+        ("--cell-timeout", "abc", "'abc' is not a number"),
+        ("--memory-mb", "1", "1 is below the least allowed, 64"),
+        ("--solutions", "/no/such/solutions", "/no/such/solutions: no such folder"),
+    ],
+)
+def test_impossible_options_are_refused_before_grading(option, value, says):
+    run = ptgrade("grade", str(FAULTY), option, value)
+    assert run.returncode == 2
+    assert f"argument {option}: {says}" in run.stderr and "Traceback" not in run.stderr
+
+
 def test_a_notebook_of_another_assignment_is_refused(tmp_path):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
