@@ -4,6 +4,7 @@ import math
 import os
 import tempfile
 
+from grader.inline import seconds_from_env
 from grader.nbgrader_support import autograde_steps, validate_steps
 
 c = get_config()  # noqa: F821 (injected by nbgrader's config loader)
@@ -35,8 +36,8 @@ os.environ.setdefault(
 # $PTGRADE_CELL_TIMEOUT seconds a cell (ptgrade's --cell-timeout) and $PTGRADE_TIMEOUT seconds
 # the notebook (--timeout). The first test cell grades the whole notebook, so a test cell gets
 # the notebook's time and a minute for the kit to start.
-CELL_TIMEOUT = float(os.environ.get("PTGRADE_CELL_TIMEOUT", "60"))
-NOTEBOOK_TIMEOUT = float(os.environ.get("PTGRADE_TIMEOUT", "300"))
+CELL_TIMEOUT = seconds_from_env("PTGRADE_CELL_TIMEOUT", 60)
+NOTEBOOK_TIMEOUT = seconds_from_env("PTGRADE_TIMEOUT", 300)
 
 
 def cell_timeout(cell) -> int:

@@ -116,16 +116,31 @@ def find_notebook(explicit: str | os.PathLike | None = None) -> Path:
     )
 
 
+def seconds_from_env(name: str, default: float) -> float:
+    """A time limit from the environment, or a clear error naming the variable (it is the
+    instructor's setting: `60s` or `-1` must not surface as a bare ValueError)."""
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"${name} must be a number of seconds above 0, not {text!r}")
+    return seconds
+
+
 def _limits():
     """ptgrade's default limits, with the time limits $PTGRADE_CELL_TIMEOUT and $PTGRADE_TIMEOUT."""
     from grader.sandbox import Limits
 
     limits = Limits()
-    if os.environ.get(CELL_TIMEOUT_ENV):
-        limits = replace(limits, cell_timeout=float(os.environ[CELL_TIMEOUT_ENV]))
-    if os.environ.get(TIMEOUT_ENV):
-        limits = replace(limits, notebook_timeout=float(os.environ[TIMEOUT_ENV]))
-    return limits
+    return replace(
+        limits,
+        cell_timeout=seconds_from_env(CELL_TIMEOUT_ENV, limits.cell_timeout),
+        notebook_timeout=seconds_from_env(TIMEOUT_ENV, limits.notebook_timeout),
+    )
 
 
 @contextlib.contextmanager
