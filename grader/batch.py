@@ -37,6 +37,34 @@ class Job:
 
 def discover(root: Path) -> list[Job]:
     """nbgrader's submitted/<student>/<assignment>/, a folder of notebooks, or of student repos."""
+    jobs = _notebooks(root)
+    extra = set(beside_the_assignment(jobs))
+    return [job for job in jobs if job not in extra]
+
+
+def beside_the_assignment(jobs: list[Job]) -> list[Job]:
+    """Other notebooks in an nbgrader assignment folder that holds the assignment's own
+    notebook (`Untitled.ipynb`, a student's spare copy): nbgrader grades only that one, and so
+    does the kit. A folder without it (the student renamed it) keeps all of its notebooks."""
+    nbgrader = [job for job in jobs if _nbgrader_folder(job)]
+    own = {job.notebook.parent for job in nbgrader if job.notebook.stem == _assignment(job)}
+    return [
+        job
+        for job in nbgrader
+        if job.notebook.parent in own and job.notebook.stem != _assignment(job)
+    ]
+
+
+def _assignment(job: Job) -> str:
+    return job.key.split("/")[1]
+
+
+def _nbgrader_folder(job: Job) -> bool:
+    parts = job.key.split("/")
+    return len(parts) == 3 and parts[1] in ASSIGNMENTS
+
+
+def _notebooks(root: Path) -> list[Job]:
     if root.is_file():
         return [Job(root.stem, root.stem, root)]
     jobs = []
@@ -181,6 +209,16 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
         print(f"ptgrade: cannot write results under {output}: {error.strerror}", file=sys.stderr)
         return 2
     jobs = discover(root)
+    skipped = beside_the_assignment(_notebooks(root))
+    if skipped:
+        shown = ", ".join(f"{job.key}.ipynb" for job in skipped[:3])
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        print(
+            f"ptgrade: not graded, as nbgrader does not grade them either: {len(skipped)} other "
+            f"notebook{'s' * (len(skipped) > 1)} in assignment folders that hold the "
+            f"assignment's own: {shown}{more}",
+            file=sys.stderr,
+        )
     if not jobs:
         print(f"ptgrade: no notebooks found under {root}", file=sys.stderr)
         return 2

@@ -189,3 +189,25 @@ def test_a_dying_grading_process_costs_only_its_submission(tmp_path):
         "ben_float_split_index": "grader_error",
         "cleo_no_zero_grad": "graded",
     }
+
+
+def test_only_the_assignments_own_notebook_is_graded_in_an_nbgrader_folder(tmp_path):
+    assignment = "01_pytorch_workflow_exercises"
+    kept = tmp_path / "submitted" / "ana" / assignment
+    renamed = tmp_path / "submitted" / "bo" / assignment
+    for folder in (kept, renamed):
+        folder.mkdir(parents=True)
+    shutil.copy(SAMPLES / "ada_correct.ipynb", kept / f"{assignment}.ipynb")
+    shutil.copy(SAMPLES / "ben_float_split_index.ipynb", kept / "Untitled.ipynb")  # a spare
+    shutil.copy(SAMPLES / "ada_correct.ipynb", renamed / f"Copy of {assignment}.ipynb")
+    keys = [job.key for job in batch.discover(tmp_path / "submitted")]
+    # Bo has no notebook of the assignment's name: the one he has is his submission.
+    assert keys == [f"ana/{assignment}/{assignment}", f"bo/{assignment}/Copy of {assignment}"]
+    code, out, err = finish(ptgrade_batch(tmp_path / "submitted", tmp_path / "grades"))
+    assert code == 0
+    spare = f"ana/{assignment}/Untitled.ipynb"
+    assert f"1 other notebook in assignment folders that hold the assignment's own: {spare}" in err
+    assert sorted(p.name for p in (tmp_path / "grades" / "results").iterdir()) == [
+        f"ana__{assignment}__{assignment}.json",
+        f"bo__{assignment}__Copy of {assignment}.json",
+    ]
