@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import select
 import sys
 from pathlib import Path
 
@@ -32,6 +34,8 @@ def _at_least(minimum: float, kind=float):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{text} is below the least allowed, {minimum:g}")
         return value
@@ -242,11 +246,23 @@ def main(argv: list[str] | None = None) -> int:
         print("ptgrade: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # a pipe of the grader's own broke: not the reader going away
         # The reader went away (`ptgrade hints | head`): no traceback, and the exit status of
         # a process that SIGPIPE ended, as `yes | head` gives. Python's own flush at exit would
         # fail again on the closed pipe, so stdout goes nowhere from here.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on its end)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLERR)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # stdout replaced, or no poll here
+        return False
 
 
 if __name__ == "__main__":

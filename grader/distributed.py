@@ -29,7 +29,7 @@ def grade_on_cluster(
 
     try:
         client = Client(address)
-    except OSError as error:  # no scheduler there, or not reachable in time
+    except (OSError, ValueError) as error:  # no scheduler there, or not an address
         raise ClusterUnreachable(f"cannot reach the Dask scheduler at {address}: {error}") from None
     with client:
         # Run on every worker now; a worker that joins later pays it on its first task.

@@ -167,14 +167,14 @@ def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
 
 
 def _given_cell_error(cell: dict, source: str) -> str:
-    """A cell outside the graded ones that failed: the notebook's own (named by its tag) or one
-    the student added (named by its first line)."""
+    """A cell outside the graded ones that failed, named by its tag, else by its first line
+    (a cell the student added, or one whose tag was lost)."""
     error = cell["error"]
     if cell.get("grade_id"):
         where = f"A given cell ({cell['grade_id']})"
     else:
         first = next((line.strip() for line in source.splitlines() if line.strip()), "")
-        where = f"A cell you added (`{first[:60]}`)"
+        where = f"An ungraded cell (`{first[:60]}`)"
     text = f"{where} raised {error['ename']}: {error['evalue']}"
     if error["ename"] == "ModuleNotFoundError":
         text += " (the grader has only the packages it was installed with)"

@@ -107,6 +107,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "ran. Check the spelling against the cell's instructions.",
     ),
     Hint(
+        "name.none",
+        "This name holds None, what a function without a `return` hands back (and what "
+        "`print(...)` and `list.append(...)` return): assign the value itself.",
+    ),
+    Hint(
         "name.not_tensor",
         "This name must hold a tensor. Check the line that assigns it: a function or method "
         "that returns nothing gives None, and a list or a number needs `torch.tensor(...)`.",

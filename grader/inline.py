@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import math
 import os
 import sys
 import textwrap
@@ -126,7 +127,7 @@ def seconds_from_env(name: str, default: float) -> float:
         seconds = float(text)
     except ValueError:
         seconds = -1.0
-    if not seconds > 0:
+    if not 0 < seconds < math.inf:  # nan and inf fail too
         raise ValueError(f"${name} must be a number of seconds above 0, not {text!r}")
     return seconds
 
@@ -214,13 +215,17 @@ def unsaved_warning(section: str, notebook=None) -> str | None:
     if not run or _nbgrader_execution():
         return None
     try:
-        path = find_notebook(notebook)
-        cells = nbformat.read(path, as_version=4).cells
-        marker = next(s.marker for a in ASSIGNMENTS.values() for s in a.sections if s.id == section)
-    except Exception:  # no notebook to compare with, or an unknown section: nothing to say
+        cells = nbformat.read(find_notebook(notebook), as_version=4).cells
+    except Exception:  # no notebook to compare with: nothing to say
         return None
-    saved = [c.source.strip() for c in cells if c.cell_type == "code" and marker in c.source]
-    ran = [source for source in run if marker in source]
+    # The section's instructions in either assignment (their training cells differ).
+    markers = {s.marker for a in ASSIGNMENTS.values() for s in a.sections if s.id == section}
+
+    def marked(source: str) -> bool:
+        return any(marker and marker in source for marker in markers)
+
+    saved = [c.source.strip() for c in cells if c.cell_type == "code" and marked(c.source)]
+    ran = [source for source in run if marked(source)]
     if not saved or not ran or ran[-1] == saved[-1]:
         return None
     return (

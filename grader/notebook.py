@@ -104,12 +104,28 @@ def _code_lines(source: str) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
+def _parsed(source: str) -> ast.AST | None:
+    """The cell as Python reads it, line magics (`%matplotlib inline`) turned into the calls
+    IPython makes of them; None where it cannot be read."""
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        pass
+    except Exception:  # a cell too deep for the parser
+        return None
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return ast.parse(TransformerManager().transform_cell(source))
+    except Exception:
+        return None
+
+
 def _names_made(cells: list[Cell]) -> set[str]:
     made = set()
     for cell in cells:
-        try:
-            tree = ast.parse(cell.source)
-        except (SyntaxError, ValueError):  # IPython syntax: what it makes is not known
+        tree = _parsed(cell.source)
+        if tree is None:  # what it makes is not known
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):

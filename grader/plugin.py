@@ -81,15 +81,16 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
     message = f"Your cell raised {error['ename']}{where}{code}: {error['evalue']}"
     hint = hint_for_error(error["ename"], error["evalue"])
     if hint == "cell.not_implemented":
-        if error.get("in_cell") and _code_after(record, section_id, error.get("line_number")):
+        stub_raise = error.get("in_cell") and _at_top_level(record, section_id, error)
+        if stub_raise and _code_after(record, section_id, error.get("line_number")):
             message = (
                 f"Your cell stops on line {error['line_number']}, the stub's `raise "
                 "NotImplementedError()`, before the code after it runs."
             )
             hint = "cell.raise_left"
-        elif error.get("in_cell"):  # the stub's own `raise NotImplementedError()`
+        elif stub_raise:  # the stub's own `raise NotImplementedError()`
             message = "This cell has not been filled in yet."
-        else:
+        else:  # raised in a function of the student's own, called from the cell
             hint = "cell.raised"
     if hint == "name.undefined" and not inner.get("function"):
         later = _assigned_below(record, section_id, error)
@@ -111,16 +112,51 @@ def _assigned_below(record: Record, section_id: str, error: dict) -> tuple[str, 
         return None
     try:
         tree = ast.parse(cell.get("source", ""))
-    except (SyntaxError, ValueError):  # IPython syntax (magics)
+    except Exception:  # IPython syntax (magics), or a cell too deep for the parser
         return None
     name, line = found.group(1), error["line_number"]
     made = sorted(
         node.lineno
-        for node in ast.walk(tree)
+        for node in _cell_level(tree)
         if (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store))
         or (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name)
     )
     return (name, made[0]) if made and made[0] > line else None
+
+
+def _cell_level(tree: ast.AST):
+    """The nodes of the cell's own scope: a function's or a class's body (a name made there is
+    its local) is not entered, the `def` or `class` itself is kept."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if node is tree or not isinstance(node, NEW_SCOPES):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+NEW_SCOPES = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.Lambda,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
+
+
+def _source_line(record: Record, section_id: str, line_number: int | None) -> str | None:
+    cell = record.stub_cell(section_id)
+    lines = cell.get("source", "").splitlines() if cell else []
+    return lines[line_number - 1] if line_number and 0 < line_number <= len(lines) else None
+
+
+def _at_top_level(record: Record, section_id: str, error: dict) -> bool:
+    """Whether the failing line is a statement of the cell itself, not of a function in it."""
+    line = _source_line(record, section_id, error.get("line_number"))
+    return line is not None and not line[:1].isspace()
 
 
 def _code_after(record: Record, section_id: str, line_number: int | None) -> bool:
@@ -160,13 +196,14 @@ def _earlier_fault(record: Record, section_id: str, error: dict) -> str | None:
 
 
 def _model_fault(record: Record, section_id: str, error: dict | None = None) -> str | None:
-    """The hint for the model class's fault, in a section after the model's."""
+    """The hint for the model class's fault, in a section after the model's. Only a sharper
+    hint: where working it out fails, the verdict keeps its own."""
     if not _comes_after(record, section_id, "model"):
         return None
     try:
         model = record.module(record.assignment.model_name, "model")
         return model.fault() or (model.device_fault(error["evalue"]) if error else None)
-    except Mistake:  # no model after the model cell: nothing to blame there
+    except Exception:  # no model after the model cell (a Mistake), or an odd record
         return None
 
 
@@ -331,7 +368,7 @@ class RecordPlugin:
             error = call.excinfo.value
             if isinstance(error, Mistake):
                 verdict.message, verdict.hint = error.message, error.hint
-                if error.hint == "name.not_tensor":  # None from a `forward` without `return`
+                if error.hint == "name.none":  # None from a `forward` without `return`?
                     verdict.hint = _model_fault(self.job.record, verdict.section) or error.hint
             else:  # a bug in a check must show, not pass silently or blame the student
                 verdict.internal_error = f"{type(error).__name__}: {error}"

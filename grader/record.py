@@ -216,7 +216,7 @@ class Record:
         cell = self.stub_cell(section_id)
         try:
             tree = ast.parse(cell.get("source", "") if cell else "")
-        except (SyntaxError, ValueError):  # IPython syntax (magics): no note
+        except Exception:  # IPython syntax (magics), or a cell too deep for the parser: no note
             return ""
         called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
         named = [
@@ -259,12 +259,14 @@ class Record:
         return data
 
     def _made_instead(self, name: str, section_id: str | None) -> str:
-        """ " Your cell makes `loaded_model`: ..." where the section's cell assigns a name close
-        to the missing one (`loaded_model` for the walkthrough's `loaded_model_0`)."""
+        """The note for a missing name that the section's cell made under a close spelling
+        (`loaded_model` for the walkthrough's `loaded_model_0`); "" otherwise."""
         cell = self.stub_cell(section_id) if section_id else None
+        if cell is None:  # the cell never ran (deleted, or Markdown): nothing to compare
+            return ""
         try:
-            tree = ast.parse(cell.get("source", "") if cell else "")
-        except (SyntaxError, ValueError):
+            tree = ast.parse(cell.get("source", ""))
+        except Exception:  # IPython syntax, or a cell too deep for the parser
             return ""
         made = {
             node.id
@@ -286,6 +288,8 @@ class Record:
         data = self.value(name, section_id)
         if data["kind"] != "tensor":
             hint = "split.subset" if data.get("type") in DATASET_TYPES else "name.not_tensor"
+            if data["kind"] == "value" and data.get("value") is None:
+                hint = "name.none"  # what a function without `return` hands back
             raise Mistake(f"`{name}` should be a tensor, but it is {what_it_is(data)}.", hint)
         return TensorValue(name, data)
 

@@ -49,3 +49,26 @@ def test_a_misspelled_name_gets_pythons_suggestion_but_never_ipythons_own(shell)
     assert error["evalue"] == "name 'X_Train' is not defined. Did you mean: 'X_train'?"
     error = _run_cell(shell, "Ou + 1\n", timeout=10)["error"]  # `Out` is IPython's
     assert error["evalue"] == "name 'Ou' is not defined"
+
+
+def test_a_missing_name_of_a_cell_that_never_ran_is_a_mistake_not_a_crash():
+    from grader.assignments import EXERCISES
+    from grader.record import Mistake, Record
+
+    record = Record(EXERCISES, {"cells": [], "snapshots": {}}, "finished")  # the cell deleted
+    with pytest.raises(Mistake, match="`model_1` is not defined after the `model` cell."):
+        record.module("model_1", "model")
+
+
+def test_a_name_made_inside_a_function_below_is_not_made_below(shell):
+    from grader.plugin import _assigned_below
+
+    class Cells:  # the record's view of one stub cell
+        def stub_cell(self, section_id):
+            return {"source": source}
+
+    source = "y = weight * X + bias\ndef helper():\n    X = 1\n    return X\n"
+    error = {"evalue": "name 'X' is not defined", "line_number": 1}
+    assert _assigned_below(Cells(), "data", error) is None  # helper's X is its own
+    source = "y = weight * X + bias\nX = 1\n"
+    assert _assigned_below(Cells(), "data", error) == ("X", 2)

@@ -150,6 +150,7 @@ def test_an_unreachable_scheduler_is_one_line_and_nothing_graded(tmp_path):
     [
         ("--timeout", "-1", "-1 is below the least allowed, 0.1"),
         ("--cell-timeout", "abc", "'abc' is not a number"),
+        ("--cell-timeout", "nan", "'nan' is not a finite number"),
         ("--memory-mb", "1", "1 is below the least allowed, 64"),
         ("--solutions", "/no/such/solutions", "/no/such/solutions: no such folder"),
     ],

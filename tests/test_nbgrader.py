@@ -232,7 +232,7 @@ def test_the_kit_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv(inline.TIMEOUT_ENV, "120")
     limits = inline._limits()
     assert (limits.cell_timeout, limits.notebook_timeout) == (5.0, 120.0)
-    for wrong in ("60s", "-1", "0"):  # the instructor's typo: named, not a bare ValueError
+    for wrong in ("60s", "-1", "0", "inf"):  # the instructor's typo: named, not a ValueError
         monkeypatch.setenv(inline.CELL_TIMEOUT_ENV, wrong)
         with pytest.raises(ValueError, match=rf"\$PTGRADE_CELL_TIMEOUT must be .* not '{wrong}'"):
             inline._limits()

@@ -44,7 +44,7 @@ def test_extra_cells_do_not_matter(tmp_path, notebook):
     result = grade(path)
     assert result.score == result.max_score
     assert result.errors == [
-        "A cell you added (`# installed in my own session`) raised ModuleNotFoundError: No module "
+        "An ungraded cell (`# installed in my own session`) raised ModuleNotFoundError: No module "
         "named 'ptgrade_no_such_package' (the grader has only the packages it was installed "
         "with)"
     ]

@@ -101,7 +101,7 @@ def _default_lr_note(record) -> str:
     cell = record.stub_cell("loss_optimizer")
     try:
         tree = ast.parse(cell["source"] if cell else "")
-    except (SyntaxError, ValueError):
+    except Exception:  # IPython syntax, or a cell too deep for the parser
         return ""
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
