@@ -122,6 +122,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "above it. Move the line that makes the name above the first line that uses it.",
     ),
     Hint(
+        "cell.import_missing",
+        "That name comes from a module: add the import the message names at the top of the "
+        "cell (or of the notebook), then run the notebook from the top.",
+    ),
+    Hint(
         "cell.keyword",
         "A function got a keyword argument it does not have: check the name against the "
         "instructions (`torch.optim.SGD(params=..., lr=0.01)`, `torch.save(obj=..., f=...)`, "

@@ -46,6 +46,17 @@ SECTION_HINTS = {
 
 
 SPLIT = ("X_train", "y_train", "X_test", "y_test")
+# Names this chapter's code uses that only an import makes.
+IMPORTS = {
+    "Path": "from pathlib import Path",
+    "torch": "import torch",
+    "nn": "from torch import nn",
+    "optim": "from torch import optim",
+    "F": "import torch.nn.functional as F",
+    "plt": "import matplotlib.pyplot as plt",
+    "np": "import numpy as np",
+    "os": "import os",
+}
 
 
 def section_problem(record: Record, section_id: str, present: set[str]) -> Mistake | None:
@@ -94,9 +105,13 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
             hint = "cell.raised"
     if hint == "name.undefined" and not inner.get("function"):
         later = _assigned_below(record, section_id, error)
+        missing = re.match(r"name '(\w+)' is not defined", error["evalue"])
         if later:  # `y = weight * X + bias` above `X = ...`
             message += f" (`{later[0]}` is made on line {later[1]}, below it)"
             hint = "cell.order"
+        elif missing and missing.group(1) in IMPORTS:  # `Path("models")` without its import
+            message += f" (it comes with `{IMPORTS[missing.group(1)]}`)"
+            hint = "cell.import_missing"
     if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
         hint = SECTION_HINTS.get((hint, section_id), hint)
     if hint == "load.keys" and _loaded_into_other_class(record, error["evalue"]):

@@ -184,6 +184,8 @@ class SavedFile:
     exists: bool
     state_dict: dict[str, torch.Tensor] | None = None
     error: str | None = None
+    # The path from the notebook's folder (`Path("models").resolve()` gives an absolute one).
+    relative: str | None = None
 
 
 @dataclass
@@ -361,17 +363,19 @@ def read_saved_file(workdir: Path, path_text: str) -> SavedFile:
         return SavedFile(
             path_text, exists=False, error="the path points outside the notebook's folder"
         )
+    relative = path.relative_to(workdir.resolve()).as_posix()
     if not path.is_file():
-        return SavedFile(path_text, exists=False)
+        return SavedFile(path_text, exists=False, relative=relative)
     try:
         with warnings.catch_warnings():  # torch's own about the file: the verdict says it
             warnings.simplefilter("ignore")
             loaded = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:  # the pickle may be anything: never execute it, just report
-        return SavedFile(path_text, exists=True, error=_load_error(error))
+        return SavedFile(path_text, exists=True, error=_load_error(error), relative=relative)
     if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        return SavedFile(path_text, exists=True, state_dict=dict(loaded))
-    return SavedFile(path_text, exists=True, error=f"it holds a {type(loaded).__name__}")
+        return SavedFile(path_text, exists=True, state_dict=dict(loaded), relative=relative)
+    error = f"it holds a {type(loaded).__name__}"
+    return SavedFile(path_text, exists=True, error=error, relative=relative)
 
 
 def _load_error(error: Exception) -> str:

@@ -18,7 +18,9 @@ def _saved(record):
 
 @check("save_model", "under_models")
 def test_path_under_models(record):
-    path, _ = _saved(record)
+    path, saved = _saved(record)
+    # An absolute path into the notebook's own folder counts from there.
+    path = saved.relative if saved is not None and saved.relative else path
     expect(
         PurePath(path).parts[:1] == ("models",) and len(PurePath(path).parts) >= 2,
         f"`MODEL_SAVE_PATH` is {path!r}; save under the `models/` folder.",
