@@ -405,6 +405,14 @@ class SimulatedGPU:
         # A simulated GPU never captures a CUDA graph. torch <= 2.12's Adam (and others) ask
         # before each step once `is_available()` says True; the real query needs CUDA.
         torch.cuda.is_current_stream_capturing = lambda: False
+        if hasattr(torch, "accelerator"):  # torch >= 2.6: the device-agnostic spelling
+            torch.accelerator.is_available = lambda: True
+            torch.accelerator.current_accelerator = lambda check_available=False: torch.device(
+                "cuda"
+            )
+            torch.accelerator.device_count = lambda: 1
+            torch.accelerator.current_device_index = lambda: 0
+            torch.accelerator.synchronize = lambda device=None: None
         for name in ("to", "cuda", "cpu"):
             setattr(nn.Module, name, _module_move(getattr(nn.Module, name), name))
         nn.Parameter.__new__ = _parameter_keeps_its_device(nn.Parameter.__new__)

@@ -416,15 +416,20 @@ class Tracer:
 
         self._patch(torch.Tensor, "to", tensor_to)
 
-        def cuda_is_available(original):
-            def is_available():
-                result = original()
+        def device_query(original):
+            def query(*args, **kwargs):
+                result = original(*args, **kwargs)
                 tracer.emit("cuda_query", result=bool(result))
                 return result
 
-            return is_available
+            return query
 
-        self._patch(torch.cuda, "is_available", cuda_is_available)
+        # Asking torch whether there is a GPU, however it is spelled: the device check wants one.
+        self._patch(torch.cuda, "is_available", device_query)
+        self._patch(torch.cuda, "device_count", device_query)
+        if hasattr(torch, "accelerator"):  # torch >= 2.6
+            for name in ("is_available", "current_accelerator", "device_count"):
+                self._patch(torch.accelerator, name, device_query)
 
     # -- what a module call means ---------------------------------------------------------
     def _labels_copy(self, tensor: Any):
