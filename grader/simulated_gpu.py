@@ -11,6 +11,8 @@ check is unaffected. Used only where the machine has no CUDA.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -350,6 +352,28 @@ def _optimizer_classes(base: type = Optimizer) -> list[type]:
     return found
 
 
+_GRADER = os.path.dirname(os.path.abspath(__file__))
+
+
+def _answer_the_cells(owner: Any, name: str, answer: Any) -> None:
+    """`owner.name(...)` answers `answer` to the notebook's own code only. torch's optimizers
+    ask `torch.accelerator` too, and then use the accelerator's streams, which a CPU-only
+    torch refuses: they get the real answer."""
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def answered(*args, **kwargs):
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename.startswith(_GRADER):
+            frame = frame.f_back  # the tracer's wrapper around this one
+        caller = frame.f_code.co_filename if frame is not None else ""
+        if caller.startswith("<ipython-input") or "ipykernel" in caller:
+            return answer
+        return original(*args, **kwargs)
+
+    setattr(owner, name, answered)
+
+
 def _quiet_optimizers() -> None:
     for cls in _optimizer_classes():
         if "step" in cls.__dict__ and cls is not Optimizer:
@@ -406,13 +430,9 @@ class SimulatedGPU:
         # before each step once `is_available()` says True; the real query needs CUDA.
         torch.cuda.is_current_stream_capturing = lambda: False
         if hasattr(torch, "accelerator"):  # torch >= 2.6: the device-agnostic spelling
-            torch.accelerator.is_available = lambda: True
-            torch.accelerator.current_accelerator = lambda check_available=False: torch.device(
-                "cuda"
-            )
-            torch.accelerator.device_count = lambda: 1
-            torch.accelerator.current_device_index = lambda: 0
-            torch.accelerator.synchronize = lambda device=None: None
+            _answer_the_cells(torch.accelerator, "is_available", True)
+            _answer_the_cells(torch.accelerator, "current_accelerator", torch.device("cuda"))
+            _answer_the_cells(torch.accelerator, "device_count", 1)
         for name in ("to", "cuda", "cpu"):
             setattr(nn.Module, name, _module_move(getattr(nn.Module, name), name))
         nn.Parameter.__new__ = _parameter_keeps_its_device(nn.Parameter.__new__)
