@@ -37,9 +37,14 @@ class Job:
 
 def discover(root: Path) -> list[Job]:
     """nbgrader's submitted/<student>/<assignment>/, a folder of notebooks, or of student repos."""
-    jobs = _notebooks(root)
-    extra = set(beside_the_assignment(jobs))
-    return [job for job in jobs if job not in extra]
+    return sort_out(root)[0]
+
+
+def sort_out(root: Path) -> tuple[list[Job], list[Job]]:
+    """(the notebooks to grade, the ones nbgrader would not grade either): one walk of `root`."""
+    found = _notebooks(root)
+    extra = beside_the_assignment(found)
+    return [job for job in found if job not in extra], extra
 
 
 def beside_the_assignment(jobs: list[Job]) -> list[Job]:
@@ -208,8 +213,7 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
     except OSError as error:
         print(f"ptgrade: cannot write results under {output}: {error.strerror}", file=sys.stderr)
         return 2
-    jobs = discover(root)
-    skipped = beside_the_assignment(_notebooks(root))
+    jobs, skipped = sort_out(root)
     if skipped:
         shown = ", ".join(f"{job.key}.ipynb" for job in skipped[:3])
         more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""

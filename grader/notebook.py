@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import stat
@@ -13,6 +12,7 @@ from pathlib import Path
 import nbformat
 
 from grader.assignments import ASSIGNMENTS, Assignment, Section
+from grader.cell_source import code_lines, names_made
 
 
 class UnusableNotebook(Exception):
@@ -86,8 +86,8 @@ def _without_trailing_raise(cell: Cell) -> tuple[Cell, str | None]:
     NotImplementedError()`: the cell without that line, and a note. nbgrader grades such a cell
     by the tests after it, which see everything the code defined; so does the kit."""
     lines = cell.source.splitlines()
-    code = [i for i, line in enumerate(lines) if _code_lines(line)]
-    if len(code) < 2 or _code_lines(lines[code[-1]])[0] not in STUB_RAISE:
+    code = [i for i, line in enumerate(lines) if code_lines(line)]
+    if len(code) < 2 or code_lines(lines[code[-1]])[0] not in STUB_RAISE:
         return cell, None
     kept = lines[: code[-1]] + lines[code[-1] + 1 :]
     note = (
@@ -98,43 +98,6 @@ def _without_trailing_raise(cell: Cell) -> tuple[Cell, str | None]:
     return Cell(cell.index, "\n".join(kept), cell.role, cell.grade_id), note
 
 
-def _code_lines(source: str) -> list[str]:
-    """The lines that are code: not blank, not comments (a trailing comment cut off)."""
-    lines = [line.split("#", 1)[0].rstrip() for line in source.splitlines()]
-    return [line for line in lines if line.strip()]
-
-
-def _parsed(source: str) -> ast.AST | None:
-    """The cell as Python reads it, line magics (`%matplotlib inline`) turned into the calls
-    IPython makes of them; None where it cannot be read."""
-    try:
-        return ast.parse(source)
-    except SyntaxError:
-        pass
-    except Exception:  # a cell too deep for the parser
-        return None
-    try:
-        from IPython.core.inputtransformer2 import TransformerManager
-
-        return ast.parse(TransformerManager().transform_cell(source))
-    except Exception:
-        return None
-
-
-def _names_made(cells: list[Cell]) -> set[str]:
-    made = set()
-    for cell in cells:
-        tree = _parsed(cell.source)
-        if tree is None:  # what it makes is not known
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                made.add(node.id)
-            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                made.add(node.name)
-    return made
-
-
 def _adopt_code_below(cells: list[Cell], assignment: Assignment) -> list[str]:
     """A graded cell left as the stub, its code written in new cells right below it (before the
     next cell the notebook tags): the last of those is graded as the section's cell, since
@@ -143,7 +106,7 @@ def _adopt_code_below(cells: list[Cell], assignment: Assignment) -> list[str]:
     notes = []
     sections = {s.id: s for s in assignment.sections}
     for position, cell in enumerate(cells):
-        unfilled = all(line.strip() in STUB_RAISE for line in _code_lines(cell.source))
+        unfilled = all(line.strip() in STUB_RAISE for line in code_lines(cell.source))
         if cell.role != "stub" or cell.grade_id not in sections or not unfilled:
             continue
         below = []
@@ -151,7 +114,8 @@ def _adopt_code_below(cells: list[Cell], assignment: Assignment) -> list[str]:
             if later.grade_id is not None:
                 break
             below.append(later)
-        if not below or not set(sections[cell.grade_id].names) & _names_made(below):
+        made = {name for later in below for name in names_made(later.source)}
+        if not below or not set(sections[cell.grade_id].names) & made:
             continue
         last = below[-1]
         cells[position] = Cell(cell.index, "", "given", None)  # the bare stub: nothing to run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import queue
 import re
 import threading
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from grader.assignments import Assignment
+from grader.cell_source import code_lines, names_made
 from grader.hints import hint_for_error
 from grader.record import DATASET_TYPES, Mistake, Record
 
@@ -45,7 +45,6 @@ SECTION_HINTS = {
 }
 
 
-SPLIT = ("X_train", "y_train", "X_test", "y_test")
 # Names this chapter's code uses that only an import makes.
 IMPORTS = {
     "Path": "from pathlib import Path",
@@ -103,14 +102,15 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
             message = "This cell has not been filled in yet."
         else:  # raised in a function of the student's own, called from the cell
             hint = "cell.raised"
-    if hint == "name.undefined" and not inner.get("function"):
-        later = _assigned_below(record, section_id, error)
-        missing = re.match(r"name '(\w+)' is not defined", error["evalue"])
-        if later:  # `y = weight * X + bias` above `X = ...`
-            message += f" (`{later[0]}` is made on line {later[1]}, below it)"
+    undefined = re.match(r"name '(\w+)' is not defined", error["evalue"])
+    if hint == "name.undefined" and undefined and not inner.get("function"):
+        name = undefined.group(1)
+        below = _made_below(record, section_id, name, error.get("line_number"))
+        if below:  # `y = weight * X + bias` above `X = ...`
+            message += f" (`{name}` is made on line {below}, below it)"
             hint = "cell.order"
-        elif missing and missing.group(1) in IMPORTS:  # `Path("models")` without its import
-            message += f" (it comes with `{IMPORTS[missing.group(1)]}`)"
+        elif name in IMPORTS:  # `Path("models")` without its import
+            message += f" (it comes with `{IMPORTS[name]}`)"
             hint = "cell.import_missing"
     if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
         hint = SECTION_HINTS.get((hint, section_id), hint)
@@ -119,47 +119,11 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
     return Mistake(message, _earlier_fault(record, section_id, error) or hint)
 
 
-def _assigned_below(record: Record, section_id: str, error: dict) -> tuple[str, int] | None:
-    """The undefined name and the line below the failing one where the cell makes it."""
-    found = re.match(r"name '(\w+)' is not defined", error.get("evalue", ""))
+def _made_below(record: Record, section_id: str, name: str, line: int | None) -> int | None:
+    """The line below the failing one where the cell itself makes the undefined name."""
     cell = record.stub_cell(section_id)
-    if not found or cell is None or not error.get("line_number"):
-        return None
-    try:
-        tree = ast.parse(cell.get("source", ""))
-    except Exception:  # IPython syntax (magics), or a cell too deep for the parser
-        return None
-    name, line = found.group(1), error["line_number"]
-    made = sorted(
-        node.lineno
-        for node in _cell_level(tree)
-        if (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store))
-        or (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name)
-    )
-    return (name, made[0]) if made and made[0] > line else None
-
-
-def _cell_level(tree: ast.AST):
-    """The nodes of the cell's own scope: a function's or a class's body (a name made there is
-    its local) is not entered, the `def` or `class` itself is kept."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        if node is tree or not isinstance(node, NEW_SCOPES):
-            stack.extend(ast.iter_child_nodes(node))
-
-
-NEW_SCOPES = (
-    ast.FunctionDef,
-    ast.AsyncFunctionDef,
-    ast.ClassDef,
-    ast.Lambda,
-    ast.ListComp,
-    ast.SetComp,
-    ast.DictComp,
-    ast.GeneratorExp,
-)
+    made = names_made(cell.get("source", "")).get(name) if cell and line else None
+    return made if made is not None and made > line else None
 
 
 def _source_line(record: Record, section_id: str, line_number: int | None) -> str | None:
@@ -179,8 +143,7 @@ def _code_after(record: Record, section_id: str, line_number: int | None) -> boo
     cell = record.stub_cell(section_id)
     if cell is None or not line_number:
         return False
-    rest = cell.get("source", "").splitlines()[line_number:]
-    return any(line.strip() and not line.lstrip().startswith("#") for line in rest)
+    return bool(code_lines("\n".join(cell.get("source", "").splitlines()[line_number:])))
 
 
 def _earlier_fault(record: Record, section_id: str, error: dict) -> str | None:
@@ -201,7 +164,8 @@ def _earlier_fault(record: Record, section_id: str, error: dict) -> str | None:
         if labels.get("kind") == "tensor" and labels.get("requires_grad"):
             return "data.requires_grad"  # its graph is freed by the first backward
         # `random_split` gave Subsets: `.to(device)` and the model's `*` fail on them.
-        if any(record.raw_value(name, "split").get("type") in DATASET_TYPES for name in SPLIT):
+        split = record.assignment.section("split").names
+        if any(record.raw_value(name, "split").get("type") in DATASET_TYPES for name in split):
             return "split.subset"
     if _comes_after(record, section_id, "loss_optimizer"):
         loss_fn = record.raw_value("loss_fn", "loss_optimizer")
@@ -235,13 +199,14 @@ def _loaded_into_other_class(record: Record, error: str) -> bool:
     torch's error names the class it loaded into; the cell's own model may be gone (a cell
     that fails is replaced by the reference's)."""
     assignment = record.assignment
+    named = re.search(r"loading state_dict for (\w+)", error)
     try:
-        trained = record.module(assignment.model_name, "load_model")
-        named = re.search(r"loading state_dict for (\w+)", error)
-        loaded = named.group(1) if named else record.module(assignment.loaded_name, "load_model")
+        trained = record.module(assignment.model_name, "load_model").class_name
+        if named:
+            return trained != named.group(1)
+        return trained != record.module(assignment.loaded_name, "load_model").class_name
     except Mistake:
         return False
-    return trained.class_name != (loaded if isinstance(loaded, str) else loaded.class_name)
 
 
 def _graph_cut_by_the_loop(record: Record) -> bool:

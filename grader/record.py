@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from grader.assignments import Assignment
+from grader.cell_source import names_made, parse
 
 
 class Mistake(Exception):
@@ -216,9 +217,8 @@ class Record:
         a condition: `if torch.cuda.is_available else`), which Python runs without complaint;
         "" otherwise."""
         cell = self.stub_cell(section_id)
-        try:
-            tree = ast.parse(cell.get("source", "") if cell else "")
-        except Exception:  # IPython syntax (magics), or a cell too deep for the parser: no note
+        tree = parse(cell.get("source", "")) if cell else None
+        if tree is None:
             return ""
         called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
         named = [
@@ -266,15 +266,7 @@ class Record:
         cell = self.stub_cell(section_id) if section_id else None
         if cell is None:  # the cell never ran (deleted, or Markdown): nothing to compare
             return ""
-        try:
-            tree = ast.parse(cell.get("source", ""))
-        except Exception:  # IPython syntax, or a cell too deep for the parser
-            return ""
-        made = {
-            node.id
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
-        }
+        made = set(names_made(cell.get("source", "")))
         # Names the instructions ask for are right as they are (`MODEL_PATH` beside the missing
         # `MODEL_SAVE_PATH`, `y_train` beside `X_train`).
         asked = {n for s in self.assignment.sections for n in s.names}

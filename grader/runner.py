@@ -19,6 +19,7 @@ import tokenize
 import traceback
 from typing import Any
 
+from grader.cell_source import is_cell_file
 from grader.isolation import gpu_device_nodes
 
 
@@ -157,17 +158,13 @@ def _matplotlib_magic(line: str = "") -> None:
     import matplotlib.pyplot  # noqa: F401
 
 
-def _is_cell_file(filename: str) -> bool:
-    return filename.startswith("<ipython-input") or "ipykernel" in filename
-
-
 def _error_info(error: BaseException, source: str, namespace: dict | None = None) -> dict[str, Any]:
     line_number = getattr(error, "lineno", None) if isinstance(error, SyntaxError) else None
     inner = None
     in_cell = isinstance(error, SyntaxError)
     if line_number is None:
         frames = traceback.extract_tb(error.__traceback__)
-        cells = [frame for frame in frames if _is_cell_file(frame.filename)]
+        cells = [frame for frame in frames if is_cell_file(frame.filename)]
         if cells:
             # The first cell frame is this cell; the line is its deepest frame (a function the
             # cell defined and called included). A deeper frame in another cell is a function

@@ -60,15 +60,11 @@ def test_a_missing_name_of_a_cell_that_never_ran_is_a_mistake_not_a_crash():
         record.module("model_1", "model")
 
 
-def test_a_name_made_inside_a_function_below_is_not_made_below(shell):
-    from grader.plugin import _assigned_below
+def test_a_name_made_inside_a_function_below_is_not_made_below():
+    from grader.cell_source import names_made
 
-    class Cells:  # the record's view of one stub cell
-        def stub_cell(self, section_id):
-            return {"source": source}
-
-    source = "y = weight * X + bias\ndef helper():\n    X = 1\n    return X\n"
-    error = {"evalue": "name 'X' is not defined", "line_number": 1}
-    assert _assigned_below(Cells(), "data", error) is None  # helper's X is its own
-    source = "y = weight * X + bias\nX = 1\n"
-    assert _assigned_below(Cells(), "data", error) == ("X", 2)
+    # helper's X is its own; the loop's and the import's names are the cell's.
+    source = "y = weight * X\ndef helper():\n    X = 1\nfor i in range(2):\n    j = i\n"
+    source += "import numpy as np\nX = 2\n"
+    assert names_made(source) == {"y": 1, "helper": 2, "i": 4, "j": 5, "np": 6, "X": 7}
+    assert names_made("%matplotlib inline\nz = 1") == {"z": 2}  # line magics read too

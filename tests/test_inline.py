@@ -17,6 +17,15 @@ def _grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
+def _run_in_a_kernel(notebook, folder: Path):
+    """The notebook's cells run in a real Jupyter kernel started in `folder`."""
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    )
+    client.execute()
+    return notebook
+
+
 def test_check_shows_one_section_as_a_small_table_in_a_real_kernel(tmp_path):
     cells = [
         new_code_cell(
@@ -24,13 +33,7 @@ def test_check_shows_one_section_as_a_small_table_in_a_real_kernel(tmp_path):
         ),
         new_code_cell(f'check("split", notebook={str(FAULTY)!r})'),
     ]
-    notebook = new_notebook(cells=cells)
-    NotebookClient(
-        notebook,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
+    notebook = _run_in_a_kernel(new_notebook(cells=cells), tmp_path)
     failing = "".join(o.get("data", {}).get("text/html", "") for o in notebook.cells[0].outputs)
     passing = "".join(o.get("data", {}).get("text/html", "") for o in notebook.cells[1].outputs)
     assert "<table" in failing and "<table" in passing
@@ -50,13 +53,7 @@ def test_a_check_after_an_unsaved_edit_warns_that_the_saved_file_is_graded(tmp_p
     cells = [new_code_cell(data), new_code_cell(edited), new_code_cell(check)]
     cells.append(new_code_cell(split.source))
     cells.append(new_code_cell(check))
-    notebook = new_notebook(cells=cells)
-    NotebookClient(
-        notebook,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    ).execute()
+    notebook = _run_in_a_kernel(new_notebook(cells=cells), tmp_path)
     stale = "".join(o.get("text", "") for o in notebook.cells[2].outputs)
     fresh = "".join(o.get("text", "") for o in notebook.cells[4].outputs)
     assert (

@@ -2,6 +2,7 @@
 
 import ast
 
+from grader.cell_source import parse
 from grader.plugin import check
 from grader.record import expect
 
@@ -99,11 +100,8 @@ def test_optimizes_the_models_parameters(record, assignment):
 def _default_lr_note(record) -> str:
     """The note for a cell that makes its optimizer without an `lr` (torch's default applies)."""
     cell = record.stub_cell("loss_optimizer")
-    try:
-        tree = ast.parse(cell["source"] if cell else "")
-    except Exception:  # IPython syntax, or a cell too deep for the parser
-        return ""
-    for node in ast.walk(tree):
+    tree = parse(cell["source"]) if cell else None
+    for node in ast.walk(tree) if tree is not None else ():
         if not isinstance(node, ast.Call):
             continue
         name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
