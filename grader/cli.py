@@ -102,15 +102,17 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
 
 
 def _grade(args: argparse.Namespace, hidden: bool):
+    from grader.notebook import load_submission
     from grader.sandbox import start_warm_worker
 
+    submission = load_submission(args.notebook, args.assignment)  # bad input: no worker started
     start_warm_worker()  # it imports torch while this process does too
     from grader.grading import Options, grade
 
     options = Options(
         limits=_limits(args), solutions=args.solutions, hidden=hidden, assignment=args.assignment
     )
-    return grade(args.notebook, options)
+    return grade(args.notebook, options, submission)
 
 
 def cmd_check(args: argparse.Namespace) -> int:

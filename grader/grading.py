@@ -110,9 +110,12 @@ def score(
     return sections
 
 
-def grade(path: str | os.PathLike, options: Options = Options()) -> GradeResult:
-    """Grade one notebook. Raises notebook.UnusableNotebook when it cannot be graded at all."""
-    submission = load_submission(path, options.assignment)
+def grade(
+    path: str | os.PathLike, options: Options = Options(), submission: Submission | None = None
+) -> GradeResult:
+    """Grade one notebook (`submission`: the one already read from `path`). Raises
+    notebook.UnusableNotebook when it cannot be graded at all."""
+    submission = submission or load_submission(path, options.assignment)
     solutions_dir = find_solutions_dir(options.solutions)
     reference = solution_sources(submission.assignment, solutions_dir)
     hidden_dir = solutions_dir / "checks" if solutions_dir is not None else None

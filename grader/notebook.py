@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from dataclasses import dataclass, field
@@ -11,8 +10,10 @@ from pathlib import Path
 
 import nbformat
 
+from grader import notebook_shape
 from grader.assignments import ASSIGNMENTS, Assignment, Section
 from grader.cell_source import code_lines, names_made
+from grader.safe_text import one_line, printable
 
 
 class UnusableNotebook(Exception):
@@ -52,30 +53,50 @@ def _role(metadata: dict) -> tuple[str, str | None]:
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """The notebook at `path`, upgraded to nbformat 4; UnusableNotebook (one line) for anything
+    that is not a readable notebook of the shape the grader expects (grader/notebook_shape.py)."""
+    shown = printable(str(path), newlines=False)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = _read_regular_file(path)
     except FileNotFoundError:
-        raise UnusableNotebook(f"{path}: no such file") from None
+        raise UnusableNotebook(f"{shown}: no such file") from None
     except IsADirectoryError:
         raise UnusableNotebook(
-            f"{path}: is a folder, not a notebook (`ptgrade batch FOLDER --output DIR` grades "
+            f"{shown}: is a folder, not a notebook (`ptgrade batch FOLDER --output DIR` grades "
             "a folder of submissions)"
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UnusableNotebook(f"{path}: cannot be read ({error})") from None
+    except OSError as error:
+        raise UnusableNotebook(f"{shown}: cannot be read ({error.strerror or error})") from None
     try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UnusableNotebook(
-            f"{path}: not a notebook (invalid JSON at line {error.lineno}: {error.msg})"
-        ) from None
-    if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
-        raise UnusableNotebook(f"{path}: not a Jupyter notebook (no cells)")
-    try:
-        notebook = nbformat.reads(text, as_version=4)  # upgrades v3 notebooks
+        raw = notebook_shape.parse(data)
+    except notebook_shape.Malformed as error:
+        raise UnusableNotebook(f"{shown}: {error}") from None
+    try:  # what nbformat.reads does, from the JSON already parsed and checked, with v3
+        # upgraded; nbformat's schema validation is left out: it only logs, and its complaints
+        # (an output's odd field) are not the grader's concern.
+        major, minor = nbformat.reader.get_version(raw)
+        notebook = nbformat.convert(nbformat.versions[major].to_notebook_json(raw, minor=minor), 4)
     except Exception as error:  # nbformat raises several types for malformed notebooks
-        raise UnusableNotebook(f"{path}: not a readable Jupyter notebook ({error})") from None
+        reason = one_line(f"{type(error).__name__}: {error}", 200)
+        raise UnusableNotebook(f"{shown}: not a readable Jupyter notebook ({reason})") from None
+    problem = notebook_shape.cells_problem(notebook.get("cells"))
+    if problem:  # an nbformat 3 notebook, as nbformat upgraded it
+        raise UnusableNotebook(f"{shown}: not a valid notebook: {problem}")
     return notebook
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The file's bytes, read only if it is a regular file of a notebook's size (a FIFO would
+    block the read forever; /dev/zero would never end)."""
+    found = path.stat()
+    if stat.S_ISDIR(found.st_mode):
+        raise IsADirectoryError(str(path))
+    if not stat.S_ISREG(found.st_mode):
+        raise OSError(0, "not a regular file")
+    if found.st_size > notebook_shape.MAX_NOTEBOOK_BYTES:
+        raise OSError(0, f"the file is over {notebook_shape.MAX_NOTEBOOK_BYTES // 2**20} MB")
+    with open(path, "rb") as handle:
+        return handle.read(notebook_shape.MAX_NOTEBOOK_BYTES + 1)
 
 
 STUB_RAISE = ("raise NotImplementedError()", "raise NotImplementedError")
@@ -208,7 +229,7 @@ def load_submission(path: str | os.PathLike, assignment_id: str | None = None) -
         assignment = _guess_assignment(path, stub_ids, cells)
         if assignment is None:
             raise UnusableNotebook(
-                f"{path}: not a notebook of this kit's assignments "
+                f"{printable(str(path), newlines=False)}: not a notebook of this kit's assignments "
                 f"({', '.join(sorted(ASSIGNMENTS))}); its graded cells were not found"
             )
     notes = _retag(cells, assignment, stub_ids)

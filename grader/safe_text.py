@@ -1,0 +1,87 @@
+"""Text from outside the grader (file names, what a student's code raised) made safe to show.
+
+Each function fits one destination: a terminal line, a Markdown page, a CSV cell, a file name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+# C0 and C1 controls but newline and tab: a terminal obeys them (ESC sequences rewrite the
+# screen, a carriage return overwrites the score line).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Lone surrogates: what Python makes of undecodable bytes in a file name (surrogateescape) or
+# of "\ud800" in a notebook's JSON; UTF-8 cannot encode them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str, newlines: bool = True) -> str:
+    """`text` with control characters and lone surrogates written as escapes (\\x1b, \\udcff);
+    newlines too unless `newlines`."""
+    text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text if newlines else text.replace("\n", "\\n").replace("\t", "\\t")
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` as one printable line of at most about `limit` characters."""
+    text = printable(text, newlines=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Every ASCII punctuation character CommonMark lets a backslash escape, but the three that
+# become HTML entities (& < >).
+_MARKDOWN_PUNCTUATION = re.compile(r"""([!"#$%'()*+,\-./:;=?@\[\\\]^_`{|}~])""")
+# GitHub links bare URLs and www. names itself (its autolink extension), escapes or not.
+_AUTOLINK = re.compile(r"(?i)(:)(//)|\b(www)(\.)")
+WORD_JOINER = "\u2060"
+
+
+def markdown_text(text: str) -> str:
+    """`text` as Markdown that renders as exactly that text, on one line: no HTML, link, image,
+    code span or emphasis can come out of it, and it stays inside a table cell."""
+    text = " ".join(printable(text).split())
+    text = _AUTOLINK.sub(lambda m: WORD_JOINER.join(g for g in m.groups() if g), text)
+    text = _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown_with_code(text: str) -> str:
+    """Like markdown_text, but the kit's `code` spans stay code (as <code>, their contents
+    escaped alike): a backtick the student wrote can only shift which parts look like code."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an odd number of backticks: no pairing to trust
+        return markdown_text(text)
+    return "".join(
+        f"<code>{markdown_text(part)}</code>" if i % 2 else markdown_text(part)
+        for i, part in enumerate(parts)
+    )
+
+
+# A spreadsheet runs a cell that starts with these as a formula (=HYPERLINK(...), =cmd|...).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: printable, never read as a formula."""
+    text = printable(text, newlines=False)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+# Characters kept as they are in an output file name; anything else is replaced.
+_NAME_CHARACTER = re.compile(r"[A-Za-z0-9._-]")
+MAX_NAME = 120  # characters of a file name's readable part (Linux allows 255 bytes in all)
+
+
+def file_name(key: str) -> str:
+    """A file name for a submission's outputs, unique to `key` (its path under the
+    submissions): `ada__01_pytorch_workflow__01_pytorch_workflow`, kept as it is where it is
+    plain and short; else a plain, cut form with a digest of the key (`a_b-1f2e3d4c5b6a`)."""
+    readable = key.replace("/", "__")
+    plain = "__" not in key and all(_NAME_CHARACTER.match(c) for c in key.replace("/", ""))
+    if plain and len(readable) <= MAX_NAME and not readable.startswith("."):
+        return readable
+    cleaned = "".join(c if _NAME_CHARACTER.match(c) else "_" for c in readable)
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{cleaned.lstrip('.')[:MAX_NAME]}-{digest}"
