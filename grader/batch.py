@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.assignments import ASSIGNMENTS
+from grader.safe_text import csv_cell, file_name, printable
 from grader.sandbox import Limits
 
 SKIP_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".venv", "feedback", "autograded"}
@@ -35,16 +37,25 @@ class Job:
     notebook: Path
 
 
+@dataclass(frozen=True)
+class Passed:
+    """Something among the submissions that is not graded: a link, a FIFO, a folder."""
+
+    path: str  # under the submissions folder
+    why: str
+
+
 def discover(root: Path) -> list[Job]:
     """nbgrader's submitted/<student>/<assignment>/, a folder of notebooks, or of student repos."""
     return sort_out(root)[0]
 
 
-def sort_out(root: Path) -> tuple[list[Job], list[Job]]:
-    """(the notebooks to grade, the ones nbgrader would not grade either): one walk of `root`."""
-    found = _notebooks(root)
+def sort_out(root: Path) -> tuple[list[Job], list[Job], list[Passed]]:
+    """(the notebooks to grade, the ones nbgrader would not grade either, what is not a
+    notebook file at all): one walk of `root`."""
+    found, passed = _notebooks(root)
     extra = beside_the_assignment(found)
-    return [job for job in found if job not in extra], extra
+    return [job for job in found if job not in extra], extra, passed
 
 
 def beside_the_assignment(jobs: list[Job]) -> list[Job]:
@@ -69,23 +80,50 @@ def _nbgrader_folder(job: Job) -> bool:
     return len(parts) == 3 and parts[1] in ASSIGNMENTS
 
 
-def _notebooks(root: Path) -> list[Job]:
-    if root.is_file():
-        return [Job(root.stem, root.stem, root)]
+def _notebooks(root: Path) -> tuple[list[Job], list[Passed]]:
+    if root.is_file():  # named on the command line: followed, even as a link
+        return [Job(root.stem, root.stem, root)], []
+    paths, passed = _walk(root)
     jobs = []
-    for path in sorted(root.rglob("*.ipynb")):
-        relative = path.relative_to(root)
-        if any(part in SKIP_DIRS for part in relative.parts[:-1]):
-            continue
-        parts = relative.parts
+    for path in sorted(paths):
+        parts = path.relative_to(root).parts
         if len(parts) >= 3 and parts[1] in ASSIGNMENTS:
             student = parts[0]  # nbgrader: submitted/<student>/<assignment>/<notebook>
         elif len(parts) >= 2 and parts[0] not in ASSIGNMENTS:
             student = parts[0]  # one folder (a cloned repo) per student
         else:
             student = path.stem  # notebooks named after their student
-        jobs.append(Job(relative.with_suffix("").as_posix(), student, path))
-    return jobs
+        jobs.append(Job(path.relative_to(root).with_suffix("").as_posix(), student, path))
+    return jobs, passed
+
+
+def _walk(root: Path) -> tuple[list[Path], list[Passed]]:
+    """The regular files named *.ipynb under `root`, and what is passed over: a link is never
+    followed (a student's link to the solution notebook, or to another student's folder), nor
+    is anything but a regular file read (a FIFO would block the batch)."""
+    files, passed = [], []
+    for folder, folders, names in os.walk(root):  # links to folders are listed, not entered
+        here = Path(folder)
+        folders[:] = sorted(name for name in folders if name not in SKIP_DIRS)
+        for name in [*folders, *names]:
+            path = here / name
+            try:
+                mode = path.lstat().st_mode
+            except OSError:
+                continue  # gone since the folder was listed
+            if stat.S_ISLNK(mode):
+                if not (name.endswith(".ipynb") or path.is_dir()):
+                    continue  # a link to a data file: nothing the batch would have read
+                why = "a symbolic link"
+            elif not name.endswith(".ipynb"):
+                continue
+            elif stat.S_ISREG(mode):
+                files.append(path)
+                continue
+            else:
+                why = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            passed.append(Passed(path.relative_to(root).as_posix(), why))
+    return files, sorted(passed, key=lambda p: p.path)
 
 
 def grader_fingerprint() -> str:
@@ -103,13 +141,10 @@ def grader_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def slug(key: str) -> str:
-    return key.replace("/", "__")
-
-
 def write_atomic(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
+    # backslashreplace: a lone surrogate (from a file name) must not cost the file.
+    temporary.write_text(text, encoding="utf-8", errors="backslashreplace")
     os.replace(temporary, path)
 
 
@@ -127,7 +162,7 @@ def grade_one(notebook: str, limits: Limits) -> dict:
     try:
         result = grade(notebook, Options(limits=limits))
     except UnusableNotebook as error:
-        return {"status": "unusable", "error": str(error), "score": 0.0, "max_score": None}
+        return unusable(str(error))
     except Exception as error:  # the grader's own fault: record it, keep the batch going
         return grader_error(f"{type(error).__name__}: {error}")
     data = result.to_dict()
@@ -141,12 +176,17 @@ def grade_one(notebook: str, limits: Limits) -> dict:
 def grade_bytes(name: str, content: bytes, limits: Limits) -> dict:
     """Grade a notebook sent as bytes (a remote worker needs no shared disk)."""
     with tempfile.TemporaryDirectory(prefix="ptgrade-batch-") as folder:
-        path = Path(folder) / Path(name).name
+        stem = Path(name).stem  # it names the assignment, where it is the assignment's
+        path = Path(folder) / f"{file_name(stem)}.ipynb"
         path.write_bytes(content)
         outcome = grade_one(str(path), limits)
     if "notebook" in outcome:
         outcome["notebook"] = name
     return outcome
+
+
+def unusable(error: str) -> dict:
+    return {"status": "unusable", "error": error, "score": 0.0, "max_score": None}
 
 
 def grader_error(error: str) -> dict:
@@ -213,36 +253,27 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
     except OSError as error:
         print(f"ptgrade: cannot write results under {output}: {error.strerror}", file=sys.stderr)
         return 2
-    jobs, skipped = sort_out(root)
-    if skipped:
-        shown = ", ".join(f"{job.key}.ipynb" for job in skipped[:3])
-        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-        print(
-            f"ptgrade: not graded, as nbgrader does not grade them either: {len(skipped)} other "
-            f"notebook{'s' * (len(skipped) > 1)} in assignment folders that hold the "
-            f"assignment's own: {shown}{more}",
-            file=sys.stderr,
-        )
+    jobs, skipped, passed = sort_out(root)
+    _say_not_graded(skipped, passed)
     if not jobs:
-        print(f"ptgrade: no notebooks found under {root}", file=sys.stderr)
+        print(f"ptgrade: no notebooks found under {printable(str(root))}", file=sys.stderr)
         return 2
     # The limits are part of the grade: a longer --timeout may turn a timeout into a score.
     fingerprint = hashlib.sha256(f"{grader_fingerprint()}{limits!r}".encode()).hexdigest()[:16]
-    todo, results = [], {}
-    for job in jobs:
-        content = hashlib.sha256(job.notebook.read_bytes()).hexdigest()[:16]
-        existing = output / "results" / f"{slug(job.key)}.json"
-        if existing.is_file():
-            try:
-                previous = json.loads(existing.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                previous = {}
-            if previous.get("hash") == f"{content}-{fingerprint}":
-                results[job.key] = previous
-                continue
-        todo.append((job, f"{content}-{fingerprint}"))
+    todo, results, unreadable = _what_to_grade(output, jobs, fingerprint)
 
     progress = Progress(len(jobs), already=len(results))
+    not_stored: list[str] = []
+
+    def keep(job: Job, outcome: dict) -> None:
+        problem = _store(output, job, outcome)
+        if problem:
+            not_stored.append(f"{printable(job.key)} ({problem})")
+        results[job.key] = outcome
+        progress.update(job, outcome)
+
+    for job, outcome in unreadable:
+        keep(job, outcome)
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     finished = None
     try:
@@ -253,9 +284,7 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
         else:
             finished = grade_locally(todo, limits, args.jobs or os.cpu_count() or 1)
         for job, outcome in finished:
-            _store(output, job, outcome)
-            results[job.key] = outcome
-            progress.update(job, outcome)
+            keep(job, outcome)
     except ClusterUnreachable as error:
         progress.close()
         print(f"ptgrade: {error}; nothing was graded", file=sys.stderr)
@@ -267,16 +296,94 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
         left = len(jobs) - len(results)
         print(
             f"ptgrade: interrupted: {len(results)} of {len(jobs)} results are saved in "
-            f"{output / 'results'}; run the same command again to grade the other {left}.",
+            f"{printable(str(output / 'results'))}; run the same command again to grade the "
+            f"other {left}.",
             file=sys.stderr,
         )
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
     progress.close()
-    _write_summary(output, jobs, results)
     print(_score_table(jobs, results))
+    try:
+        _write_summary(output, jobs, results)
+    except OSError as error:
+        print(
+            f"ptgrade: cannot write grades.csv under {printable(str(output))}: "
+            f"{error.strerror or error}; the scores are above",
+            file=sys.stderr,
+        )
+        return 2
+    if not_stored:
+        print(
+            f"ptgrade: {len(not_stored)} result{'s' * (len(not_stored) > 1)} could not be "
+            f"stored under {printable(str(output))}: {'; '.join(not_stored[:3])}"
+            f"{' ...' if len(not_stored) > 3 else ''}; grades.csv holds every score",
+            file=sys.stderr,
+        )
+        return 2
     return 0
+
+
+def _say_not_graded(skipped: list[Job], passed: list[Passed]) -> None:
+    if skipped:
+        shown = ", ".join(f"{printable(job.key)}.ipynb" for job in skipped[:3])
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        print(
+            f"ptgrade: not graded, as nbgrader does not grade them either: {len(skipped)} other "
+            f"notebook{'s' * (len(skipped) > 1)} in assignment folders that hold the "
+            f"assignment's own: {shown}{more}",
+            file=sys.stderr,
+        )
+    if passed:
+        shown = ", ".join(f"{printable(p.path)} ({p.why})" for p in passed[:5])
+        more = f" and {len(passed) - 5} more" if len(passed) > 5 else ""
+        print(
+            f"ptgrade: not graded, not being notebook files: {shown}{more}",
+            file=sys.stderr,
+        )
+
+
+def _what_to_grade(
+    output: Path, jobs: list[Job], fingerprint: str
+) -> tuple[list[tuple[Job, str]], dict[str, dict], list[tuple[Job, dict]]]:
+    """(what to grade with its hash, the results still valid from an earlier run, the
+    submissions that cannot be read, each with its unusable outcome)."""
+    todo, results, unreadable = [], {}, []
+    for job in jobs:
+        try:
+            content = _digest(job.notebook)
+        except OSError as error:
+            why = f"{printable(job.key)}.ipynb: cannot be read ({error.strerror or error})"
+            unreadable.append((job, unusable(why)))
+            continue
+        previous = _previous_result(output, job)
+        if previous.get("hash") == f"{content}-{fingerprint}":
+            results[job.key] = previous
+            continue
+        todo.append((job, f"{content}-{fingerprint}"))
+    return todo, results, unreadable
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _previous_result(output: Path, job: Job) -> dict:
+    """The result an earlier run stored for `job`; {} where there is none readable."""
+    try:
+        previous = json.loads(_result_path(output, job).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return previous if isinstance(previous, dict) else {}
+
+
+def _result_path(output: Path, job: Job) -> Path:
+    return output / "results" / f"{file_name(job.key)}.json"
 
 
 def _interrupt(signum, frame) -> None:
@@ -361,12 +468,17 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _store(output: Path, job: Job, outcome: dict) -> None:
-    outcome.update(submission=job.key, student=job.student)
+def _store(output: Path, job: Job, outcome: dict) -> str | None:
+    """Write the outcome's result and feedback files; why they could not be, or None."""
+    outcome.update(submission=printable(job.key), student=printable(job.student))
     feedback = outcome.pop("feedback_html", None)
-    if feedback:
-        write_atomic(output / "feedback" / f"{slug(job.key)}.html", feedback)
-    write_atomic(output / "results" / f"{slug(job.key)}.json", json.dumps(outcome, indent=2))
+    try:
+        if feedback:
+            write_atomic(output / "feedback" / f"{file_name(job.key)}.html", feedback)
+        write_atomic(_result_path(output, job), json.dumps(outcome, indent=2))
+    except OSError as error:  # a full disk, a folder in the way: this result only
+        return error.strerror or str(error)
+    return None
 
 
 class Progress:
@@ -389,7 +501,7 @@ class Progress:
         score = outcome.get("score")
         line = (
             f"[{self.done}/{self.total}] failed {self.failed}, about {left:.0f}s left"
-            f" | {job.key}: {outcome.get('status')}"
+            f" | {printable(job.key, newlines=False)}: {outcome.get('status')}"
             + (f" {score:g}/{outcome.get('max_score'):g}" if outcome.get("max_score") else "")
         )
         end = "\n" if not sys.stderr.isatty() or self.done == self.total else "\r"
@@ -416,8 +528,8 @@ def _write_summary(output: Path, jobs: list[Job], results: dict[str, dict]) -> N
         by_section = {s["id"]: s["score"] for s in result.get("sections", [])}
         writer.writerow(
             [
-                job.student,
-                job.key,
+                csv_cell(job.student),
+                csv_cell(job.key),
                 result.get("assignment", ""),
                 result["status"],
                 result.get("score", 0),
@@ -454,7 +566,7 @@ def summary_html(jobs: list[Job], results: dict[str, dict]) -> str:
         edges = range(0, 105, 5)
         picture = histogram(scores, edges, "score (%)", "students", "score histogram")
     rows = "".join(
-        f"<tr><td>{escape(job.student)}</td><td>{escape(job.key)}</td>"
+        f"<tr><td>{escape(printable(job.student))}</td><td>{escape(printable(job.key))}</td>"
         f"<td>{escape(results[job.key]['status'])}</td>"
         f"<td>{results[job.key].get('score', 0):g} / {results[job.key].get('max_score') or 0:g}"
         "</td></tr>"
@@ -476,12 +588,14 @@ def summary_html(jobs: list[Job], results: dict[str, dict]) -> str:
 
 
 def _score_table(jobs: list[Job], results: dict[str, dict]) -> str:
-    width = max(len(job.key) for job in jobs)
+    keys = {job.key: printable(job.key, newlines=False) for job in jobs}
+    width = max(len(key) for key in keys.values())
     lines = [f"{'submission'.ljust(width)}  score"]
     for job in jobs:
-        result = results[job.key]
+        result, key = results[job.key], keys[job.key].ljust(width)
         if result.get("max_score"):
-            lines.append(f"{job.key.ljust(width)}  {result['score']:g} / {result['max_score']:g}")
+            lines.append(f"{key}  {result['score']:g} / {result['max_score']:g}")
         else:
-            lines.append(f"{job.key.ljust(width)}  {result['status']}: {result.get('error', '')}")
+            error = printable(result.get("error", ""), newlines=False)
+            lines.append(f"{key}  {result['status']}: {error}")
     return "\n".join(lines)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from grader.batch import ClusterUnreachable, grade_bytes, grader_error, warm_up
+from grader.batch import ClusterUnreachable, grade_bytes, grader_error, unusable, warm_up
+from grader.safe_text import printable
 from grader.sandbox import Limits
 
 if TYPE_CHECKING:
@@ -34,9 +35,16 @@ def grade_on_cluster(
     with client:
         # Run on every worker now; a worker that joins later pays it on its first task.
         client.run(_warm_up_quietly, limits)
-        futures = {}
+        futures, unreadable = {}, []
         for job, digest in todo:
-            futures[_submit(client, job, limits, f"ptgrade-{digest}-{job.key}")] = (job, digest)
+            try:
+                future = _submit(client, job, limits, f"ptgrade-{digest}-{job.key}")
+            except OSError as error:  # gone or unreadable since the batch hashed it
+                why = f"{printable(job.key)}.ipynb: cannot be read ({error.strerror or error})"
+                unreadable.append((job, unusable(why)))
+                continue
+            futures[future] = (job, digest)
+        yield from unreadable
         failed = []
         try:
             for future in as_completed(futures):
@@ -49,13 +57,14 @@ def grade_on_cluster(
                 outcome["hash"] = digest
                 yield job, outcome
             for job, digest in failed:
-                future = _submit(client, job, limits, f"ptgrade-{digest}-{job.key}-alone")
-                futures[future] = (job, digest)
+                future = None
                 try:
+                    future = _submit(client, job, limits, f"ptgrade-{digest}-{job.key}-alone")
+                    futures[future] = (job, digest)
                     outcome = future.result()
                 except Exception as error:
                     outcome = grader_error(f"on the cluster: {type(error).__name__}: {error}")
-                futures.pop(future)
+                futures.pop(future, None)
                 outcome["hash"] = digest
                 yield job, outcome
         finally:

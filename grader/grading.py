@@ -20,6 +20,7 @@ from grader.notebook import (
 from grader.plugin import Verdict
 from grader.record import Record, read_saved_file
 from grader.result import CheckResult, GradeResult, SectionResult
+from grader.safe_text import printable
 from grader.sandbox import Execution, Limits, cleanup, execute
 
 
@@ -143,7 +144,7 @@ def grade(
             errors.append(_given_cell_error(cell, source))
     return GradeResult(
         assignment=submission.assignment.id,
-        notebook=str(path),
+        notebook=printable(str(path), newlines=False),  # a file name can hold any byte
         score=round(sum(s.score for s in sections), 2),
         max_score=round(sum(s.max_score for s in sections), 2),
         sections=sections,

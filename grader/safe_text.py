@@ -69,19 +69,28 @@ def csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-# Characters kept as they are in an output file name; anything else is replaced.
-_NAME_CHARACTER = re.compile(r"[A-Za-z0-9._-]")
-MAX_NAME = 120  # characters of a file name's readable part (Linux allows 255 bytes in all)
+# Characters a file name must not hold here or on the file systems outputs are copied to.
+_NOT_IN_NAMES = set('\\/:*?"<>|')
+MAX_NAME_BYTES = 150  # a name's readable part; Linux allows 255 bytes ("-digest.json.tmp" too)
+
+
+def _plain(character: str) -> bool:
+    return character.isprintable() and character not in _NOT_IN_NAMES  # lone surrogates: not
 
 
 def file_name(key: str) -> str:
-    """A file name for a submission's outputs, unique to `key` (its path under the
-    submissions): `ada__01_pytorch_workflow__01_pytorch_workflow`, kept as it is where it is
-    plain and short; else a plain, cut form with a digest of the key (`a_b-1f2e3d4c5b6a`)."""
+    """A file name for a submission's outputs, one for each `key` (its path under the
+    submissions): `ada__01_pytorch_workflow__01_pytorch_workflow`, as it is where it is plain
+    and short; else a plain cut of it with a digest of the key (`caf___x-87196c81d85701a9`)."""
     readable = key.replace("/", "__")
-    plain = "__" not in key and all(_NAME_CHARACTER.match(c) for c in key.replace("/", ""))
-    if plain and len(readable) <= MAX_NAME and not readable.startswith("."):
+    if (
+        "__" not in key
+        and all(_plain(c) for c in key.replace("/", ""))
+        and len(readable.encode()) <= MAX_NAME_BYTES
+        and not readable.startswith(".")
+    ):
         return readable
-    cleaned = "".join(c if _NAME_CHARACTER.match(c) else "_" for c in readable)
+    cleaned = "".join(c if _plain(c) else "_" for c in readable).lstrip(".")
+    cut = cleaned.encode()[:MAX_NAME_BYTES].decode("utf-8", "ignore")
     digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return f"{cleaned.lstrip('.')[:MAX_NAME]}-{digest}"
+    return f"{cut}-{digest}"

@@ -211,3 +211,79 @@ def test_only_the_assignments_own_notebook_is_graded_in_an_nbgrader_folder(tmp_p
         f"ana__{assignment}__{assignment}.json",
         f"bo__{assignment}__Copy of {assignment}.json",
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Any file name, links, storage errors: the batch goes on and grades.csv is written
+# ---------------------------------------------------------------------------------------------
+
+ASSIGNMENT = "01_pytorch_workflow_exercises"
+LONG = "b" * 240  # with its student and assignment folders, 274 characters as one file name
+UNDECODABLE = os.fsdecode(b"caf\xff")  # not UTF-8: Python holds it with a lone surrogate
+
+
+@pytest.fixture(scope="module")
+def awkward(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    base = tmp_path_factory.mktemp("awkward")
+    course = base / "submitted"
+    (course / "long" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy(SAMPLES / "ada_correct.ipynb", course / "ada_correct.ipynb")
+    shutil.copy(SAMPLES / "cleo_no_zero_grad.ipynb", course / "long" / ASSIGNMENT / f"{LONG}.ipynb")
+    shutil.copy(SAMPLES / "ben_float_split_index.ipynb", course / f"{UNDECODABLE}.ipynb")
+    # Eve's notebook is a link to the instructor's solution; Finn's folder links to Ada's.
+    (course / "eve").mkdir()
+    solution = REPO_ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    (course / "eve" / f"{ASSIGNMENT}.ipynb").symlink_to(solution)
+    elsewhere = base / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(SAMPLES / "ada_correct.ipynb", elsewhere / "finn.ipynb")
+    (course / "finn").symlink_to(elsewhere)
+    os.mkfifo(course / "gus.ipynb")  # reading it would wait for a writer forever
+    # Ada's result cannot be stored: a folder stands where its file is written.
+    output = base / "grades"
+    (output / "results" / "ada_correct.json.tmp").mkdir(parents=True)
+    code, out, err = finish(ptgrade_batch(course, output, "--jobs", "1"), timeout=600)
+    return output, subprocess.CompletedProcess([], code, out, err)
+
+
+def test_a_storage_error_costs_only_that_result(awkward):
+    output, run = awkward
+    assert run.returncode == 2, run.stderr
+    assert "ptgrade: 1 result could not be stored" in run.stderr
+    assert "ada_correct (Is a directory); grades.csv holds every score" in run.stderr
+    rows = (output / "grades.csv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 4  # the header, Ada, the long name and the undecodable one
+    assert rows[1].startswith("ada_correct,ada_correct,01_pytorch_workflow_exercises,graded,20.0")
+
+
+def test_any_file_name_gets_its_result(awkward):
+    output, run = awkward
+    stored = {
+        json.loads(p.read_text())["submission"]: p.name for p in (output / "results").glob("*.json")
+    }
+    assert set(stored) == {f"long/{ASSIGNMENT}/{LONG}", "caf\\udcff"}
+    assert all(len(name.encode()) < 200 for name in stored.values())
+    csv = (output / "grades.csv").read_text(encoding="utf-8")
+    assert f"long,long/{ASSIGNMENT}/{LONG},{ASSIGNMENT},graded,17.5" in csv
+    assert f"caf\\udcff,caf\\udcff,{ASSIGNMENT},graded,18.0" in csv
+    assert "caf\\udcff" in run.stdout
+
+
+def test_links_and_other_files_are_listed_not_graded(awkward):
+    output, run = awkward
+    assert (
+        "ptgrade: not graded, not being notebook files: "
+        f"eve/{ASSIGNMENT}.ipynb (a symbolic link), finn (a symbolic link), "
+        "gus.ipynb (not a regular file)"
+    ) in run.stderr
+    assert "eve" not in (output / "grades.csv").read_text(encoding="utf-8")
+
+
+def test_a_rerun_grades_only_what_was_not_stored(awkward):
+    output, first = awkward
+    (output / "results" / "ada_correct.json.tmp").rmdir()
+    course = output.parent / "submitted"
+    code, out, err = finish(ptgrade_batch(course, output, "--jobs", "1"), timeout=600)
+    assert code == 0, err
+    assert "2 of 3 already graded and unchanged: skipped" in err
+    assert json.loads((output / "results" / "ada_correct.json").read_text())["score"] == 20.0
