@@ -41,7 +41,7 @@ WORD_JOINER = "\u2060"
 def markdown_text(text: str) -> str:
     """`text` as Markdown that renders as exactly that text, on one line: no HTML, link, image,
     code span or emphasis can come out of it, and it stays inside a table cell."""
-    text = " ".join(printable(text).split())
+    text = re.sub(r"\s+", " ", printable(text))  # one line (a newline would end a table row)
     text = _AUTOLINK.sub(lambda m: WORD_JOINER.join(g for g in m.groups() if g), text)
     text = _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

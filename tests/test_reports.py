@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -17,6 +18,7 @@ from grader.reports.html import section_table_html
 from grader.reports.svg import Series, chart, histogram, nice_ticks
 from grader.reports.text import render as render_text
 from grader.result import CheckResult, GradeResult, SectionResult
+from grader.safe_text import WORD_JOINER
 
 TRICKY = 'Expected y <= 1 & "line" | got 2'
 CELL_ERROR = "Your cell raised NameError: name 'stop' is not defined."
@@ -137,17 +139,81 @@ def test_gradescope_one_test_per_section_and_scores_add_up():
     assert "Score: 3 / 6" in data["output"]
 
 
+def rendered_markdown(text: str) -> str:
+    """The HTML a Markdown renderer makes of `text`, raw HTML allowed as on GitHub."""
+    mistune = pytest.importorskip("mistune")
+    return mistune.create_markdown(escape=False, plugins=["table", "url", "strikethrough"])(text)
+
+
+def visible_text(page: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", page)).replace(WORD_JOINER, "")
+
+
 def test_markdown_table_has_a_row_per_section_and_escapes_pipes():
     text = render(make_result(), "markdown")
-    assert text.startswith("## 01_pytorch_workflow: 3 / 6\n")
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
-    assert rows[0] == "| Section | Points | Result |"
-    assert rows[1:] == [
-        "| Split the data 80/20 | 2/2 | ✅ |",
-        "| Make data \\| straight line | 1/4 | ❌ |",
+    page = rendered_markdown(text)
+    assert re.search(r"<h2>01_pytorch_workflow: 3 / 6</h2>", page)
+    rows = re.findall(r"<tr>(.*?)</tr>", page, re.S)
+    cells = [visible_text(row).split() for row in rows]
+    assert cells == [
+        ["Section", "Points", "Result"],
+        ["Split", "the", "data", "80/20", "2/2", "✅"],
+        ["Make", "data", "|", "straight", "line", "1/4", "❌"],
     ]
-    assert text.count(CELL_ERROR) == 1
-    assert f"  - Hint: {STOP_HINT}" in text
+    assert visible_text(page).count(CELL_ERROR) == 1
+    assert f"Hint: {STOP_HINT.replace('`', '')}" in visible_text(page)
+    assert "<code>torch.arange(start, end, step)</code>" in page  # the hint's code stays code
+
+
+HOSTILE = (
+    "Your cell raised ValueError on line 1 (`raise ValueError(x)`): <img src=x onerror=alert(1)> "
+    "<script>alert(2)</script> [click me](http://evil.example/a) ![pixel](https://evil.example/p) "
+    "www.evil.example `</code><b>bold</b>` *loud* _under_ # not a heading | \x1b[2J\x1b]8;;x\x07"
+)
+
+
+def hostile_result() -> GradeResult:
+    result = make_result()
+    result.sections[1].checks[2].message = HOSTILE
+    result.sections[1].note = HOSTILE
+    result.errors = [HOSTILE, "An ungraded cell (`<a href=x>`) raised `"]
+    return result
+
+
+def test_markdown_shows_what_the_student_wrote_and_renders_none_of_it():
+    page = rendered_markdown(render(hostile_result(), "markdown"))
+    tags = set(re.findall(r"<(\w+)", page))
+    assert tags <= {
+        "h2",
+        "h3",
+        "p",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "ul",
+        "li",
+        "code",
+    }
+    text = visible_text(page)
+    shown = HOSTILE.replace("`", "").replace("\x1b", "\\x1b").replace("\x07", "\\x07")
+    assert text.count(shown) == 3  # the message, the note and the warning, character for character
+    assert "An ungraded cell (`<a href=x>`) raised `" in text
+
+
+def test_text_report_escapes_control_characters():
+    text = render(hostile_result(), "text")
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[2J" in text
+    assert "\r" not in render(make_result(), "text").replace("\r\n", "")
+
+
+def test_gradescope_output_is_plain_text():
+    data = json.loads(render(hostile_result(), "gradescope"))
+    assert data["output_format"] == "text"
+    assert {test["output_format"] for test in data["tests"]} == {"text"}
 
 
 def charts(page: str) -> list[ET.Element]:

@@ -29,6 +29,7 @@ def render(result: GradeResult) -> str:
     report = {
         "score": result.score,
         "output": "\n".join(summary),
+        "output_format": "text",
         "tests": [
             {
                 "name": section.title,
@@ -36,6 +37,7 @@ def render(result: GradeResult) -> str:
                 "score": section.score,
                 "max_score": section.max_score,
                 "output": section_output(section),
+                "output_format": "text",  # never HTML or Markdown: it quotes the student
                 "visibility": "visible",
             }
             for section in result.sections

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from grader.result import GradeResult, SectionResult
+from grader.safe_text import printable
 
 WIDTH = 100
 _GREEN, _RED, _YELLOW, _RESET = "\033[32m", "\033[31m", "\033[33m", "\033[0m"
@@ -16,8 +17,10 @@ def points(value: float) -> str:
 
 
 def _wrap(text: str, first: str, rest: str) -> list[str]:
+    """`text` wrapped to the report's width, its control characters escaped: a student's error
+    message could otherwise move the cursor, clear the screen or rewrite the score line."""
     lines = []
-    for paragraph in text.splitlines() or [""]:
+    for paragraph in printable(text).splitlines() or [""]:
         lines += textwrap.wrap(
             paragraph,
             width=WIDTH,
@@ -56,7 +59,8 @@ def _section_lines(section: SectionResult, title_width: int, color: bool) -> lis
 def render(result: GradeResult, color: bool = False) -> str:
     title_width = min(max([len(s.title) for s in result.sections] + [7]), 40)
     header = f"{'Section':<{title_width}}  {'id':<16}  {'Points':>9}  Result"
-    lines = [f"{result.assignment}: {result.notebook}", "", header, "-" * len(header)]
+    heading = printable(f"{result.assignment}: {result.notebook}", newlines=False)
+    lines = [heading, "", header, "-" * len(header)]
     for section in result.sections:
         lines += _section_lines(section, title_width, color)
     lines += ["-" * len(header), f"Score: {points(result.score)} / {points(result.max_score)}"]
