@@ -26,16 +26,37 @@ def _rows(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.reshape(tensor.shape[0], -1).double() if tensor.dim() else tensor.reshape(1, 1)
 
 
+TOLERANCE = 1e-6
+
+
 def _match_rows(part: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
-    """For each row of `part`, the index of the equal row of `whole` (-1 if none)."""
+    """For each row of `part`, the index of the equal row of `whole` (-1 if none).
+
+    By sorting, never by pairwise distances: the work grows as n log n with the student's rows
+    (torch.cdist's grew with their square: 30 000 rows took 5.9 GB and 27 s in the grader)."""
     if part.shape[0] == 0:
         return torch.empty(0, dtype=torch.long)
-    if part.shape[1:] != whole.shape[1:]:
+    if part.shape[1:] != whole.shape[1:] or whole.shape[0] == 0:
         return torch.full((part.shape[0],), -1)
-    distance = torch.cdist(_rows(part), _rows(whole))
-    best, index = distance.min(dim=1)
-    index[best > 1e-6] = -1
-    return index
+    part_rows, whole_rows = _rows(part), _rows(whole)
+    if whole_rows.shape[1] != 1:
+        return _equal_rows(part_rows, whole_rows)
+    # One column (this chapter's X): the first row of `whole` within TOLERANCE of each value.
+    values, order = torch.sort(whole_rows[:, 0], stable=True)
+    wanted = part_rows[:, 0]
+    at = torch.searchsorted(values, wanted - TOLERANCE).clamp(max=len(values) - 1)
+    close = (values[at] - wanted).abs() <= TOLERANCE  # nan is close to nothing
+    return torch.where(close, order[at], -1)
+
+
+def _equal_rows(part_rows: torch.Tensor, whole_rows: torch.Tensor) -> torch.Tensor:
+    """Rows of several columns: the first exactly equal row of `whole` (-1 if none)."""
+    count = len(whole_rows)
+    _, group = torch.unique(torch.cat([whole_rows, part_rows]), dim=0, return_inverse=True)
+    first = torch.full((int(group.max()) + 1,), count)
+    first.scatter_reduce_(0, group[:count], torch.arange(count), reduce="amin")
+    found = first[group[count:]]
+    return torch.where(found < count, found, -1)
 
 
 @check("split", "sizes")

@@ -1,0 +1,60 @@
+"""What a hostile submission costs the grader itself: its time and memory stay bounded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str, timeout: float = 120) -> dict:
+    """Run `code` in a fresh Python; return the JSON it prints on its last line."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks: no work that grows faster than linearly with the student's data
+# ---------------------------------------------------------------------------------------------
+
+SPLIT_OF_30_000_ROWS = """
+import json, resource, time
+import torch
+from grader.assignments import ASSIGNMENTS
+from grader.checks import test_split
+from grader.record import Record
+
+def tensor(values):
+    return {"kind": "tensor", "shape": list(values.shape), "dtype": "float32", "device": "cpu",
+            "requires_grad": False, "values": values}
+
+X = torch.arange(0, 1, 1 / 30_000).unsqueeze(1)
+y = 0.3 * X + 0.9
+n = int(0.8 * len(X))
+snapshot = {"X": X, "y": y, "X_train": X[:n], "y_train": y[:n], "X_test": X[n:], "y_test": y[n:]}
+record = Record(
+    ASSIGNMENTS["01_pytorch_workflow_exercises"],
+    {"snapshots": {"split": {name: tensor(v) for name, v in snapshot.items()}}},
+    "finished",
+)
+# 1 GB more address space than now: pairwise distances of these rows would need 5.8 GB.
+with open("/proc/self/status") as status:
+    vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + 2**30, vm + 2**30))
+started = time.monotonic()
+for check in (test_split.test_80_20_sizes, test_split.test_every_row_in_exactly_one_set,
+              test_split.test_pairs_stay_aligned):
+    check(record)  # a Mistake or a MemoryError would fail here
+print(json.dumps({"seconds": time.monotonic() - started}))
+"""
+
+
+def test_the_split_checks_of_30_000_rows_take_little_time_and_memory():
+    found = run_python(SPLIT_OF_30_000_ROWS)
+    assert found["seconds"] < 5
