@@ -51,9 +51,11 @@ def _receive_exactly(sock: socket.socket, size: int, deadline: float | None) -> 
     return b"".join(chunks)
 
 
-def receive_frame(sock: socket.socket, deadline: float | None = None) -> bytes:
+def receive_frame(
+    sock: socket.socket, deadline: float | None = None, limit: int = MAX_FRAME
+) -> bytes:
     (size,) = HEADER.unpack(_receive_exactly(sock, HEADER.size, deadline))
-    if size > MAX_FRAME:
+    if size > limit:
         raise ChannelError(f"a frame of {size} bytes is over the limit")
     return _receive_exactly(sock, size, deadline)
 
@@ -72,10 +74,12 @@ def send_answer(sock: socket.socket, answer: dict[str, Any]) -> None:
     send_frame(sock, encode_answer(answer))
 
 
-def receive_answer(sock: socket.socket, deadline: float | None) -> dict[str, Any]:
+def receive_answer(
+    sock: socket.socket, deadline: float | None, limit: int = MAX_FRAME
+) -> dict[str, Any]:
     from grader.answers import decode_answer
 
-    payload = receive_frame(sock, deadline)
+    payload = receive_frame(sock, deadline, limit)
     try:
         answer = decode_answer(payload)
     except Exception as error:  # forged or corrupt: only JSON and raw numbers were read

@@ -2,24 +2,30 @@
 
 One pytest session per grading process and checks folder, kept open in a thread: pytest starts
 and collects once, then its test loop (plugin.RecordPlugin) judges each record it is handed.
+
+The checks are pinned by content: a process loads them once, before any submission runs, and a
+check file that changes on disk afterwards is never collected again (grading stops with a
+GraderError that names it), so nothing written while a submission ran is imported here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from grader.errors import GraderError
 from grader.plugin import CheckJob, RecordPlugin, Verdict
 from grader.record import Record
 
 CHECKS_DIR = Path(__file__).resolve().parent / "checks"
-CHECKS_TIMEOUT = 120.0  # seconds one record's checks may take (they take milliseconds)
+CHECKS_TIMEOUT = 30.0  # seconds one record's checks may take (they take milliseconds)
+COLLECT_TIMEOUT = 120.0  # seconds pytest may take to start and collect the checks
 # Plugins the checks don't need. Each of these would touch process-wide state (file descriptors,
 # warning filters, the root logger, faulthandler) for as long as the session stays open, or
 # keeps every report (the terminal) and so grows with every submission.
@@ -40,11 +46,10 @@ UNUSED_PLUGINS = (
 
 class CheckSession:
     """A pytest session in a daemon thread, serving CheckJobs until the process ends or
-    `close()` (which open_checks calls when the check files changed)."""
+    `close()`."""
 
     def __init__(self, paths: list[str]) -> None:
         self.owner = os.getpid()  # a forked process must open its own: threads don't fork
-        self.files = checks_files(paths)
         self._jobs: queue.Queue = queue.Queue()
         self._plugin = RecordPlugin(self._jobs)
         self.exit_code: int | None = None
@@ -71,26 +76,38 @@ class CheckSession:
 
             self.exit_code = pytest.main(args, plugins=[self._plugin])
         finally:
+            self._plugin.collected.set()  # whoever waits for the collection learns it ended
             while not self._jobs.empty():  # nobody waits forever on a session that ended
                 job = self._jobs.get_nowait()
                 if job is not None:
                     job.done.set()
 
-    def run(self, job: CheckJob) -> list[Verdict]:
+    def wait_collected(self, timeout: float = COLLECT_TIMEOUT) -> None:
+        """Return once pytest has imported the checks: before a submission runs, so that
+        nothing it does can change what is imported."""
+        if not self._plugin.collected.wait(timeout):
+            raise GraderError(f"the checks were not collected within {timeout:g} s")
+
+    def run(self, job: CheckJob, timeout: float | None = None) -> list[Verdict]:
+        """The job's verdicts; those the checks did not give within `timeout` (default
+        CHECKS_TIMEOUT) are the grader's errors, and the grade still comes back."""
+        timeout = CHECKS_TIMEOUT if timeout is None else timeout
         if not self._thread.is_alive():
-            raise RuntimeError(self._failure())
+            raise GraderError(self._failure())
         self._jobs.put(job)
-        deadline = time.monotonic() + CHECKS_TIMEOUT
-        while not job.done.wait(0.5):
+        deadline = time.monotonic() + timeout
+        while not job.done.wait(min(0.5, max(timeout, 0.01))):
             if not self._thread.is_alive():
                 break
             if time.monotonic() > deadline:
                 # A check that never returns is the grader's bug: this submission says so, and
                 # the next one gets a new session (this thread is left to itself).
                 self.stuck = True
-                raise RuntimeError(f"the checks did not finish within {CHECKS_TIMEOUT:g} s")
+                if not job.planned:  # never even started: there is no verdict to give
+                    raise GraderError(f"the checks did not start within {timeout:g} s")
+                return job.cut_short(f"the checks did not finish within {timeout:g} s")
         if not job.judged:
-            raise RuntimeError(self._failure())
+            raise GraderError(self._failure())
         return job.verdicts
 
     def close(self) -> None:
@@ -103,47 +120,46 @@ class CheckSession:
 
 
 _SESSIONS: dict[tuple[str, ...], CheckSession] = {}
+# The checks' files as this process first loaded them: checks folders -> {file: sha256}.
+_PINNED: dict[tuple[str, ...], dict[str, str]] = {}
 
 
-def checks_files(paths) -> tuple:
-    """Each file of the checks as it is now (name, time, size): a session collected from other
-    versions is stale (an instructor editing a check while a kernel runs `check()`)."""
-    found = []
+def checks_contents(paths) -> dict[str, str]:
+    """Each file of the checks (and their pytest.ini) by the sha256 of its bytes now."""
+    found = {}
     for folder in map(Path, paths):
         for file in sorted(folder.rglob("*")):
             if file.suffix in (".py", ".ini") and "__pycache__" not in file.parts:
                 try:
-                    stat = file.stat()
+                    found[str(file)] = hashlib.sha256(file.read_bytes()).hexdigest()
                 except OSError:
                     continue
-                found.append((str(file), stat.st_mtime_ns, stat.st_size))
-    return tuple(found)
+    return found
 
 
-def _forget_modules(paths) -> None:
-    """Drop the checks' modules, so that a new session imports their files again (pytest
-    hands back a module already in sys.modules)."""
-    folders = [Path(p).resolve() for p in paths]
-    for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if (
-            file
-            and name != "grader.checks"
-            and any(Path(file).resolve().is_relative_to(folder) for folder in folders)
-        ):
-            del sys.modules[name]
+def _changed(pinned: dict[str, str], now: dict[str, str]) -> list[str]:
+    return sorted(name for name in pinned.keys() | now.keys() if pinned.get(name) != now.get(name))
 
 
 def open_checks(hidden_dir: Path | None = None) -> CheckSession:
     """This process's session for these checks, opened (collecting in its thread) if need be.
-    Opened before a submission runs, pytest's start-up overlaps the sandbox's work."""
+    Opened before a submission runs, pytest's start-up overlaps the sandbox's work. Raises
+    GraderError where a check file changed since this process loaded the checks."""
     paths = (str(CHECKS_DIR),) + ((str(hidden_dir),) if hidden_dir is not None else ())
+    now = checks_contents(paths)
+    changed = _changed(_PINNED.setdefault(paths, now), now)
+    if changed:
+        raise GraderError(
+            f"{changed[0]} changed on disk while this grader ran; the checks are loaded once "
+            "a process, so grade again in a new one to use the file as it is now"
+        )
     session = _SESSIONS.get(paths)
     if session is not None and session.owner == os.getpid() and not session.stuck:
-        if session.files == checks_files(paths):
-            return session
+        return session
+    if session is not None and session.owner == os.getpid():
         session.close()
-        _forget_modules(paths)
+    # A new session (a fork's, or after a stuck check) takes the checks' modules already
+    # imported (pytest hands back a module already in sys.modules): the same content.
     session = _SESSIONS[paths] = CheckSession(list(paths))
     return session
 

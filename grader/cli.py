@@ -11,7 +11,7 @@ from pathlib import Path
 
 from grader.sandbox import Limits
 
-EXIT_OK, EXIT_BELOW_MIN, EXIT_UNUSABLE = 0, 1, 2
+EXIT_OK, EXIT_BELOW_MIN, EXIT_UNUSABLE, EXIT_GRADER_ERROR = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE's
 
 
@@ -110,7 +110,10 @@ def _grade(args: argparse.Namespace, hidden: bool):
     from grader.grading import Options, grade
 
     options = Options(
-        limits=_limits(args), solutions=args.solutions, hidden=hidden, assignment=args.assignment
+        limits=_limits(args),
+        solutions=args.solutions,
+        hidden=hidden,
+        assignment=args.assignment,
     )
     return grade(args.notebook, options, submission)
 
@@ -236,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from grader.errors import GraderError
     from grader.notebook import UnusableNotebook
 
     args = build_parser().parse_args(argv)
@@ -244,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     except UnusableNotebook as error:
         print(f"ptgrade: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
+    except GraderError as error:  # the kit's own failure: not a grade, and no traceback
+        print(error, file=sys.stderr)
+        return EXIT_GRADER_ERROR
     except KeyboardInterrupt:
         print("ptgrade: interrupted", file=sys.stderr)
         return 130

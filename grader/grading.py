@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.assignments import Assignment
-from grader.checking import open_checks, run_checks
+from grader.checking import CHECKS_TIMEOUT, open_checks, run_checks
 from grader.hints import hint_text
 from grader.notebook import (
     Submission,
@@ -18,10 +18,16 @@ from grader.notebook import (
     solution_sources,
 )
 from grader.plugin import Verdict
-from grader.record import Record, read_saved_file
+from grader.record import Record
 from grader.result import CheckResult, GradeResult, SectionResult
 from grader.safe_text import printable
 from grader.sandbox import Execution, Limits, cleanup, execute
+from grader.saved_files import READ_SECONDS, read_saved_files
+
+# After the notebook's own limit, the grader's work has bounds of its own: stopping the
+# notebook's processes (sandbox: 30 s at most), reading its saved models (saved_files, 10 s)
+# and the checks (checking, 30 s). A grade returns within --timeout and these, always.
+AFTER_THE_NOTEBOOK = 30.0 + READ_SECONDS + CHECKS_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,8 @@ def build_record(submission: Submission, execution: Execution) -> Record:
         value = values.get("MODEL_SAVE_PATH", {})
         if value.get("kind") in ("path", "value") and isinstance(value.get("value"), str):
             paths.add(value["value"])
-    for path in paths:
-        record.saved_files[path] = read_saved_file(execution.workdir, path)
+    if paths:
+        record.saved_files = read_saved_files(execution.workdir, paths)
     return record
 
 
@@ -122,7 +128,8 @@ def grade(
     hidden_dir = solutions_dir / "checks" if solutions_dir is not None else None
     if not (options.hidden and hidden_dir is not None and hidden_dir.is_dir()):
         hidden_dir = None
-    open_checks(hidden_dir)
+    checks = open_checks(hidden_dir)
+    checks.wait_collected()  # imported before the notebook's code runs, never after
     execution = execute(submission, options.limits, reference)
     try:
         record = build_record(submission, execution)

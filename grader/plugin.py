@@ -21,6 +21,9 @@ def check(section: str, name: str, weight: float = 1.0, only: str | None = None,
     return pytest.mark.ptgrade(section=section, name=name, weight=weight, only=only, hidden=hidden)
 
 
+INTERNAL_ERROR = "The grader could not run this check (internal error)."
+
+
 @dataclass
 class Verdict:
     section: str
@@ -229,6 +232,28 @@ class CheckJob:
     verdicts: list[Verdict] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
     judged: bool = False  # every wanted check ran (False: the session failed on the way)
+    planned: list[dict] = field(default_factory=list)  # each wanted check's marker arguments
+
+    def cut_short(self, why: str) -> list[Verdict]:
+        """The verdicts given so far, and each planned check not yet judged as the grader's
+        error `why` (the checks ran out of time: a verdict must come back all the same)."""
+        given = list(self.verdicts)
+        judged = {verdict.id for verdict in given}
+        for kwargs in self.planned:
+            check_id = f"{kwargs['section']}.{kwargs['name']}"
+            if check_id not in judged:
+                given.append(
+                    Verdict(
+                        section=kwargs["section"],
+                        id=check_id,
+                        weight=kwargs["weight"],
+                        passed=False,
+                        message=INTERNAL_ERROR,
+                        hidden=kwargs["hidden"],
+                        internal_error=why,
+                    )
+                )
+        return given
 
     def wants(self, item) -> bool:
         marker = item.get_closest_marker("ptgrade")
@@ -252,6 +277,7 @@ class RecordPlugin:
         self._jobs = jobs
         self.job: CheckJob | None = None
         self.collection_errors: list[str] = []
+        self.collected = threading.Event()  # the check files are imported (or never will be)
 
     # -- fixtures -------------------------------------------------------------------------
     @pytest.fixture
@@ -280,6 +306,9 @@ class RecordPlugin:
         if report.failed:
             self.collection_errors.append(f"{report.nodeid}: {report.longreprtext}")
 
+    def pytest_collection_finish(self, session) -> None:
+        self.collected.set()
+
     def pytest_collection_modifyitems(self, session, config, items) -> None:
         keep = [item for item in items if item.get_closest_marker("ptgrade") is not None]
         drop = [item for item in items if item.get_closest_marker("ptgrade") is None]
@@ -294,6 +323,7 @@ class RecordPlugin:
             if job is None:
                 break
             items = [item for item in session.items if job.wants(item)]
+            job.planned = [item.get_closest_marker("ptgrade").kwargs for item in items]
             self.job = job
             try:
                 for item, following in zip(items, items[1:] + [None]):
@@ -352,5 +382,5 @@ class RecordPlugin:
                     verdict.hint = _model_fault(self.job.record, verdict.section) or error.hint
             else:  # a bug in a check must show, not pass silently or blame the student
                 verdict.internal_error = f"{type(error).__name__}: {error}"
-                verdict.message = "The grader could not run this check (internal error)."
+                verdict.message = INTERNAL_ERROR
         return verdict

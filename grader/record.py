@@ -5,9 +5,7 @@ from __future__ import annotations
 import ast
 import difflib
 import re
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -346,42 +344,3 @@ def same_values(a: torch.Tensor | None, b: torch.Tensor | None, atol: float = 1e
         return False
     # nan equals nan here: a blown-up model saved and loaded is still the same model.
     return bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=0, equal_nan=True))
-
-
-def read_saved_file(workdir: Path, path_text: str) -> SavedFile:
-    """Read the student's saved model safely: inside the scratch folder, weights_only=True."""
-    path = (workdir / path_text).resolve()
-    if workdir.resolve() not in path.parents:
-        return SavedFile(
-            path_text, exists=False, error="the path points outside the notebook's folder"
-        )
-    relative = path.relative_to(workdir.resolve()).as_posix()
-    if not path.is_file():
-        return SavedFile(path_text, exists=False, relative=relative)
-    try:
-        with warnings.catch_warnings():  # torch's own about the file: the verdict says it
-            warnings.simplefilter("ignore")
-            loaded = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:  # the pickle may be anything: never execute it, just report
-        return SavedFile(path_text, exists=True, error=_load_error(error), relative=relative)
-    if isinstance(loaded, dict) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        return SavedFile(path_text, exists=True, state_dict=dict(loaded), relative=relative)
-    error = f"it holds a {type(loaded).__name__}"
-    return SavedFile(path_text, exists=True, error=error, relative=relative)
-
-
-def _load_error(error: Exception) -> str:
-    """Why torch.load refused a file, in one line (the pickle's code is never run)."""
-    text = str(error)
-    protocol = re.search(r"Unsupported operand (\d+)", text)
-    if "Weights only load failed" in text and protocol:
-        # torch.save(..., pickle_protocol=4): opcodes torch's safe loader does not read.
-        return (
-            f"it was written with a newer pickle protocol (opcode {protocol.group(1)}) than "
-            "`weights_only=True` reads: save without `pickle_protocol=...`"
-        )
-    if "Weights only load failed" in text:
-        found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global '([\w.]+)'", text)
-        what = f"`{found.group(1)}`" if found else "an object"
-        return f"its pickle calls {what}, not only tensors; the grader never runs a file's code"
-    return f"{type(error).__name__}: {text[:300]}"

@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import load_script
+from tests.submissions.hostile import write
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -58,3 +63,57 @@ print(json.dumps({"seconds": time.monotonic() - started}))
 def test_the_split_checks_of_30_000_rows_take_little_time_and_memory():
     found = run_python(SPLIT_OF_30_000_ROWS)
     assert found["seconds"] < 5
+
+
+# ---------------------------------------------------------------------------------------------
+# Saved models: opened apart, under a memory limit and a deadline
+# ---------------------------------------------------------------------------------------------
+
+MEASURE = load_script(ROOT / "benchmarks" / "grader_memory.py").measure
+
+
+@pytest.fixture(scope="module")
+def baseline_mb() -> float:
+    """What the grading process itself holds for a correct notebook: torch, pytest, checks."""
+    found = MEASURE(ROOT / "samples" / "01_pytorch_workflow_exercises" / "ada_correct.ipynb")
+    return found["peak_mb"]
+
+
+def test_a_saved_model_that_inflates_to_half_a_gigabyte_costs_the_grader_nothing(
+    tmp_path, baseline_mb
+):
+    found = MEASURE(write("saved_zip_bomb", tmp_path), "--timeout", "60")
+    assert found["exit"] == 0, found
+    assert found["peak_mb"] < baseline_mb + 100  # on main: 512 MB more
+    save = {s["id"]: s for s in found["report"]["sections"]}["save_model"]
+    messages = " ".join(c["message"] for c in save["checks"])
+    assert "does not load with `weights_only=True` (its contents unzip to over 64 MB)" in messages
+
+
+def test_a_saved_view_claiming_a_billion_numbers_is_refused(tmp_path):
+    import torch
+
+    from grader.saved_files import read_one
+
+    path = tmp_path / "model.pth"
+    torch.save({"weight": torch.zeros(1, 1).expand(40_000, 25_000)}, path)
+    assert read_one(path) == {
+        "exists": True,
+        "error": "its tensors hold 1000000000 numbers, more than a model's",
+    }
+    torch.save({"weight": torch.ones(2, 3)}, path)
+    assert read_one(path)["state_dict"]["weight"].tolist() == [[1.0] * 3] * 2
+
+
+# ---------------------------------------------------------------------------------------------
+# A grade comes back within --timeout and a fixed grace
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_split_of_30_000_rows_is_graded_in_time_and_memory(tmp_path, baseline_mb):
+    from grader.grading import AFTER_THE_NOTEBOOK
+
+    found = MEASURE(write("split_of_30000_rows", tmp_path), "--timeout", "20")
+    assert found["exit"] == 0, found
+    assert found["seconds"] < 20 + AFTER_THE_NOTEBOOK
+    assert found["peak_mb"] < baseline_mb + 100  # on main: 5.5 GB more
