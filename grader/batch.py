@@ -253,6 +253,13 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
     except OSError as error:
         print(f"ptgrade: cannot write results under {output}: {error.strerror}", file=sys.stderr)
         return 2
+    from grader.cli import Refused, refuse_weak_confinement
+
+    try:
+        refuse_weak_confinement(args)
+    except Refused as error:
+        print(f"ptgrade: {error}; nothing was graded", file=sys.stderr)
+        return 2
     jobs, skipped, passed = sort_out(root)
     _say_not_graded(skipped, passed)
     if not jobs:
@@ -521,7 +528,16 @@ def _write_summary(output: Path, jobs: list[Job], results: dict[str, dict]) -> N
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(
-        ["student", "submission", "assignment", "status", "score", "max_score", *section_ids]
+        [
+            "student",
+            "submission",
+            "assignment",
+            "status",
+            "score",
+            "max_score",
+            *section_ids,
+            "confinement",
+        ]
     )
     for job in jobs:
         result = results[job.key]
@@ -535,10 +551,23 @@ def _write_summary(output: Path, jobs: list[Job], results: dict[str, dict]) -> N
                 result.get("score", 0),
                 result.get("max_score") or "",
                 *[by_section.get(s, "") for s in section_ids],
+                _confinement(result),
             ]
         )
     write_atomic(output / "grades.csv", buffer.getvalue())
     write_atomic(output / "summary.html", summary_html(jobs, results))
+
+
+def _confinement(result: dict) -> str:
+    """What the result's notebook ran under, in words ("" where it never ran)."""
+    found = result.get("execution", {}).get("confinement")
+    return str(found.get("description", "")) if isinstance(found, dict) else ""
+
+
+def confinements(results: dict[str, dict]) -> str:
+    """Each confinement the batch's notebooks ran under, with how many ran under it."""
+    counts = Counter(_confinement(r) for r in results.values() if _confinement(r))
+    return "; ".join(f"{kind} ({count})" for kind, count in counts.most_common()) or "none ran"
 
 
 def frequent_mistakes(results: dict[str, dict]) -> Counter:
@@ -580,7 +609,8 @@ def summary_html(jobs: list[Job], results: dict[str, dict]) -> str:
         "<!doctype html><html><head><meta charset='utf-8'><title>ptgrade summary</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 8px;border-bottom:1px solid #ddd}"
         "</style></head><body>"
-        f"<h1>Course summary: {len(jobs)} submissions</h1>{picture}"
+        f"<h1>Course summary: {len(jobs)} submissions</h1>"
+        f"<p>Ran under: {escape(confinements(results))}</p>{picture}"
         "<h2>Most frequent mistakes</h2><table><tr><th>hint</th><th>students</th><th>advice</th></tr>"
         f"{mistakes}</table><h2>Scores</h2><table><tr><th>student</th><th>submission</th>"
         f"<th>status</th><th>score</th></tr>{rows}</table></body></html>"
@@ -590,7 +620,7 @@ def summary_html(jobs: list[Job], results: dict[str, dict]) -> str:
 def _score_table(jobs: list[Job], results: dict[str, dict]) -> str:
     keys = {job.key: printable(job.key, newlines=False) for job in jobs}
     width = max(len(key) for key in keys.values())
-    lines = [f"{'submission'.ljust(width)}  score"]
+    lines = [f"ran under: {confinements(results)}", f"{'submission'.ljust(width)}  score"]
     for job in jobs:
         result, key = results[job.key], keys[job.key].ljust(width)
         if result.get("max_score"):

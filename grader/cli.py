@@ -87,6 +87,13 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
         help="characters of printed output kept (default %(default)s)",
     )
     group.add_argument(
+        "--isolation",
+        choices=("auto", "bwrap", "unshare", "none"),
+        help="how the submission's code is confined (default: $PTGRADE_ISOLATION, else auto: "
+        "bubblewrap where it works; a weaker one that leaves the file system visible only "
+        "where named here)",
+    )
+    group.add_argument(
         "--device",
         choices=("auto", "cpu"),
         default=defaults.device,
@@ -101,11 +108,36 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class Refused(Exception):
+    """The submission's code would run under a confinement the user did not ask for."""
+
+
+def refuse_weak_confinement(args: argparse.Namespace) -> None:
+    """Raise Refused (one line) before anything starts, where the confinement this machine
+    offers is one that only asking for runs (isolation.refusal)."""
+    import tempfile
+
+    from grader.errors import GraderError
+    from grader.isolation import imported_folders, plan, refusal
+    from grader.notebook import find_solutions_dir
+
+    try:
+        confinement = plan(Path(tempfile.gettempdir()))
+    except GraderError as error:  # a confinement asked for that does not work here
+        raise Refused(error.reason) from None
+    reason = refusal(confinement, imported_folders(find_solutions_dir(args.solutions)))
+    if reason is not None:
+        raise Refused(reason)
+
+
 def _grade(args: argparse.Namespace, hidden: bool):
     from grader.notebook import load_submission
     from grader.sandbox import start_warm_worker
 
     submission = load_submission(args.notebook, args.assignment)  # bad input: no worker started
+    own = args.command == "check"  # a student's own notebook
+    if not own:
+        refuse_weak_confinement(args)
     start_warm_worker()  # it imports torch while this process does too
     from grader.grading import Options, grade
 
@@ -114,6 +146,7 @@ def _grade(args: argparse.Namespace, hidden: bool):
         solutions=args.solutions,
         hidden=hidden,
         assignment=args.assignment,
+        own_notebook=own,
     )
     return grade(args.notebook, options, submission)
 
@@ -243,9 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     from grader.notebook import UnusableNotebook
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "isolation", None):  # for this process, its pool and their workers
+        os.environ["PTGRADE_ISOLATION"] = args.isolation
     try:
         return args.run(args)
-    except UnusableNotebook as error:
+    except (UnusableNotebook, Refused) as error:
         print(f"ptgrade: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
     except GraderError as error:  # the kit's own failure: not a grade, and no traceback

@@ -10,6 +10,7 @@ from pathlib import Path
 from grader.assignments import Assignment
 from grader.checking import CHECKS_TIMEOUT, open_checks, run_checks
 from grader.hints import hint_text
+from grader.isolation import imported_folders, require
 from grader.notebook import (
     Submission,
     find_solutions_dir,
@@ -22,6 +23,7 @@ from grader.record import Record
 from grader.result import CheckResult, GradeResult, SectionResult
 from grader.safe_text import printable
 from grader.sandbox import Execution, Limits, cleanup, execute
+from grader.sandbox import isolation as sandbox_isolation
 from grader.saved_files import READ_SECONDS, read_saved_files
 
 # After the notebook's own limit, the grader's work has bounds of its own: stopping the
@@ -36,6 +38,9 @@ class Options:
     solutions: str | None = None  # the instructor's solutions/ folder; found automatically
     hidden: bool = True  # run hidden checks (only where solutions are present)
     assignment: str | None = None
+    # The notebook is the user's own (`ptgrade check`, check() in it): it runs under the best
+    # confinement there is, weak or not. Anyone else's is refused a weak one (isolation.refusal).
+    own_notebook: bool = False
 
 
 def section_points(assignment: Assignment, solutions_dir: Path | None) -> dict[str, float]:
@@ -129,6 +134,9 @@ def grade(
     if not (options.hidden and hidden_dir is not None and hidden_dir.is_dir()):
         hidden_dir = None
     checks = open_checks(hidden_dir)
+    confinement = sandbox_isolation()
+    if not options.own_notebook:
+        require(confinement, imported_folders(solutions_dir))
     checks.wait_collected()  # imported before the notebook's code runs, never after
     execution = execute(submission, options.limits, reference)
     try:
@@ -164,6 +172,8 @@ def grade(
             # one of a CPU-only grader (grader/simulated_gpu.py), or the CPU alone.
             "device": ran_on(record),
             "torch": record.raw.get("torch_version", ""),
+            # What kept the notebook's code from the grader's files, network and processes.
+            "confinement": confinement.as_dict(),
             # Where a grade's time goes (benchmarks/batch_vs_nbgrader.py prints the medians):
             # the cells as they ran in the sandbox, the sandbox in all (start, snapshots,
             # shipping the record), and the checks.

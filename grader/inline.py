@@ -169,8 +169,10 @@ def _quiet_stderr() -> Iterator[None]:
 def _graded(path: str, mtime_ns: int, size: int, hidden: bool, limits):
     from grader.grading import Options, grade
 
+    # Without the hidden checks it is a student checking their own notebook (check(), or
+    # nbgrader validate), which already ran in their kernel: no confinement is refused there.
     with _quiet_stderr():
-        return grade(path, Options(limits=limits, hidden=hidden))
+        return grade(path, Options(limits=limits, hidden=hidden, own_notebook=not hidden))
 
 
 def section_result(section: str, hidden: bool = False, notebook=None):

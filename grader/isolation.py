@@ -10,7 +10,11 @@ README all speak of the same guarantees.
 - "unshare": no network, its own PID namespace and /proc, but the whole file system is visible.
 - "none": the child's own session and process group only.
 
-`PTGRADE_ISOLATION=bwrap|unshare|none` forces one (for tests, or to turn confinement off).
+`PTGRADE_ISOLATION=bwrap|unshare|none` (or `--isolation`) asks for one. Chosen automatically, a
+confinement that leaves the file system visible is refused where the notebook's code would run
+as root or could rewrite what the grader imports (`refusal`): only asking for it runs it there.
+The worker's environment is an allow-list (`sandbox_environment`): no token or key of the
+grader's reaches the notebook's code.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from grader.errors import GraderError
 
 KINDS = ("bwrap", "unshare", "none")
 # The students' processes run as this uid plus the grading process's pid (distinct uids keep
@@ -39,14 +45,36 @@ class Isolation:
     pid_namespace: bool
     files_confined: bool
     sandbox_uid: int | None  # None: the student's code runs as the grader's own user
+    asked: bool = False  # named by PTGRADE_ISOLATION (--isolation), not chosen automatically
+
+    @property
+    def runs_as(self) -> str:
+        if self.sandbox_uid is not None:
+            return "a uid of its own"  # one per grading process (SANDBOX_UID_BASE + its pid)
+        return "root" if os.geteuid() == 0 else "the grader's own user"
 
     def describe(self) -> str:
         parts = [self.kind]
         parts.append("no network" if self.network_cut else "network open")
         parts.append("own PID namespace" if self.pid_namespace else "process group only")
         parts.append("files confined" if self.files_confined else "files visible")
-        parts.append(f"uid {self.sandbox_uid}" if self.sandbox_uid is not None else "same uid")
+        parts.append(f"runs as {self.runs_as}")
+        if self.asked:
+            parts.append("as asked")
         return ", ".join(parts)
+
+    def as_dict(self) -> dict:
+        """What a result says about the confinement its notebook ran under."""
+        return {
+            "kind": self.kind,
+            "description": self.describe(),
+            "files_confined": self.files_confined,
+            "network_cut": self.network_cut,
+            "pid_namespace": self.pid_namespace,
+            "runs_as": self.runs_as,
+            "uid": self.sandbox_uid,
+            "asked": self.asked,
+        }
 
 
 def package_root() -> Path:
@@ -201,17 +229,156 @@ def _available(kind: str, probe_root: str) -> bool:
 
 
 def plan(scratch_root: Path, wanted: str | None = None) -> Isolation:
-    """The strongest confinement that works here (or the one `PTGRADE_ISOLATION` names)."""
-    wanted = wanted or os.environ.get("PTGRADE_ISOLATION", "auto")
-    candidates = KINDS if wanted == "auto" else (wanted,)
+    """The strongest confinement that works here, or the one `PTGRADE_ISOLATION` names (a
+    GraderError where that one does not work: never a weaker one in its place)."""
+    wanted = wanted or os.environ.get("PTGRADE_ISOLATION") or "auto"
     if wanted != "auto" and wanted not in KINDS:
-        raise ValueError(f"PTGRADE_ISOLATION={wanted!r}: expected one of auto, {', '.join(KINDS)}")
+        raise GraderError(f"PTGRADE_ISOLATION={wanted!r} is not one of auto, {', '.join(KINDS)}")
     probe_root = Path(os.environ.get("TMPDIR", "/tmp"))
-    kind = next((k for k in candidates if _available(k, str(probe_root))), "none")
+    candidates = KINDS if wanted == "auto" else (wanted,)
+    kind = next((k for k in candidates if _available(k, str(probe_root))), None)
+    if kind is None:
+        raise GraderError(f"{wanted} was asked for (PTGRADE_ISOLATION) but {_why_not(wanted)}")
+    asked = wanted != "auto"
     if kind == "bwrap":
-        return Isolation(
-            "bwrap", tuple(bwrap_command(scratch_root)), True, True, True, _sandbox_uid(True)
-        )
+        command = tuple(bwrap_command(scratch_root))
+        return Isolation("bwrap", command, True, True, True, _sandbox_uid(True), asked)
     if kind == "unshare":
-        return Isolation("unshare", _unshare_prefix() or (), True, True, False, _sandbox_uid(False))
-    return Isolation("none", (), False, False, False, _sandbox_uid(False))
+        prefix = _unshare_prefix() or ()
+        return Isolation("unshare", prefix, True, True, False, _sandbox_uid(False), asked)
+    return Isolation("none", (), False, False, False, _sandbox_uid(False), asked)
+
+
+def _why_not(kind: str) -> str:
+    if shutil.which(kind) is None:
+        return f"`{kind}` is not installed"
+    return f"`{kind}` does not work here (user namespaces refused?)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Failing closed: a weak confinement chosen automatically is refused where it matters
+# ---------------------------------------------------------------------------------------------
+
+
+def refusal(isolation: Isolation, imported: list[Path]) -> str | None:
+    """Why the notebook's code must not run under `isolation`, in one line, or None.
+
+    Chosen automatically (not asked for), a confinement that leaves the file system visible is
+    refused where the code would run as root, or could rewrite a file under `imported` (the
+    grader's package, the hidden checks), which the grader imports after the code has run."""
+    if isolation.asked or isolation.files_confined:
+        return None
+    weakness = None
+    if isolation.runs_as == "root":
+        weakness = "as root with the whole file system visible"
+    else:
+        found = (_exposed(folder, isolation.sandbox_uid) for folder in imported)
+        exposed = next((path for path in found if path is not None), None)
+        if exposed is not None:
+            weakness = f"with the whole file system visible, where it could rewrite {exposed}"
+    if weakness is None:
+        return None
+    return (
+        f"refusing to run the notebook's code {weakness} (bubblewrap: {_why_not('bwrap')}; "
+        f"the fallback here is `{isolation.kind}`). Install bubblewrap, or accept this "
+        f"confinement with --isolation {isolation.kind} (PTGRADE_ISOLATION={isolation.kind})"
+    )
+
+
+def imported_folders(solutions_dir: Path | None) -> list[Path]:
+    """What the grader imports after a notebook's code has run: its own package (the checks,
+    the reports), and the hidden checks of the solutions it grades with."""
+    folders = [Path(__file__).resolve().parent]
+    if solutions_dir is not None and (solutions_dir / "checks").is_dir():
+        folders.append(solutions_dir / "checks")
+    return folders
+
+
+def require(isolation: Isolation, imported: list[Path]) -> None:
+    """Raise GraderError where `refusal` refuses."""
+    reason = refusal(isolation, imported)
+    if reason is not None:
+        raise GraderError(reason)
+
+
+def _exposed(folder: Path, uid: int | None) -> Path | None:
+    """A file or folder that the code's uid (None: this process's) could write or replace,
+    under `folder` or above it; None if there is none."""
+    folder = folder.resolve()
+    above = [*reversed(folder.parents), folder]
+    for parent, child in zip(above, above[1:]):
+        if _replaceable(parent, child, uid):
+            return child
+    for path in [folder, *folder.rglob("*")]:
+        if _writable(path, uid):
+            return path
+    return None
+
+
+def _replaceable(parent: Path, child: Path, uid: int | None) -> bool:
+    """Whether `child` can be renamed away and put back by `uid` through its `parent`."""
+    try:
+        info = parent.stat()
+        owner = child.lstat().st_uid
+    except OSError:
+        return False
+    sticky = info.st_mode & stat.S_ISVTX and owner != (os.getuid() if uid is None else uid)
+    return _writable(parent, uid) and not sticky
+
+
+def _writable(path: Path, uid: int | None) -> bool:
+    if uid is None:
+        return os.access(path, os.W_OK, follow_symlinks=False)
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    if stat.S_ISLNK(info.st_mode):
+        return False  # a link's own mode means nothing; what it points to is checked itself
+    if info.st_uid == uid:
+        return bool(info.st_mode & stat.S_IWUSR)
+    if info.st_gid == uid:  # the dropped uid's only group is its own
+        return bool(info.st_mode & stat.S_IWGRP)
+    return bool(info.st_mode & stat.S_IWOTH)
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker's environment: an allow-list
+# ---------------------------------------------------------------------------------------------
+
+# What Python, torch, numpy and matplotlib read, and the kit's own debug switch. Nothing else
+# of the grader's environment reaches the notebook's code: a CI job's GITHUB_TOKEN, AWS_*
+# keys, a database URL would otherwise be one `print(os.environ)` from the student's report.
+SANDBOX_ENV_NAMES = frozenset(
+    {
+        "PATH",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "LD_LIBRARY_PATH",
+        "PYTHONPATH",
+        "PYTHONHASHSEED",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONIOENCODING",
+        "PYTHONUTF8",
+        "PYTHONWARNINGS",
+        "VIRTUAL_ENV",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NVIDIA_VISIBLE_DEVICES",
+        "NVIDIA_DRIVER_CAPABILITIES",
+        "PTGRADE_DEBUG",
+    }
+)
+SANDBOX_ENV_PREFIXES = ("LC_", "CUDA_", "CUBLAS_", "PYTORCH_", "TORCH_")
+
+
+def sandbox_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The part of `environ` (default: this process's) that the worker may have."""
+    environ = dict(os.environ) if environ is None else environ
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in SANDBOX_ENV_NAMES or name.startswith(SANDBOX_ENV_PREFIXES)
+    }

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.assignments import DATA_NAMES
-from grader.isolation import Isolation, package_root, plan
+from grader.isolation import Isolation, package_root, plan, sandbox_environment
 from grader.notebook import Submission
 from grader.sandbox_limits import process_limit
 from grader.session import Session
@@ -97,10 +97,14 @@ def warm_worker(wait: bool = True, many: bool = False) -> _Pool:
     if _POOL is None or _POOL.owner != os.getpid():
         scratch_root = Path(tempfile.mkdtemp(prefix="ptgrade-worker-"))
         scratch_root.chmod(0o755)
-        isolation = plan(scratch_root)
+        try:
+            isolation = plan(scratch_root)
+        except BaseException:
+            shutil.rmtree(scratch_root, ignore_errors=True)
+            raise
         home = scratch_root / "home"
         home.mkdir()
-        env = dict(os.environ)
+        env = sandbox_environment()  # an allow-list: no token of the grader's gets in
         env.update(
             MPLBACKEND="Agg",
             PYTHONUNBUFFERED="1",
@@ -108,10 +112,6 @@ def warm_worker(wait: bool = True, many: bool = False) -> _Pool:
             MPLCONFIGDIR=str(home / "matplotlib"),
             TMPDIR=str(home),
         )
-        env.pop("GITHUB_STEP_SUMMARY", None)
-        # The checks' pytest session (checking.py) may be running in this process already.
-        for name in [n for n in env if n.startswith("PYTEST_")]:
-            del env[name]
         root = str(package_root())
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         pool = _Pool(
@@ -233,5 +233,6 @@ def cleanup(execution: Execution) -> None:
 
 
 def isolation() -> Isolation:
-    """The confinement submissions run under in this process (starts the worker)."""
-    return warm_worker().isolation
+    """The confinement submissions run under in this process (starts the worker, without
+    waiting for it: nothing of a notebook runs in it yet)."""
+    return warm_worker(wait=False).isolation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -267,6 +268,17 @@ def test_any_file_name_gets_its_result(awkward):
     assert f"long,long/{ASSIGNMENT}/{LONG},{ASSIGNMENT},graded,17.5" in csv
     assert f"caf\\udcff,caf\\udcff,{ASSIGNMENT},graded,18.0" in csv
     assert "caf\\udcff" in run.stdout
+
+
+def test_every_summary_names_the_confinement(awkward):
+    output, run = awkward
+    ran_under = run.stdout.splitlines()[0]
+    assert ran_under.startswith("ran under: ") and ran_under.endswith(" (3)")
+    kind = ran_under.removeprefix("ran under: ").removesuffix(" (3)")
+    rows = list(csv.reader((output / "grades.csv").open(encoding="utf-8")))
+    assert rows[0][-1] == "confinement"
+    assert [row[-1] for row in rows[1:]] == [kind] * 3
+    assert f"<p>Ran under: {kind} (3)</p>" in (output / "summary.html").read_text()
 
 
 def test_links_and_other_files_are_listed_not_graded(awkward):

@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from grader.errors import GraderError
 from grader.grading import Options, grade
-from grader.isolation import bwrap_command, gpu_device_nodes, plan
+from grader.isolation import (
+    SANDBOX_ENV_NAMES,
+    SANDBOX_ENV_PREFIXES,
+    Isolation,
+    bwrap_command,
+    gpu_device_nodes,
+    plan,
+    refusal,
+)
 from grader.notebook import load_submission
 from grader.sandbox import Limits, cleanup, execute, isolation
 from grader.session import GRACE
@@ -397,15 +408,154 @@ send_answer(socket.socket(fileno=3), forged)
 
 
 # ---------------------------------------------------------------------------------------------
+# Failing closed: a confinement that leaves the files visible runs only where asked for
+# ---------------------------------------------------------------------------------------------
+
+SAMPLE = ROOT / "samples" / ASSIGNMENT / "ada_correct.ipynb"
+
+
+def tools_only(tmp_path: Path, *names: str) -> dict[str, str]:
+    """This environment with a PATH that holds only the given tools (no bubblewrap)."""
+    tools = tmp_path / "tools"
+    tools.mkdir(exist_ok=True)
+    for name in names:
+        if shutil.which(name) and not (tools / name).exists():
+            (tools / name).symlink_to(shutil.which(name))
+    env = {k: v for k, v in os.environ.items() if k != "PTGRADE_ISOLATION"}
+    return {**env, "PATH": str(tools)}
+
+
+def ptgrade(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "grader.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("fallback", ["unshare", "none"])
+def test_a_weak_confinement_for_root_is_refused_unless_asked_for(fallback, tmp_path):
+    if os.geteuid() != 0 or planned(tmp_path, "none").sandbox_uid is not None:
+        pytest.skip("the notebook's code would not run as root here")
+    if fallback == "unshare" and not shutil.which("unshare"):
+        pytest.skip("no unshare here")
+    env = tools_only(tmp_path, *(["unshare"] if fallback == "unshare" else []))
+    run = ptgrade("grade", SAMPLE, env=env)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith(
+        "ptgrade: refusing to run the notebook's code as root with the whole file system visible "
+        "(bubblewrap: `bwrap` is not installed; "
+        f"the fallback here is `{fallback}`). Install bubblewrap, or accept this confinement "
+        f"with --isolation {fallback} (PTGRADE_ISOLATION={fallback})"
+    )
+    batch = ptgrade("batch", SAMPLE.parent, "--output", tmp_path / "grades", env=env)
+    assert batch.returncode == 2 and "; nothing was graded" in batch.stderr
+    assert not (tmp_path / "grades" / "grades.csv").exists()
+
+
+def test_a_weak_confinement_asked_for_runs_and_every_report_names_it(tmp_path):
+    env = tools_only(tmp_path)
+    run = ptgrade("grade", SAMPLE, "--isolation", "none", "--format", "json", env=env)
+    assert run.returncode == 0, run.stderr
+    confinement = json.loads(run.stdout)["execution"]["confinement"]
+    assert confinement["kind"] == "none" and confinement["asked"] is True
+    assert not confinement["files_confined"] and not confinement["network_cut"]
+    # A student checking their own notebook (its code runs in their Jupyter anyway): the best
+    # confinement there is runs, and the report says which.
+    check = ptgrade("check", SAMPLE, env=env)
+    assert check.returncode == 0, check.stderr
+    assert "Ran under: none, network open, process group only, files visible" in check.stdout
+    asked_for = ptgrade("grade", SAMPLE, "--isolation", "bwrap", env=env)
+    assert asked_for.returncode == 2
+    assert asked_for.stderr == (
+        "ptgrade: bwrap was asked for (PTGRADE_ISOLATION) but `bwrap` is not installed\n"
+    )
+
+
+def test_a_check_folder_the_notebooks_uid_could_write_is_refused(tmp_path):
+    checks = tmp_path / "solutions" / "checks"
+    checks.mkdir(parents=True)
+    check = checks / "test_hidden.py"
+    check.write_text("")
+    uid = 4_242_424
+    weak = Isolation("unshare", (), True, True, False, sandbox_uid=uid)
+    assert refusal(weak, [checks]) is None  # only root may write there
+    check.chmod(0o666)
+    assert refusal(weak, [checks]).startswith(
+        f"refusing to run the notebook's code with the whole file system visible, where it "
+        f"could rewrite {check} "
+    )
+    check.chmod(0o644)
+    os.chown(checks, uid, uid)  # its own folder: it could replace the file
+    assert f"could rewrite {checks} " in refusal(weak, [checks])
+    assert refusal(replace(weak, asked=True), [checks]) is None
+    assert refusal(replace(weak, kind="bwrap", files_confined=True), [checks]) is None
+
+
+def test_the_notebook_sees_none_of_the_graders_secrets(tmp_path):
+    notebook = nbformat.read(SAMPLE, as_version=4)
+    probe = "import os\nraise ValueError(' '.join(sorted(os.environ)))"
+    notebook.cells.append(nbformat.v4.new_code_cell(probe))
+    path = tmp_path / f"{ASSIGNMENT}.ipynb"
+    nbformat.write(notebook, path)
+    secrets = {
+        "GITHUB_TOKEN": "ghp_secret",
+        "ACTIONS_RUNTIME_TOKEN": "secret",
+        "AWS_ACCESS_KEY_ID": "AKIA",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "DATABASE_URL": "postgres://secret",
+        "PTGRADE_SOLUTIONS": str(ROOT / "solutions"),
+    }
+    run = ptgrade("grade", path, "--format", "json", env={**os.environ, **secrets})
+    assert run.returncode == 0, run.stderr
+    error = next(e for e in json.loads(run.stdout)["errors"] if "ValueError" in e)
+    seen = set(error.split("ValueError: ", 1)[1].split())
+    assert not seen & set(secrets)
+    assert {"PATH", "HOME", "TMPDIR", "MPLBACKEND", "PYTHONPATH"} <= seen
+    assert all(
+        name in SANDBOX_ENV_NAMES or name.startswith(SANDBOX_ENV_PREFIXES) or name in SET_INSIDE
+        for name in seen
+    ), seen
+
+
+# What is set inside the sandbox: by the kit (grader/sandbox.py, warm.py, runner.py), by bwrap
+# (PWD) and by torch itself (TORCHINDUCTOR_CACHE_DIR).
+SET_INSIDE = {
+    "PWD",
+    "TORCHINDUCTOR_CACHE_DIR",
+    "HOME",
+    "TMPDIR",
+    "MPLBACKEND",
+    "MPLCONFIGDIR",
+    "PYTHONUNBUFFERED",
+    "IPYTHONDIR",
+    "PTGRADE_SANDBOX",
+    "CUDA_VISIBLE_DEVICES",
+    "PYTORCH_NVML_BASED_CUDA_CHECK",
+}
+
+
+# ---------------------------------------------------------------------------------------------
 # Fallbacks: what each confinement claims, here
 # ---------------------------------------------------------------------------------------------
 
 
+def planned(tmp_path: Path, kind: str):
+    """The confinement `kind` as asked for; the test is skipped where it does not work."""
+    try:
+        return plan(tmp_path, kind)
+    except GraderError:
+        pytest.skip(f"{kind} does not work on this machine")
+
+
 @pytest.mark.parametrize("kind", ["bwrap", "unshare", "none"])
 def test_each_confinement_says_what_it_protects(kind, tmp_path):
-    confinement = plan(tmp_path, kind)
-    if confinement.kind != kind:
-        pytest.skip(f"{kind} does not work on this machine")
+    confinement = planned(tmp_path, kind)
+    assert confinement.kind == kind and confinement.asked
     assert confinement.files_confined == (kind == "bwrap")
     assert confinement.network_cut == confinement.pid_namespace == (kind != "none")
 
@@ -415,9 +565,7 @@ def test_a_new_pid_namespace_gets_its_own_proc(kind, tmp_path):
     """/proc must agree with getpid() in the worker's PID namespace: CUDA fails otherwise (an
     H200 answered error 304 under `unshare --pid` alone), and the grader's processes stay out
     of sight."""
-    confinement = plan(tmp_path, kind)
-    if confinement.kind != kind:
-        pytest.skip(f"{kind} does not work on this machine")
+    confinement = planned(tmp_path, kind)
     if kind == "unshare" and "--mount-proc" not in confinement.prefix:
         pytest.skip("this machine refuses a /proc mount in a new namespace")
     probe = "import os; print(os.readlink('/proc/self'), os.getpid(), os.path.exists('/proc/2'))"
@@ -433,8 +581,7 @@ def test_a_new_pid_namespace_gets_its_own_proc(kind, tmp_path):
 def test_bwrap_lets_the_gpu_device_nodes_in(tmp_path):
     """bwrap's fresh /dev holds no GPU; the kit binds NVIDIA's nodes into it, or CUDA code would
     silently run on the simulated GPU. Proved here with a node bwrap's /dev never has."""
-    if plan(tmp_path, "bwrap").kind != "bwrap":
-        pytest.skip("bwrap does not work on this machine")
+    planned(tmp_path, "bwrap")
     spare = [n for n in ("/dev/kmsg", "/dev/loop-control", "/dev/vga_arbiter") if os.path.exists(n)]
     if not spare:
         pytest.skip("no device node to stand in for a GPU's")

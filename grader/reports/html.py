@@ -7,7 +7,7 @@ from html import escape
 
 from grader.assignments import ASSIGNMENTS, Assignment
 from grader.reports.svg import Series, chart
-from grader.reports.text import points
+from grader.reports.text import confinement, points
 from grader.result import GradeResult, SectionResult
 
 _CSS = """
@@ -178,6 +178,11 @@ def _picture(title: str, svg: str | None, missing: str) -> str:
     return f"<figure><figcaption><strong>{escape(title)}</strong></figcaption>{svg}</figure>"
 
 
+def _ran_under(result: GradeResult) -> str:
+    found = confinement(result)
+    return f'<p class="notebook">Ran under: {escape(found)}</p>' if found else ""
+
+
 def render(result: GradeResult) -> str:
     assignment = ASSIGNMENTS.get(result.assignment)
     title = assignment.title if assignment is not None else result.assignment
@@ -206,6 +211,7 @@ def render(result: GradeResult) -> str:
 <h1>{escape(title)}</h1>
 <p class="notebook">{escape(result.notebook)}</p>
 <p class="total">Score: {points(result.score)} / {points(result.max_score)}</p>
+{_ran_under(result)}
 {warnings}
 {_sections_table(result)}
 {_failures(result)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from grader.reports.text import points
+from grader.reports.text import confinement, points
 from grader.result import GradeResult
 
 # Characters XML 1.0 forbids even when escaped (most C0 controls, surrogates, U+FFFE/FFFF).
@@ -32,6 +32,7 @@ def render(result: GradeResult) -> str:
         ("notebook", result.notebook),
         ("score", points(result.score)),
         ("max_score", points(result.max_score)),
+        ("confinement", confinement(result)),
     ):
         ET.SubElement(properties, "property", name=name, value=xml_safe(value))
     for section, check in checks:

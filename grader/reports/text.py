@@ -32,6 +32,12 @@ def _wrap(text: str, first: str, rest: str) -> list[str]:
     return lines
 
 
+def confinement(result: GradeResult) -> str:
+    """What the notebook's code ran under (grader/isolation.py), in words; "" if not known."""
+    found = result.execution.get("confinement")
+    return str(found.get("description", "")) if isinstance(found, dict) else ""
+
+
 def _verdict(section: SectionResult, color: bool) -> str:
     word = "PASS" if section.passed else "FAIL"
     if not color:
@@ -64,6 +70,8 @@ def render(result: GradeResult, color: bool = False) -> str:
     for section in result.sections:
         lines += _section_lines(section, title_width, color)
     lines += ["-" * len(header), f"Score: {points(result.score)} / {points(result.max_score)}"]
+    if confinement(result):
+        lines += _wrap(confinement(result), "Ran under: ", "           ")
     for error in result.errors:
         prefix = f"{_YELLOW}warning:{_RESET} " if color else "warning: "
         wrapped = _wrap(error, "warning: ", "         ")
