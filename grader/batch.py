@@ -244,21 +244,25 @@ class ClusterUnreachable(Exception):
 def run_batch(args: argparse.Namespace, limits: Limits) -> int:
     root = Path(args.submissions)
     if not root.exists():
-        print(f"ptgrade: {root}: no such file or folder", file=sys.stderr)
+        print(f"ptgrade: {printable(str(root))}: no such file or folder", file=sys.stderr)
+        return 2
+    from grader.cli import Refused, refuse_weak_confinement
+
+    try:
+        if not args.scheduler:  # a cluster's workers judge their own (a grader_error row each)
+            refuse_weak_confinement(args)
+    except Refused as error:
+        print(f"ptgrade: {error}; nothing was graded", file=sys.stderr)
         return 2
     output = Path(args.output)
     try:
         (output / "results").mkdir(parents=True, exist_ok=True)
         (output / "feedback").mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        print(f"ptgrade: cannot write results under {output}: {error.strerror}", file=sys.stderr)
-        return 2
-    from grader.cli import Refused, refuse_weak_confinement
-
-    try:
-        refuse_weak_confinement(args)
-    except Refused as error:
-        print(f"ptgrade: {error}; nothing was graded", file=sys.stderr)
+        print(
+            f"ptgrade: cannot write results under {printable(str(output))}: {error.strerror}",
+            file=sys.stderr,
+        )
         return 2
     jobs, skipped, passed = sort_out(root)
     _say_not_graded(skipped, passed)
