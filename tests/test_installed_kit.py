@@ -8,6 +8,7 @@ runs it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -205,3 +206,43 @@ def test_the_installed_kit_grades_with_bubblewrap_and_without(tmp_path_factory):
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-6000:]
     if not shutil.which("bwrap"):
         pytest.skip("ran without bubblewrap only: bwrap is not installed here")
+
+
+@pytest.mark.slow
+def test_solutions_given_on_the_command_line_reach_a_batchs_workers(tmp_path):
+    """`ptgrade batch --solutions DIR`: the points and hidden checks come from DIR in the
+    pool's processes too (they used to grade with the kit's own, or none)."""
+    solutions = tmp_path / "solutions"
+    shutil.copytree(REPO_ROOT / "solutions", solutions, ignore=shutil.ignore_patterns("models"))
+    source = solutions / "01_pytorch_workflow_exercises" / "01_pytorch_workflow_exercises.ipynb"
+    notebook = nbformat.read(source, as_version=4)
+    for cell in notebook.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "split_tests":
+            cell.metadata["nbgrader"]["points"] = 4
+    nbformat.write(notebook, source)
+    submissions = tmp_path / "submitted"
+    submissions.mkdir()
+    shutil.copy(
+        REPO_ROOT / "samples" / "01_pytorch_workflow_exercises" / "ada_correct.ipynb", submissions
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PTGRADE_")}
+    env["PTGRADE_ISOLATION"] = "bwrap" if shutil.which("bwrap") else "none"
+    done = subprocess.run(
+        [
+            Path(sys.executable).parent / "ptgrade",
+            "batch",
+            submissions,
+            "--output",
+            tmp_path / "out",
+        ]
+        + ["--jobs", "1", "--cell-timeout", "20", "--solutions", solutions],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "out" / "results" / "ada_correct.json").read_text())
+    assert result["max_score"] == 22.0
+    assert result["execution"]["hidden_checks"] is True
