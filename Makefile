@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # nbgrader shells out to alembic, which lives in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup samples test lint reference-models exercises clean
+.PHONY: setup samples test lint reference-models exercises wheel smoke-installed clean
 
 setup: $(STAMP)
 
@@ -36,5 +36,14 @@ reference-models: $(STAMP)
 exercises: $(STAMP)
 	$(BIN)/python tools/release_exercises.py
 
+# The file students install (README, Students): dist/ptgrade-<version>-py3-none-any.whl.
+wheel: $(STAMP)
+	$(BIN)/python -m pip wheel . --no-deps -q -w dist
+
+# The kit as users get it: the wheel in a fresh venv outside the checkout, with bubblewrap and
+# without (tests/test_installed_kit.py runs this in `make test`).
+smoke-installed: $(STAMP)
+	$(BIN)/python tools/smoke_installed.py
+
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build dist .pytest_cache

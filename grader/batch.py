@@ -129,8 +129,11 @@ def _walk(root: Path) -> tuple[list[Path], list[Passed]]:
 def grader_fingerprint() -> str:
     """Changes whenever the grader, the solutions or the reference models change."""
     digest = hashlib.sha256()
+    from grader.notebook import find_solutions_dir
+
     package = Path(__file__).resolve().parent
-    roots = [package, package.parent / "solutions", package.parent / "reference_models"]
+    solutions = find_solutions_dir() or package.parent / "solutions"
+    roots = [package, solutions, package.parent / "reference_models"]
     for root in roots:
         if not root.is_dir():
             continue
@@ -316,6 +319,7 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
         signal.signal(signal.SIGTERM, previous_handler)
     progress.close()
     print(_score_table(jobs, results))
+    _say_grader_errors(jobs, results)
     try:
         _write_summary(output, jobs, results)
     except OSError as error:
@@ -334,6 +338,24 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
         )
         return 2
     return 0
+
+
+def _say_grader_errors(jobs: list[Job], results: dict[str, dict]) -> None:
+    """The kit's own failures, with their reasons: a 0.0 in grades.csv that is no grade."""
+    errors = [
+        results[j.key] for j in jobs if results.get(j.key, {}).get("status") == "grader_error"
+    ]
+    if not errors:
+        return
+    reasons = list(
+        dict.fromkeys(printable(str(e.get("error", "")), newlines=False) for e in errors)
+    )
+    print(
+        f"ptgrade: ERROR: {len(errors)} of {len(jobs)} submissions could not be graded, by the "
+        f"kit's own failure, not the students' (grader_error, 0.0 in grades.csv): "
+        f"{'; '.join(reasons[:3])}{' ...' if len(reasons) > 3 else ''}",
+        file=sys.stderr,
+    )
 
 
 def _say_not_graded(skipped: list[Job], passed: list[Passed]) -> None:

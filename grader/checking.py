@@ -116,7 +116,14 @@ class CheckSession:
 
     def _failure(self) -> str:
         errors = "\n".join(self._plugin.collection_errors)
-        return f"the checks could not run (pytest exit {self.exit_code}):\n{errors}"
+        if not errors:  # pytest said why on stderr only; name what the kit can tell
+            missing = [str(p) for p in (CHECKS_DIR / "pytest.ini", CHECKS_DIR) if not p.exists()]
+            errors = (
+                f"{missing[0]} is missing from the kit's installation (reinstall ptgrade)"
+                if missing
+                else "pytest stopped before collecting the checks (see the lines above)"
+            )
+        return f"the checks could not run (pytest exit {self.exit_code}): {errors}"
 
 
 _SESSIONS: dict[tuple[str, ...], CheckSession] = {}

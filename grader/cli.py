@@ -278,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "isolation", None):  # for this process, its pool and their workers
         os.environ["PTGRADE_ISOLATION"] = args.isolation
+    if getattr(args, "solutions", None):  # the same: a batch's pool finds it there too
+        os.environ["PTGRADE_SOLUTIONS"] = os.path.abspath(args.solutions)
     try:
         return args.run(args)
     except (UnusableNotebook, Refused) as error:

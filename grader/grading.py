@@ -9,7 +9,7 @@ from pathlib import Path
 
 from grader.assignments import Assignment
 from grader.checking import CHECKS_TIMEOUT, open_checks, run_checks
-from grader.hints import hint_text
+from grader.hints import hint_for_error, hint_text
 from grader.isolation import imported_folders, require
 from grader.notebook import (
     Submission,
@@ -78,6 +78,33 @@ def build_record(submission: Submission, execution: Execution) -> Record:
     return record
 
 
+# Mistakes that show only where there is a GPU (hint id: what a real GPU does with them). On a
+# CPU-only grader they show because the simulated GPU (grader/simulated_gpu.py) made them, and
+# a message that does not say so reads as a fault of the student's own machine.
+ON_A_GPU = {
+    "device.wrong": "your code would run on the CPU where `torch.cuda.is_available()` is True",
+    "device.mismatch": "PyTorch raises this error where a tensor on the GPU meets one on the CPU",
+    "model.plain_tensor_attr": "the plain tensor stays on the CPU when the model moves to the "
+    "GPU, and the forward pass raises a device error",
+    "predictions.cpu": "`.numpy()` (and matplotlib) raise this error on a tensor on the GPU",
+    "model.forward_device": "the tensor `forward` makes stays on the CPU and meets the GPU's",
+    "model.not_on_device": "the model would stay on the CPU while the data is on the GPU",
+    "training.off_device": "the data and the model would be on different devices",
+    "load.not_on_device": "the reloaded model would stay on the CPU while the data is on the GPU",
+}
+
+
+def as_if_on_a_gpu(hint: str | None) -> str:
+    """What a message caused by the simulated GPU adds: that it was one, and what would fail on
+    a real GPU; "" for any other message."""
+    if hint not in ON_A_GPU:
+        return ""
+    return (
+        "Graded as if on a GPU: this grader has none, so your notebook ran on a simulated one "
+        f"(`torch.cuda.is_available()` was True). On a real GPU, {ON_A_GPU[hint]}."
+    )
+
+
 def score(
     submission: Submission, record: Record, verdicts: list[Verdict], points: dict[str, float]
 ) -> list[SectionResult]:
@@ -89,13 +116,16 @@ def score(
         checks = []
         for verdict in mine:
             share = max_points * verdict.weight / total_weight
+            message = verdict.message
+            if record.simulated_gpu and not verdict.passed and as_if_on_a_gpu(verdict.hint):
+                message = f"{message} ({as_if_on_a_gpu(verdict.hint)})"
             checks.append(
                 CheckResult(
                     id=verdict.id,
                     passed=verdict.passed,
                     points=round(share if verdict.passed else 0.0, 4),
                     max_points=round(share, 4),
-                    message=verdict.message,
+                    message=message,
                     hint=verdict.hint,
                     hint_text=hint_text(verdict.hint, submission.assignment),
                     hidden=verdict.hidden,
@@ -156,7 +186,12 @@ def grade(
     for cell in record.cells:
         if cell.get("role") == "given" and cell.get("status") != "ok" and cell.get("error"):
             source = next((c.source for c in submission.cells if c.index == cell["index"]), "")
-            errors.append(_given_cell_error(cell, source))
+            text = _given_cell_error(cell, source)
+            if record.simulated_gpu:
+                error = cell["error"]
+                note = as_if_on_a_gpu(hint_for_error(error["ename"], error["evalue"]))
+                text += f" ({note})" if note else ""
+            errors.append(text)
     return GradeResult(
         assignment=submission.assignment.id,
         notebook=printable(str(path), newlines=False),  # a file name can hold any byte
@@ -172,6 +207,9 @@ def grade(
             # one of a CPU-only grader (grader/simulated_gpu.py), or the CPU alone.
             "device": ran_on(record),
             "torch": record.raw.get("torch_version", ""),
+            # Whether the instructor's hidden checks ran: a student's `check` (no solutions
+            # at hand) is not the whole grade.
+            "hidden_checks": hidden_dir is not None,
             # What kept the notebook's code from the grader's files, network and processes.
             "confinement": confinement.as_dict(),
             # Where a grade's time goes (benchmarks/batch_vs_nbgrader.py prints the medians):

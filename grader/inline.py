@@ -10,16 +10,23 @@ the kernel's working folder: nbclient starts the kernel in the folder of the fil
 disk while it runs; the student's own folder for `validate`), and it is the one notebook there
 whose code cells are the cells the kernel has run so far. Paths from the environment are ignored
 there, since an instructor's shell or Jupyter session may have left them set.
+
+Elsewhere the notebook is the one its front end names (JupyterLab and Notebook: the kernel's
+session; VS Code: `__vsc_ipynb_file__`), Colab's live notebook (read through Colab's own API, as
+it is not on disk), or the one notebook in the kernel's folder holding the cells it ran
+(`jupyter nbconvert --execute`, a renamed copy). When it cannot be told, nothing is graded and
+the error says why (`find_notebook`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
+import json
 import math
 import os
 import sys
+import tempfile
 import textwrap
 import warnings
 from collections.abc import Iterator
@@ -40,6 +47,7 @@ NBGRADER_ENV = "NBGRADER_EXECUTION"
 CELL_TIMEOUT_ENV = "PTGRADE_CELL_TIMEOUT"
 TIMEOUT_ENV = "PTGRADE_TIMEOUT"
 TEXT_WIDTH = 80
+COLAB_SECONDS = 30  # how long Colab's front end may take to send the live notebook
 
 
 def _inside_sandbox() -> bool:
@@ -92,29 +100,114 @@ def _notebook_run_by_nbgrader() -> Path:
     )
 
 
+def _user_namespace() -> dict:
+    """The notebook's own globals, where front ends leave the notebook's path (empty outside
+    IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return {}
+    return getattr(get_ipython(), "user_ns", None) or {}
+
+
+def _told_by_the_front_end() -> list[tuple[str, str]]:
+    """(who says, the path) for each place that names the running notebook: $PTGRADE_NOTEBOOK,
+    VS Code (`__vsc_ipynb_file__`), JupyterLab and Notebook (the kernel's session, which Jupyter
+    Server passes as $JPY_SESSION_NAME and ipykernel keeps as `__session__`)."""
+    namespace = _user_namespace()
+    told = [
+        ("$" + NOTEBOOK_ENV, os.environ.get(NOTEBOOK_ENV)),
+        ("VS Code", namespace.get("__vsc_ipynb_file__")),
+        ("Jupyter's session", namespace.get("__session__") or os.environ.get("JPY_SESSION_NAME")),
+    ]
+    return [(who, str(path)) for who, path in told if path and str(path).endswith(".ipynb")]
+
+
+def _colab_notebook() -> Path | None:
+    """Google Colab keeps the notebook in the browser, not on disk: read the live notebook from
+    Colab's front end (the request Colab's own tools make) into a file the kit can grade; None
+    outside Colab."""
+    try:
+        from google.colab import _message  # only Colab's kernel has it
+    except ImportError:
+        return None
+    try:
+        reply = _message.blocking_request("get_ipynb", request="", timeout_sec=COLAB_SECONDS)
+    except Exception as error:  # Colab's front end did not answer
+        raise FileNotFoundError(
+            f"ptgrade could not read this notebook from Colab ({error}); nothing was graded. "
+            'Save a copy to the session (File > Download .ipynb, then upload it) and call check("section", notebook="name.ipynb")'
+        ) from None
+    notebook = reply.get("ipynb") if isinstance(reply, dict) else None
+    if not isinstance(notebook, dict):
+        raise FileNotFoundError(
+            "ptgrade asked Colab for this notebook and got no notebook back; nothing was graded"
+        )
+    folder = Path(tempfile.gettempdir()) / "ptgrade-colab"
+    folder.mkdir(exist_ok=True)
+    path = folder / "colab_notebook.ipynb"
+    text = json.dumps(notebook)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:  # unchanged: cached grade
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _code_sources(path: Path) -> list[str] | None:
+    try:
+        cells = nbformat.read(path, as_version=4).cells
+    except Exception:  # not a notebook, or unreadable: not the one running
+        return None
+    return [c.source.strip() for c in cells if c.cell_type == "code" and c.source.strip()]
+
+
+def _notebook_by_its_cells(told: list[tuple[str, str]]) -> Path:
+    """The one notebook in the working folder that holds the cells this kernel ran: first in
+    their order (Run All, `jupyter nbconvert --execute`, whose kernel starts in the notebook's
+    folder and is told no name), else in any order (cells run again or out of order). Never a
+    guess: two that could be running are named in the error."""
+    folder = Path.cwd()
+    run = _cells_run_so_far()
+    if run is None:  # not in a kernel: only an assignment notebook's own name can tell
+        candidates = _assignment_notebooks_here()
+    else:
+        notebooks = {p: _code_sources(p) for p in sorted(folder.glob("*.ipynb"))}
+        notebooks = {p: cells for p, cells in notebooks.items() if cells is not None}
+        candidates = [p for p, cells in notebooks.items() if cells[: len(run)] == run]
+        if len(candidates) != 1:
+            earlier = [source for source in run[:-1] if source]  # the calling cell may be unsaved
+            candidates = [p for p, cells in notebooks.items() if set(earlier) <= set(cells)]
+    if len(candidates) == 1:
+        return candidates[0]
+    stale = "".join(f"; {who} names {path}, which is not there" for who, path in told)
+    if candidates:
+        why = f"{', '.join(p.name for p in candidates)} all hold the cells this kernel ran"
+    else:
+        why = f"no notebook in {folder} holds the cells this kernel ran (is it saved?)"
+    raise FileNotFoundError(
+        f"ptgrade could not tell which notebook is running: {why}{stale}; nothing was graded. "
+        'Save the notebook, or name it: check("section", notebook="name.ipynb")'
+    )
+
+
 def find_notebook(explicit: str | os.PathLike | None = None) -> Path:
-    """The notebook this code runs in: given, the one nbgrader runs, $PTGRADE_NOTEBOOK,
-    Jupyter's session, or the one assignment notebook in the working folder."""
+    """The notebook this code runs in: given; the one nbgrader runs; the one the front end names
+    ($PTGRADE_NOTEBOOK, VS Code, Jupyter's session); Colab's live notebook; else the one in the
+    working folder that holds the cells this kernel ran. When none of these can tell, a
+    FileNotFoundError says so: a sibling notebook is never graded in its place."""
     if explicit is not None:
         if not Path(explicit).is_file():
             raise FileNotFoundError(f"ptgrade: no notebook at {explicit}")
         return Path(explicit)
     if _nbgrader_execution():
         return _notebook_run_by_nbgrader()
-    candidates = [os.environ.get(NOTEBOOK_ENV)]
-    for frame in inspect.stack()[1:6]:
-        candidates.append(frame.frame.f_globals.get("__session__"))
-    candidates.append(os.environ.get("JPY_SESSION_NAME"))
-    for candidate in candidates:
-        if candidate and str(candidate).endswith(".ipynb") and Path(candidate).is_file():
-            return Path(candidate)
-    here = _assignment_notebooks_here()
-    if len(here) == 1:
-        return here[0]
-    raise FileNotFoundError(
-        "ptgrade could not tell which notebook to check: save it, then call "
-        'check("section", notebook="path/to/notebook.ipynb")'
-    )
+    told = _told_by_the_front_end()
+    for _, path in told:
+        if Path(path).is_file():
+            return Path(path)
+    colab = _colab_notebook()
+    if colab is not None:
+        return colab
+    return _notebook_by_its_cells(told)
 
 
 def seconds_from_env(name: str, default: float) -> float:

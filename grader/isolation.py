@@ -26,6 +26,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,21 +83,46 @@ def package_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def _secret_folders() -> list[str]:
+    """What the notebook's code must never see: the solutions and their hidden checks (wherever
+    --solutions or $PTGRADE_SOLUTIONS puts them) and, in a checkout, the reference models."""
+    from grader.notebook import find_solutions_dir
+
+    found = [
+        find_solutions_dir(),
+        package_root() / "solutions",
+        package_root() / "reference_models",
+    ]
+    return [os.path.realpath(p) for p in found if p is not None and os.path.exists(p)]
+
+
 def _python_dirs() -> list[str]:
-    """What the interpreter needs: its installation, the venv, and site-packages outside them."""
+    """What the interpreter needs, read-only: its installation, the venv, the standard library
+    and site-packages (sysconfig's), and the other folders on sys.path. Derived from the running
+    interpreter, so an installed kit (the venv anywhere, the package in its site-packages) and
+    a checkout's editable install both work. Never a folder that holds a secret (a checkout's
+    root holds solutions/), nor the working folder (a course's submissions)."""
     dirs = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
     dirs.add(os.path.dirname(os.path.realpath(sys.executable)))
-    root = str(package_root())
+    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = sysconfig.get_path(name)
+        if path:
+            dirs.add(os.path.realpath(path))
+    dirs.add(os.path.realpath(package_root()))  # site-packages of an installed kit
     for entry in sys.path:
         real = os.path.realpath(entry) if entry else ""
-        if real and os.path.isdir(real) and real != root and not root.startswith(real + os.sep):
+        if real and os.path.isdir(real) and real != os.path.realpath(os.getcwd()):
             dirs.add(real)
-    # Keep the outermost folders only; never the package root itself (it holds solutions/).
-    kept = []
-    for path in sorted(dirs, key=len):
-        if not any(path == k or path.startswith(k + os.sep) for k in kept):
+    secrets = _secret_folders()
+    safe = [
+        p for p in dirs if os.path.isdir(p) and not any(_under(secret, [p]) for secret in secrets)
+    ]
+    # Keep the outermost folders only.
+    kept: list[str] = []
+    for path in sorted(safe, key=len):
+        if not _under(path, kept):
             kept.append(path)
-    return [p for p in kept if p != root and not root.startswith(p + os.sep)]
+    return kept
 
 
 def gpu_device_nodes() -> list[str]:
@@ -139,7 +165,9 @@ def bwrap_command(scratch_root: Path, gpu_nodes: list[str] | None = None) -> lis
         elif os.path.isdir(path):
             command += ["--ro-bind", path, path]
     binds = [p for p in _python_dirs() if not _under(p, system)]
-    binds.append(str(package_root() / "grader"))
+    grader = os.path.realpath(package_root() / "grader")
+    if not _under(grader, binds):  # a checkout's package: its root holds the solutions
+        binds.append(grader)
     made: set[str] = set()
     for path in [*binds, str(scratch_root)]:
         # bwrap would make the folders above a bind 0700, closed to the dropped uid.

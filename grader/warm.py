@@ -24,9 +24,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from grader.errors import GraderError
 from grader.sandbox_limits import apply_child_limits, drop_privileges
 
 CHANNEL_FD = 3  # where the child finds its record channel
@@ -257,6 +259,7 @@ class WarmWorker:
         self._control: socket.socket | None = None
         self._command: list[str] = []
         self._ready = False
+        self._stderr = None  # the worker's stderr, kept to say why it did not start
 
     def launch(self) -> None:
         """Start the worker process unless it runs; don't wait for it (it imports torch)."""
@@ -268,8 +271,15 @@ class WarmWorker:
         self._command = [*self._prefix, sys.executable, "-m", "grader.warm", str(theirs.fileno())]
         if self._huge_pages:
             self._command.append("--huge-pages")
+        if self._stderr is not None:
+            self._stderr.close()
+        self._stderr = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
-            self._command, stdin=subprocess.DEVNULL, env=self._env, pass_fds=(theirs.fileno(),)
+            self._command,
+            stdin=subprocess.DEVNULL,
+            stderr=self._stderr,
+            env=self._env,
+            pass_fds=(theirs.fileno(),),
         )
         theirs.close()
         self._control = ours
@@ -282,8 +292,17 @@ class WarmWorker:
         if not ready or not ready.get("ready"):
             self.close()
             command = " ".join(self._command[:3])
-            raise RuntimeError(f"the warm worker did not start ({command} ...)")
+            raise GraderError(f"the warm worker did not start ({command} ...){self._said()}")
         self._ready = True
+
+    def _said(self) -> str:
+        """The end of what the worker wrote on stderr (why it could not start), or nothing."""
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0, os.SEEK_END)
+        self._stderr.seek(max(0, self._stderr.tell() - 2000))
+        lines = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
+        return f": {' / '.join(lines[-6:])}" if lines else ""
 
     def _receive(self, timeout: float | None) -> dict | None:
         ready, _, _ = select.select([self._control], [], [], timeout)

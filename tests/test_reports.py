@@ -356,3 +356,32 @@ def test_text_wraps_long_messages_and_colours_on_request():
     assert all(len(line) <= 100 for line in text.splitlines())
     coloured = render_text(result, color=True)
     assert "\033[32mPASS\033[0m" in coloured and "\033[31mFAIL\033[0m" in coloured
+
+
+@pytest.mark.parametrize("ran", [True, False])
+def test_every_format_says_whether_the_hidden_checks_ran(ran):
+    """A student's `check` (no hidden checks) must not read as the whole grade."""
+    result = make_result()
+    result.execution.update(hidden_checks=ran, device="simulated cuda")
+    said = "Hidden checks: ran." if ran else "Hidden checks: not run here"
+    shown = {
+        "text": render(result, "text"),
+        "html": visible_text(render(result, "html")),
+        "markdown": visible_text(rendered_markdown(render(result, "markdown"))),
+    }
+    for fmt, text in shown.items():
+        assert said in text, fmt
+        assert "graded as if on a GPU" in text, fmt
+    assert said in json.loads(render(result, "gradescope"))["output"]
+    assert json.loads(render(result, "json"))["execution"]["hidden_checks"] is ran
+    suite = ET.fromstring(render(result, "junit"))
+    properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert properties["hidden_checks"] == str(ran).lower()
+    assert properties["device"] == "simulated cuda"
+
+
+def test_a_result_without_a_simulated_gpu_says_nothing_of_one():
+    result = make_result()
+    result.execution.update(hidden_checks=True, device="cpu")
+    for fmt in ("text", "html", "markdown", "gradescope"):
+        assert "as if on a GPU" not in render(result, fmt)

@@ -220,3 +220,55 @@ def test_the_optimizers_own_work_skips_the_handler_and_keeps_devices_right():
     assert lines["zeroed"] == "None"
     # A closure is the student's code: the handler still sees it, and its device mistake.
     assert lines["closure"] == "Expected all tensors to be on the same device"
+
+
+def _graded(entry_name: str, simulate_gpu: bool = True):
+    import tempfile
+    from pathlib import Path
+
+    import nbformat
+
+    from grader.grading import Options, grade
+    from grader.sandbox import Limits
+    from tests.submissions.build import build_submission, load_corpus
+
+    assignment = "01_pytorch_workflow_exercises"
+    entry = next(e for e in load_corpus(assignment) if e["name"] == entry_name)
+    folder = Path(tempfile.mkdtemp(prefix="ptgrade-gpu-"))
+    path = folder / f"{assignment}.ipynb"
+    nbformat.write(build_submission(assignment, entry), path)
+    limits = Limits(cell_timeout=30, simulate_gpu=simulate_gpu)
+    return grade(path, Options(limits=limits, own_notebook=True))
+
+
+def _skip_on_a_real_gpu() -> None:
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a real GPU grades here: nothing is simulated")
+
+
+def test_messages_caused_by_the_simulated_gpu_say_so_and_what_fails_on_a_real_one():
+    """A mistake that only a GPU shows, found on a CPU-only grader: the message says the
+    notebook was graded as if on a GPU, and what a real GPU does with it."""
+    _skip_on_a_real_gpu()
+    result = _graded("device_model_not_moved")
+    assert result.execution["device"] == "simulated cuda"
+    failed = [c for s in result.sections for c in s.failures()]
+    assert {c.hint for c in failed} >= {"model.not_on_device", "device.mismatch"}
+    for check in failed:
+        assert "Graded as if on a GPU: this grader has none" in check.message, check.message
+        assert "On a real GPU, " in check.message
+    mismatch = next(c for c in failed if c.hint == "device.mismatch")
+    assert "a tensor on the GPU meets one on the CPU" in mismatch.message
+
+
+def test_other_messages_and_a_cpu_grade_say_nothing_of_a_gpu():
+    _skip_on_a_real_gpu()
+    on_cpu = _graded("device_model_not_moved", simulate_gpu=False)
+    assert on_cpu.execution["device"] == "cpu"
+    assert on_cpu.score == on_cpu.max_score  # no GPU, no device mistake to make
+    float_split = _graded("split_float_index")
+    messages = [c.message for s in float_split.sections for c in s.failures()]
+    assert messages and not [m for m in messages if "as if on a GPU" in m]

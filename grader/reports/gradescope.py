@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from grader.reports.text import points
+from grader.reports.text import hidden_checks, points, simulated_gpu
 from grader.result import GradeResult, SectionResult
 
 
@@ -25,6 +25,7 @@ def render(result: GradeResult) -> str:
     summary = [f"Score: {points(result.score)} / {points(result.max_score)}"]
     if failed:
         summary.append("Sections to revisit: " + ", ".join(failed) + ".")
+    summary += [line for line in (hidden_checks(result), simulated_gpu(result)) if line]
     summary += [f"Warning: {error}" for error in result.errors]
     report = {
         "score": result.score,

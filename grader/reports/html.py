@@ -7,7 +7,7 @@ from html import escape
 
 from grader.assignments import ASSIGNMENTS, Assignment
 from grader.reports.svg import Series, chart
-from grader.reports.text import confinement, points
+from grader.reports.text import about_the_run, points
 from grader.result import GradeResult, SectionResult
 
 _CSS = """
@@ -179,8 +179,7 @@ def _picture(title: str, svg: str | None, missing: str) -> str:
 
 
 def _ran_under(result: GradeResult) -> str:
-    found = confinement(result)
-    return f'<p class="notebook">Ran under: {escape(found)}</p>' if found else ""
+    return "".join(f'<p class="notebook">{escape(line)}</p>' for line in about_the_run(result))
 
 
 def render(result: GradeResult) -> str:

@@ -33,6 +33,8 @@ def render(result: GradeResult) -> str:
         ("score", points(result.score)),
         ("max_score", points(result.max_score)),
         ("confinement", confinement(result)),
+        ("hidden_checks", str(result.execution.get("hidden_checks", "")).lower()),
+        ("device", str(result.execution.get("device", ""))),
     ):
         ET.SubElement(properties, "property", name=name, value=xml_safe(value))
     for section, check in checks:

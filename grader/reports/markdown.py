@@ -6,7 +6,7 @@ HTML, links, images or backticks, and the page is rendered with HTML allowed.
 
 from __future__ import annotations
 
-from grader.reports.text import confinement, points
+from grader.reports.text import about_the_run, points
 from grader.result import GradeResult
 from grader.safe_text import markdown_text, markdown_with_code
 
@@ -16,7 +16,8 @@ def render(result: GradeResult) -> str:
         f"## {markdown_text(result.assignment)}: {points(result.score)} / "
         f"{points(result.max_score)}",
         "",
-        *([f"Ran under: {markdown_text(confinement(result))}", ""] if confinement(result) else []),
+        *[f"{markdown_text(line)}  " for line in about_the_run(result)],
+        "",
         "| Section | Points | Result |",
         "| --- | ---: | :---: |",
     ]

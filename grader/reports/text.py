@@ -38,6 +38,33 @@ def confinement(result: GradeResult) -> str:
     return str(found.get("description", "")) if isinstance(found, dict) else ""
 
 
+def hidden_checks(result: GradeResult) -> str:
+    """Whether the instructor's hidden checks ran, in words; "" if the result does not say."""
+    ran = result.execution.get("hidden_checks")
+    if ran is True:
+        return "Hidden checks: ran."
+    if ran is False:
+        return "Hidden checks: not run here (the instructor's grade runs them too)."
+    return ""
+
+
+def simulated_gpu(result: GradeResult) -> str:
+    """A line where the notebook was graded on the simulated GPU of a grader without one."""
+    if result.execution.get("device") != "simulated cuda":
+        return ""
+    return (
+        "Device: graded as if on a GPU (this machine has none, so a simulated one stood in): "
+        "device mistakes fail here as they would on a real GPU."
+    )
+
+
+def about_the_run(result: GradeResult) -> list[str]:
+    """The lines every report ends with: confinement, hidden checks, simulated GPU."""
+    found = confinement(result)
+    lines = [f"Ran under: {found}"] if found else []
+    return lines + [line for line in (hidden_checks(result), simulated_gpu(result)) if line]
+
+
 def _verdict(section: SectionResult, color: bool) -> str:
     word = "PASS" if section.passed else "FAIL"
     if not color:
@@ -70,8 +97,8 @@ def render(result: GradeResult, color: bool = False) -> str:
     for section in result.sections:
         lines += _section_lines(section, title_width, color)
     lines += ["-" * len(header), f"Score: {points(result.score)} / {points(result.max_score)}"]
-    if confinement(result):
-        lines += _wrap(confinement(result), "Ran under: ", "           ")
+    for line in about_the_run(result):
+        lines += _wrap(line, "", "           ")
     for error in result.errors:
         prefix = f"{_YELLOW}warning:{_RESET} " if color else "warning: "
         wrapped = _wrap(error, "warning: ", "         ")
