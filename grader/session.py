@@ -12,8 +12,8 @@ import time
 from typing import Any
 
 from grader.channel import ChannelError, ChannelTimeout, receive_answer, send_request
+from grader.record_format import RECORD_VERSION, EventReader, FormatError, check_value
 
-RECORD_VERSION = 1
 GRACE = 3.0  # seconds past a cell's limit before the grader stops waiting for the process
 START_TIMEOUT = 60.0
 CELL_STATUSES = ("ok", "error", "timeout")
@@ -25,6 +25,7 @@ class Session:
         self._limits = limits
         self._deadline = deadline
         self._seq = 0
+        self._events = EventReader()
         self.answered = False
         self.finished = False
         self.status = "finished"
@@ -45,7 +46,15 @@ class Session:
         }
 
     # -- one request, one answer ----------------------------------------------------------
-    def _ask(self, request: dict[str, Any] | None, wait: float) -> dict[str, Any]:
+    def _ask(
+        self,
+        request: dict[str, Any] | None,
+        wait: float,
+        cell: int | None = None,
+        substituted: bool = False,
+    ) -> dict[str, Any]:
+        """Send `request`, take its answer. The answer's events are filed under `cell`, the cell
+        the grader just ran (None: the grader's own look at the values), whatever they say."""
         if request is not None:
             self._seq += 1
             send_request(self._channel, {**request, "seq": self._seq})
@@ -54,32 +63,38 @@ class Session:
         if answer.get("seq") != self._seq:
             raise ChannelError("an answer came out of turn")
         self.answered = True
-        events = answer.get("events", [])
-        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-            raise ChannelError("the trace is malformed")
+        try:
+            events = self._events.read(answer.get("events", []), cell, substituted)
+        except FormatError as error:
+            raise ChannelError(f"the trace is malformed ({error})") from None
         self.record["trace"].extend(events)
+        # The child may say it cut the cell it just ran (its own cap); no other cell's.
         cut = answer.get("trace_truncated")
-        if isinstance(cut, list) and all(isinstance(c, int) for c in cut):
-            self.record["trace_truncated"] = cut[:1000]
+        if cell is not None and isinstance(cut, list) and cell in cut:
+            self._events.truncated.add(cell)
+        self.record["trace_truncated"] = sorted(self._events.truncated)
         if isinstance(answer.get("output"), str):
             self.record["output"] = answer["output"][: self._limits.output_chars + 200]
         return answer
 
     def _run(self, index: int, source: str, substituted: bool) -> dict[str, Any]:
         request = {"op": "run", "index": index, "source": source, "substituted": substituted}
-        answer = self._ask(request, self._limits.cell_timeout + GRACE)
+        answer = self._ask(request, self._limits.cell_timeout + GRACE, index, substituted)
         return _checked_outcome(answer.get("outcome"))
 
     def _snapshot(self, names: list[str]) -> dict[str, Any]:
         answer = self._ask({"op": "snapshot", "names": names}, self._limits.cell_timeout + GRACE)
         values = answer.get("values")
         values = values if isinstance(values, dict) else {}
-        return {
-            name: values[name]
-            if isinstance(values.get(name), dict) and "kind" in values[name]
-            else {"kind": "unreadable", "error": "the grader could not read it in time"}
-            for name in names
-        }
+        try:
+            return {
+                name: check_value(values[name])
+                if name in values
+                else {"kind": "unreadable", "error": "the grader could not read it in time"}
+                for name in names
+            }
+        except FormatError as error:
+            raise ChannelError(f"a value is malformed ({error})") from None
 
     # -- the notebook ---------------------------------------------------------------------
     def run(

@@ -18,15 +18,11 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim import optimizer as optimizer_module
 
+from grader.record_format import MAX_EVENTS, MAX_TENSOR_VALUES, MAX_TRACE_BYTES
 from grader.simulated_gpu import device_of
 
-# Per cell: a flood in one cell (a 6000-epoch loop) must not silence the cells after it.
-MAX_EVENTS = 20_000
-MAX_TENSOR_VALUES = 4096  # larger inputs are summarised, not copied
-# The values the trace copies in one notebook (the chapter's notebooks copy well under 1 MB):
-# past this, events keep their tensors' shape and place but not their values, so a flood of
-# fresh tensors in every cell cannot fill the grader's memory.
-MAX_TRACE_BYTES = 64 * 1024 * 1024
+# The record's budgets are record_format.py's. The grader enforces them on receipt; the child
+# keeps to them too, so that a flood is not copied and shipped only to be dropped.
 # Loss functions a loop may call directly, and the loss module each computes.
 FUNCTIONAL_LOSSES = {
     "l1_loss": "L1Loss",
@@ -312,6 +308,7 @@ class Tracer:
                 "lr": [group.get("lr") for group in optimizer.param_groups],
                 "momentum": any(group.get("momentum") for group in optimizer.param_groups),
                 "weight_decay": any(group.get("weight_decay") for group in optimizer.param_groups),
+                "settings": [_settings(group) for group in optimizer.param_groups],
                 "param_ids": [id(p) for p in params],
                 # The values of all the parameters (and their gradients) as one flat row each:
                 # a copy or two per step, not one per parameter. See grader/epochs.py.
@@ -452,10 +449,14 @@ class Tracer:
             grad_enabled=torch.is_grad_enabled(),
             inference=torch.is_inference_mode_enabled(),
             input=tensor_summary(first, self.copy),
-            # Shape and place only: the values reach the record through the loss's input, and
-            # the parameters' through each step (copying them at every forward cost a tenth of
-            # a submission's grading and nothing read them).
-            output=tensor_summary(output, copy=_no_values),
+            # A training forward's output values: the grader checks that the forward the loop
+            # ran computed the model's line from the parameters its step saw (a forward that
+            # behaves only while probed). Other calls keep shape and place only: their values
+            # reach the record as the names the cells define.
+            output=tensor_summary(
+                output, copy=self.copy if torch.is_grad_enabled() else _no_values
+            ),
+            output_id=id(output),
             param_devices=_param_devices(module),
         )
 
@@ -478,6 +479,27 @@ class Tracer:
             inference=torch.is_inference_mode_enabled(),
             output_requires_grad=bool(getattr(output, "requires_grad", False)),
         )
+
+
+def _settings(group: dict) -> dict[str, float | None]:
+    """A parameter group's settings that the grader's replay of SGD or Adam needs."""
+    betas = group.get("betas") or (None, None)
+
+    def number(value: Any) -> float | None:
+        try:
+            return float(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    return {
+        "momentum": number(group.get("momentum")),
+        "dampening": number(group.get("dampening")),
+        "nesterov": number(group.get("nesterov")),
+        "weight_decay": number(group.get("weight_decay")),
+        "beta1": number(betas[0]) if len(betas) > 1 else None,
+        "beta2": number(betas[1]) if len(betas) > 1 else None,
+        "eps": number(group.get("eps")),
+    }
 
 
 def _param_devices(module: nn.Module) -> list[str]:
