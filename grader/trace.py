@@ -48,14 +48,43 @@ def _plain(make):
         return make()
 
 
+# The tensor's own C functions: a student's Tensor subclass (or a patched `torch.Tensor`) may
+# override `detach`, `cpu`, `shape` and the rest in Python to show the grader other values. These
+# read the storage itself, and their results are plain tensors.
+_BASE = torch._C.TensorBase
+
+
+def raw(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` detached, as a plain `torch.Tensor` over the same storage, read without running
+    any Python method of its class."""
+    with untracked():
+        plain = _BASE.detach(tensor)
+        if type(plain) is not torch.Tensor:
+            plain = _BASE.as_subclass(plain, torch.Tensor)
+        return plain
+
+
+def raw_shape(tensor: torch.Tensor) -> list[int]:
+    return list(_BASE.shape.__get__(tensor))
+
+
+def raw_requires_grad(tensor: torch.Tensor) -> bool:
+    return bool(_BASE.requires_grad.__get__(tensor))
+
+
+def is_tensor(value: Any) -> bool:
+    """A real tensor (an object's `__class__` can claim to be one; its type cannot)."""
+    return issubclass(type(value), torch.Tensor)
+
+
 def _copy(tensor: torch.Tensor) -> torch.Tensor:
-    """A detached CPU copy."""
-    return _plain(lambda: tensor.detach().cpu().clone())
+    """A detached CPU copy, read from the storage (see raw)."""
+    return _plain(lambda: _BASE.clone(_BASE.cpu(raw(tensor))))
 
 
 def tensor_values(tensor: torch.Tensor) -> torch.Tensor | None:
     """A detached CPU copy, or None when too large to keep."""
-    if tensor.numel() > MAX_TENSOR_VALUES:
+    if _BASE.numel(tensor) > MAX_TENSOR_VALUES:
         return None
     return _copy(tensor)
 
@@ -76,10 +105,10 @@ class TensorCopies:
     def joined(self, tensors: list[torch.Tensor]) -> torch.Tensor | None:
         """One flat CPU copy of all of `tensors`' values, not yet counted against the budget
         (see `counted`); None when they are too many to keep or will not join."""
-        if not tensors or sum(t.numel() for t in tensors) > MAX_TENSOR_VALUES:
+        if not tensors or sum(_BASE.numel(t) for t in tensors) > MAX_TENSOR_VALUES:
             return None
         try:
-            return _plain(lambda: torch.cat([t.detach().reshape(-1).cpu() for t in tensors]))
+            return _plain(lambda: torch.cat([raw(t).reshape(-1).cpu() for t in tensors]))
         except RuntimeError:  # a student's odd tensor subclass
             return None
 
@@ -97,7 +126,7 @@ class TensorCopies:
         return self.counted(_copy(tensor))  # at most MAX_TENSOR_VALUES: copied, then counted
 
     def __call__(self, tensor: torch.Tensor) -> torch.Tensor | None:
-        if tensor.numel() > MAX_TENSOR_VALUES:
+        if _BASE.numel(tensor) > MAX_TENSOR_VALUES:
             return None
         key = id(tensor)
         entry = self._copies.get(key)
@@ -105,7 +134,7 @@ class TensorCopies:
         if known:
             copy = entry[1]
             with untracked():
-                current = tensor.detach()
+                current = raw(tensor)
                 # Compared, not trusted to a version counter: `p.data -= ...` bypasses it.
                 if (
                     copy.shape == current.shape
@@ -139,13 +168,13 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def tensor_summary(tensor: Any, copy=tensor_values) -> dict[str, Any] | None:
-    if not isinstance(tensor, torch.Tensor):
+    if not is_tensor(tensor):
         return None
     return {
-        "shape": list(tensor.shape),
-        "dtype": dtype_name(tensor.dtype),
+        "shape": raw_shape(tensor),
+        "dtype": dtype_name(_BASE.dtype.__get__(tensor)),
         "device": device_of(tensor),
-        "requires_grad": bool(tensor.requires_grad),
+        "requires_grad": raw_requires_grad(tensor),
         "values": copy(tensor),
     }
 
@@ -277,8 +306,8 @@ class Tracer:
                 if tracer._in_backward:
                     return original(tensor, *args, **kwargs)
                 with untracked():
-                    value = float(tensor.detach().sum()) if tensor.numel() else None
-                tracer.emit("backward", value=value, shape=list(tensor.shape))
+                    value = float(raw(tensor).sum()) if _BASE.numel(tensor) else None
+                tracer.emit("backward", value=value, shape=raw_shape(tensor))
                 tracer._in_backward = True
                 try:
                     return original(tensor, *args, **kwargs)
@@ -312,7 +341,7 @@ class Tracer:
                 "param_ids": [id(p) for p in params],
                 # The values of all the parameters (and their gradients) as one flat row each:
                 # a copy or two per step, not one per parameter. See grader/epochs.py.
-                "param_shapes": [list(p.shape) for p in params],
+                "param_shapes": [raw_shape(p) for p in params],
                 "params_before": before,
                 "grads_present": [g is not None for g in grads],
                 "grads": tracer.copy.counted(
@@ -403,7 +432,7 @@ class Tracer:
                     tracer.emit(
                         "to",
                         target="tensor",
-                        shape=list(tensor.shape),
+                        shape=raw_shape(tensor),
                         args=[str(a) for a in args],
                         device=str(getattr(result, "device", "")),
                     )
@@ -513,8 +542,8 @@ def _no_values(tensor: torch.Tensor) -> None:
 
 
 def _scalar(value: Any) -> float | None:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value.detach().cpu())
+    if is_tensor(value) and _BASE.numel(value) == 1:
+        return float(raw(value).cpu())
     return None
 
 
