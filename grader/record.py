@@ -161,6 +161,27 @@ class ModuleValue:
         return None
 
     def line(self) -> tuple[float, float] | None:
+        """(weight, bias): the model's two parameters, as the grader reads them from storage.
+
+        The probes (the student's `forward` on the grader's inputs) only say which of the two is
+        the slope; the values are the parameters' own, so a `forward` that answers the probes
+        differently from everyone else cannot move the line the grader judges. A model without
+        two one-value parameters (the model section says so) is read off the probes."""
+        params = [p for p in self.parameters if p.get("values") is not None]
+        if len(params) != 2 or any(p["values"].numel() != 1 for p in params):
+            return self.probe_line()
+        first, second = (float(p["values"].reshape(-1)[0]) for p in params)
+        probed = self.probe_line()
+        if probed is not None:
+            for order in ((first, second), (second, first)):
+                if all(abs(a - b) <= 1e-5 * max(1.0, abs(a)) for a, b in zip(order, probed)):
+                    return order
+        names = [p["name"].rsplit(".", 1)[-1].lower() for p in params]
+        if "bias" in names[0] and "bias" not in names[1]:
+            return second, first
+        return first, second
+
+    def probe_line(self) -> tuple[float, float] | None:
         """(weight, bias) read off the probes, when forward computes a straight line."""
         for probe in self.probes:
             if probe["shape"] != "column" or not probe.get("output"):

@@ -2,6 +2,7 @@
 
 import torch
 
+from grader.epochs import parameter_values, training_forward, training_view
 from grader.plugin import check
 from grader.record import Mistake, expect
 from grader.reference import seeded_start
@@ -105,12 +106,13 @@ def test_forward_is_a_line(record, assignment):
     values = [p["values"].flatten() for p in model.parameters if p.get("values") is not None]
     x = column["input"].double()
     out = output["values"].double()
-    line = model.line()
+    line = model.probe_line()
     if len(values) != 2 and line is not None and abs(line[1]) > 1e-9:
         return  # a line with a bias: the parameters check reports what is unregistered
     if len(values) == 2:
         for w, b in (values, values[::-1]):
             if torch.allclose(out, w.double() * x + b.double(), atol=1e-5):
+                _same_forward_in_training(record, assignment, model)
                 return
         for w in values:
             if torch.allclose(out, w.double() * x, atol=1e-5):
@@ -121,6 +123,40 @@ def test_forward_is_a_line(record, assignment):
         "`forward` does not compute `weight * x + bias` with the model's two parameters.",
         "model.forward_wrong",
     )
+
+
+def _same_forward_in_training(record, assignment, model) -> None:
+    """The forward your loop ran computed the same line from the parameters its step saw: a
+    `forward` that behaves only while the grader probes it is not a line."""
+    try:
+        loop = training_view(record, assignment)
+    except Mistake:
+        return  # no loop to compare with: the training section says why
+    ids = {p["id"] for p in model.parameters}
+    for number, epoch in enumerate(loop["epochs"]):
+        at = training_forward(epoch.events, loop["model_id"])
+        step = epoch.step
+        if at is None or step is None or loop["model_id"] != model.id:
+            continue
+        forward = epoch.events[at]
+        before = parameter_values(step)
+        x, out = (forward.get(k) or {} for k in ("input", "output"))
+        if before is None or x.get("values") is None or out.get("values") is None:
+            continue
+        held = dict(zip(step["param_ids"], before))
+        if set(held) != ids or any(v.numel() != 1 for v in held.values()):
+            continue
+        w, b = (v.double().reshape(-1) for v in held.values())
+        x, out = x["values"].double(), out["values"].double()
+        if out.shape != x.shape:
+            continue
+        if not any(torch.allclose(out, p * x + q, atol=1e-5) for p, q in ((w, b), (b, w))):
+            raise Mistake(
+                f"`forward` computes `weight * x + bias` when the grader calls it, but in your "
+                f"training loop (epoch {number}) it returned other values for the same "
+                "parameters.",
+                "model.forward_wrong",
+            )
 
 
 @check("model", "seed")
