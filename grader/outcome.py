@@ -131,46 +131,51 @@ def _replayed(record, assignment) -> dict | None:
         )
     optimizer = {"class": first["optimizer_class"], "lr": first["lr"][0]}
     optimizer.update({k: v for k, v in settings.items() if v is not None})
-    trainable = _trainable(first, start_model, start)
+    trainable = _trainable(first, start)
     X, y = training_data(record, assignment)
     steps = assignment.epochs if loop["cut"] else len(epochs)
     batches = _batches(record, assignment, loop, X, y, steps)
     reached = replay_setup(start, batches, optimizer, loss_class, reduction, trainable)
-    after = parameter_values(epochs[-1].step, "params_after")
-    last = _line_of(after, start_model, first) if after is not None else None
+    last = _last(epochs, start, final)
     return {"start": start, "final": final, "reached": reached, "steps": steps, "last": last}
 
 
-def _trainable(step: dict, start_model, start) -> tuple[bool, bool]:
+def _positions(step: dict, start) -> list[int | None]:
+    """For weight and bias, where in the step's rows the parameter that holds it is (None: no
+    parameter the optimizer holds starts with that value, as a bias that `forward` never uses)."""
+    before = parameter_values(step) or []
+    values = [float(v.reshape(-1)[0]) if v.numel() == 1 else None for v in before]
+    found: list[int | None] = []
+    for value in start:
+        at = next(
+            (
+                i
+                for i, v in enumerate(values)
+                if v is not None and i not in found and abs(v - value) <= 1e-6 * max(1.0, abs(v))
+            ),
+            None,
+        )
+        found.append(at)
+    return found
+
+
+def _trainable(step: dict, start) -> tuple[bool, bool]:
     """Which of (weight, bias) the student's optimizer steps: those it holds that got a
     gradient (a parameter it never steps stays put in the replay too)."""
-    held = dict(zip(step["param_ids"], step["grads_present"]))
-    roles = _roles(start_model, start)
-    if roles is None:
-        return (True, True)
-    return tuple(bool(held.get(parameter_id)) for parameter_id in roles)
+    present = step["grads_present"]
+    return tuple(at is not None and bool(present[at]) for at in _positions(step, start))
 
 
-def _roles(model, line) -> tuple[int, int] | None:
-    """The ids of the model's (weight, bias) parameters, by their values on `line`."""
-    params = [p for p in model.parameters if p.get("values") is not None]
-    if len(params) != 2:
+def _last(epochs, start, final) -> tuple[float, float] | None:
+    """(weight, bias) as the loop's last step left them (a value no parameter holds: as found)."""
+    first, last = epochs[0].step, epochs[-1].step
+    after = parameter_values(last, "params_after")
+    if after is None or last["param_ids"] != first["param_ids"]:
         return None
-    values = [float(p["values"].reshape(-1)[0]) for p in params]
-    if (values[0], values[1]) == tuple(line):
-        return params[0]["id"], params[1]["id"]
-    return params[1]["id"], params[0]["id"]
-
-
-def _line_of(values: list[torch.Tensor], start_model, step: dict) -> tuple[float, float] | None:
-    """(weight, bias) from a step's row of parameter values."""
-    roles = _roles(start_model, start_model.line())
-    if roles is None:
-        return None
-    by_id = dict(zip(step["param_ids"], values))
-    if not all(role in by_id and by_id[role].numel() == 1 for role in roles):
-        return None
-    return tuple(float(by_id[role].reshape(-1)[0]) for role in roles)
+    return tuple(
+        float(after[at].reshape(-1)[0]) if at is not None and after[at].numel() == 1 else value
+        for at, value in zip(_positions(first, start), final)
+    )
 
 
 def _batches(record, assignment, loop, X, y, steps):

@@ -13,6 +13,7 @@ from typing import Any
 
 from grader.channel import ChannelError, ChannelTimeout, receive_answer, send_request
 from grader.record_format import RECORD_VERSION, EventReader, FormatError, check_value
+from grader.standins import resolve
 
 GRACE = 3.0  # seconds past a cell's limit before the grader stops waiting for the process
 START_TIMEOUT = 60.0
@@ -137,7 +138,8 @@ class Session:
 
     def _cell(self, cell: dict, reference: dict[str, str], sections, names) -> None:
         grade_id = cell.get("grade_id")
-        outcome = self._run(cell["index"], cell["source"], cell["role"] == "reference")
+        source = resolve(cell["source"], self.record)  # a stand-in may depend on earlier values
+        outcome = self._run(cell["index"], source, cell["role"] == "reference")
         outcome.update(index=cell["index"], grade_id=grade_id, role=cell["role"])
         if cell["role"] == "stub":
             outcome["source"] = cell["source"]  # the grader's own copy, for messages
@@ -158,8 +160,8 @@ class Session:
             if substitutable and outcome["status"] == "ok" and missing:
                 self._substitute(outcome, reference[grade_id])
 
-    def _substitute(self, outcome: dict, source: str) -> None:
-        fallback = self._run(outcome["index"], source, True)
+    def _substitute(self, outcome: dict, standin) -> None:
+        fallback = self._run(outcome["index"], resolve(standin, self.record), True)
         outcome["substituted"] = True
         outcome["reference_status"] = fallback["status"]
 
