@@ -49,6 +49,9 @@ def wrong_data(record, assignment, loop) -> tuple[str, int] | None:
     known = _pairs(X, y)
     if known is None:
         return None  # X_train and y_train differ in length: the split section says so
+    test = None
+    if not loop["test_is_train"] and loop["X_test"] is not None and loop["y_test"] is not None:
+        test = _pairs(loop["X_test"].double().cpu(), loop["y_test"].double().cpu())
     for number, epoch in enumerate(loop["epochs"]):
         at = training_forward(epoch.events, loop["model_id"])
         if at is None:
@@ -62,6 +65,8 @@ def wrong_data(record, assignment, loop) -> tuple[str, int] | None:
         if not inputs or inputs["values"] is None or not labels or labels["values"] is None:
             continue
         pairs = _pairs(inputs["values"].double(), labels["values"].double())
+        if pairs is not None and test and pairs <= test and not pairs <= known:
+            return "training.test_data", number
         if pairs is None or not pairs <= known:
             xs = {a for a, _ in known}
             inputs_known = {round(v, 5) for v in inputs["values"].float().reshape(-1).tolist()}
@@ -216,6 +221,15 @@ def judge_training(record, assignment) -> None:
         and abs(found_b - b) <= TOLERANCE["bias"] + 1e-6
     ):
         return
+    explained = _explanation(record, assignment)
+    if explained is not None:
+        hint, what = explained
+        raise Mistake(
+            f"After training, weight={found_w:.4f} and bias={found_b:.4f}, where "
+            f"{outcome['steps']} steps of your setup on `X_train` and `y_train` reach "
+            f"weight={w:.4f} and bias={b:.4f}: {what}.",
+            hint,
+        )
     last = outcome["last"]
     if last is not None and (abs(last[0] - found_w) > 1e-6 or abs(last[1] - found_b) > 1e-6):
         raise Mistake(
@@ -230,3 +244,29 @@ def judge_training(record, assignment) -> None:
         f"weight={w:.4f} and bias={b:.4f}.",
         "training.final_params",
     )
+
+
+def _explanation(record, assignment) -> tuple[str, str] | None:
+    """(hint, why) for a training that did not reach the replay's parameters, where the trace
+    names the mistake (its data, or one of the five steps); None otherwise."""
+    from grader.epochs import find_problems
+
+    loop = training_view(record, assignment)
+    found = wrong_data(record, assignment, loop)
+    if found is not None:
+        return found[0], "the loop did not learn from `X_train` and `y_train`"
+    cell = record.stub_cell("training_loop")["index"]
+    findings = find_problems(
+        loop["epochs"],
+        loop["tail"],
+        loop["model_id"],
+        None if loop["test_is_train"] else loop["X_test"],
+        None if loop["test_is_train"] else loop["y_test"],
+        fresh_gradients=not any(
+            e.get("cell") is not None and e["cell"] < cell for e in record.events("backward")
+        ),
+    )
+    for hint, count in findings.problems.most_common():
+        if count:
+            return hint, "the five steps of each epoch explain why (see the loop's checks)"
+    return None

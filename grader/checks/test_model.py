@@ -148,8 +148,9 @@ def _same_forward_in_training(record, assignment, model) -> None:
             continue
         w, b = (v.double().reshape(-1) for v in held.values())
         x, out = x["values"].double(), out["values"].double()
-        if out.shape != x.shape:
-            continue
+        finite = torch.isfinite(torch.cat([w, b, x.reshape(-1), out.reshape(-1)])).all()
+        if out.shape != x.shape or not finite:
+            continue  # a blown-up step: the training section says so
         if not any(torch.allclose(out, p * x + q, atol=1e-5) for p, q in ((w, b), (b, w))):
             raise Mistake(
                 f"`forward` computes `weight * x + bias` when the grader calls it, but in your "

@@ -141,6 +141,7 @@ def test_learns_from_the_training_data(loop, record, assignment):
         return
     hint, number = found
     what = {
+        "training.test_data": "the model learns from the test data",
         "training.wrong_labels": "the loss compares the predictions with labels that are not "
         "`y_train`'s",
         "training.wrong_data": "the model is run on inputs that are not `X_train`'s rows",
