@@ -45,6 +45,10 @@ def wrong_data(record, assignment, loop) -> tuple[str, int] | None:
     """(hint, first epoch) where a training step learned from anything but pairs of the
     training data: its labels are not `y_train`'s (`X_train`, or labels made from the
     predictions), or its inputs are not `X_train`'s rows. None when every step's are."""
+    return record.memo(("wrong_data", assignment.id), lambda: _wrong_data(record, assignment, loop))
+
+
+def _wrong_data(record, assignment, loop) -> tuple[str, int] | None:
     X, y = training_data(record, assignment)
     known = _pairs(X, y)
     if known is None:
@@ -52,6 +56,7 @@ def wrong_data(record, assignment, loop) -> tuple[str, int] | None:
     test = None
     if not loop["test_is_train"] and loop["X_test"] is not None and loop["y_test"] is not None:
         test = _pairs(loop["X_test"].double().cpu(), loop["y_test"].double().cpu())
+    seen: set[tuple[int, int]] = set()
     for number, epoch in enumerate(loop["epochs"]):
         at = training_forward(epoch.events, loop["model_id"])
         if at is None:
@@ -64,6 +69,12 @@ def wrong_data(record, assignment, loop) -> tuple[str, int] | None:
         labels = loss_labels(loss)
         if not inputs or inputs["values"] is None or not labels or labels["values"] is None:
             continue
+        # The trace shares one copy of a tensor whose values did not change (X_train, y_train
+        # every epoch): each distinct pair of copies is compared once.
+        key = (id(inputs["values"]), id(labels["values"]))
+        if key in seen:
+            continue
+        seen.add(key)
         pairs = _pairs(inputs["values"].double(), labels["values"].double())
         if pairs is not None and test and pairs <= test and not pairs <= known:
             return "training.test_data", number
@@ -189,7 +200,8 @@ def _batches(record, assignment, loop, X, y, steps):
     whole = (X.float(), y.float().reshape(X.shape) if y.numel() == X.numel() else y.float())
     if loop["cut"] or wrong_data(record, assignment, loop) is not None:
         return [whole] * steps
-    batches = []
+    batches: list = []
+    made: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
     for epoch in loop["epochs"]:
         at = training_forward(epoch.events, loop["model_id"])
         loss = (
@@ -202,8 +214,11 @@ def _batches(record, assignment, loop, X, y, steps):
         )
         inputs, labels = (epoch.events[at]["input"] if at is not None else None), loss_labels(loss)
         if inputs and labels and inputs["values"] is not None and labels["values"] is not None:
-            x = inputs["values"].float()
-            batches.append((x, labels["values"].float().reshape(x.shape)))
+            key = (id(inputs["values"]), id(labels["values"]))
+            if key not in made:  # one tensor per distinct batch (shared copies: see wrong_data)
+                x = inputs["values"].float()
+                made[key] = (x, labels["values"].float().reshape(x.shape))
+            batches.append(made[key])
         else:
             batches.append(whole)
     return batches
