@@ -458,6 +458,12 @@ class Tracer:
                 self._patch(torch.accelerator, name, device_query)
 
     # -- what a module call means ---------------------------------------------------------
+    def _fresh_copy(self, tensor: torch.Tensor) -> torch.Tensor | None:
+        """A copy of a tensor made anew each time (a forward's output): nothing to share."""
+        if _BASE.numel(tensor) > MAX_TENSOR_VALUES:
+            return None
+        return self.copy.counted(_copy(tensor))
+
     def _labels_copy(self, tensor: Any):
         """How a loss argument is copied: predictions (they require grad) without values."""
         return _no_values if getattr(tensor, "requires_grad", False) else self.copy
@@ -483,7 +489,7 @@ class Tracer:
             # behaves only while probed). Other calls keep shape and place only: their values
             # reach the record as the names the cells define.
             output=tensor_summary(
-                output, copy=self.copy if torch.is_grad_enabled() else _no_values
+                output, copy=self._fresh_copy if torch.is_grad_enabled() else _no_values
             ),
             output_id=id(output),
             param_devices=_param_devices(module),
