@@ -214,10 +214,13 @@ class ModuleValue:
             out = probe["output"]["values"]
             if out is None or out.numel() != x.numel():
                 return None
-            out = out.flatten().double()
-            bias = float(out[0])  # the first probe input is 0
-            weight = float(out[1] - out[0])  # ... and the second is 1
-            if torch.allclose(out, weight * x.double() + bias, atol=1e-5):
+            out, x = out.flatten().double(), x.double()
+            if x.numel() < 2 or float(x[1] - x[0]) == 0:
+                return None
+            # The grader draws the inputs anew for every snapshot (sandbox.probe_inputs).
+            weight = float((out[1] - out[0]) / (x[1] - x[0]))
+            bias = float(out[0] - weight * x[0])
+            if torch.allclose(out, weight * x + bias, atol=1e-5):
                 return weight, bias
         return None
 

@@ -84,7 +84,10 @@ class Session:
         return _checked_outcome(answer.get("outcome"))
 
     def _snapshot(self, names: list[str]) -> dict[str, Any]:
-        answer = self._ask({"op": "snapshot", "names": names}, self._limits.cell_timeout + GRACE)
+        from grader.sandbox import probe_inputs  # fresh inputs for every snapshot's probes
+
+        request = {"op": "snapshot", "names": names, "probe_inputs": probe_inputs()}
+        answer = self._ask(request, self._limits.cell_timeout + GRACE)
         values = answer.get("values")
         values = values if isinstance(values, dict) else {}
         try:
