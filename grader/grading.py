@@ -16,7 +16,6 @@ from grader.notebook import (
     find_solutions_dir,
     load_submission,
     solution_notebook,
-    solution_sources,
 )
 from grader.plugin import Verdict
 from grader.record import Record
@@ -25,6 +24,7 @@ from grader.safe_text import printable
 from grader.sandbox import Execution, Limits, cleanup, execute
 from grader.sandbox import isolation as sandbox_isolation
 from grader.saved_files import READ_SECONDS, read_saved_files
+from grader.standins import standins
 
 # After the notebook's own limit, the grader's work has bounds of its own: stopping the
 # notebook's processes (sandbox: 30 s at most), reading its saved models (saved_files, 10 s)
@@ -136,7 +136,7 @@ def score(
         if cell and cell.get("substituted"):
             what = "did not run to the end" if cell["status"] != "ok" else "left out a name"
             note = (
-                f"Your cell {what}; later sections were graded with the reference code for "
+                f"Your cell {what}; later sections were graded with the grader's stand-in for "
                 "this cell."
             )
         sections.append(
@@ -159,7 +159,8 @@ def grade(
     notebook.UnusableNotebook when it cannot be graded at all."""
     submission = submission or load_submission(path, options.assignment)
     solutions_dir = find_solutions_dir(options.solutions)
-    reference = solution_sources(submission.assignment, solutions_dir)
+    # Stand-ins come from the contract, never from the solutions: `check` stands in as `grade`.
+    reference = standins(submission.assignment)
     hidden_dir = solutions_dir / "checks" if solutions_dir is not None else None
     if not (options.hidden and hidden_dir is not None and hidden_dir.is_dir()):
         hidden_dir = None

@@ -472,6 +472,21 @@ _CATALOGUE: tuple[Hint, ...] = (
         "Check the five steps and the learning rate.",
     ),
     Hint(
+        "training.wrong_labels",
+        "Compute the training loss against `y_train`, the labels of the data the model learns "
+        "from: `loss = loss_fn(y_pred, y_train)`.",
+    ),
+    Hint(
+        "training.wrong_data",
+        "Train on the training data: the forward pass is `model(X_train)` and the loss "
+        "compares it with `y_train`.",
+    ),
+    Hint(
+        "training.overwritten",
+        "Leave the parameters as the last `optimizer.step()` left them: nothing after the "
+        "loop should change the trained model.",
+    ),
+    Hint(
         "training.final_params",
         "Your final parameters differ from what these 300 (or 100) "
         "steps reach from your model's start. Check the five steps in each epoch.",
@@ -625,6 +640,11 @@ _CATALOGUE: tuple[Hint, ...] = (
         "load.preds_mismatch",
         "The reloaded model's predictions on `X_test` must equal "
         "`y_preds` exactly: load the saved state_dict and predict in eval mode.",
+    ),
+    Hint(
+        "load.preds_not_reloaded",
+        "Make the predictions with the reloaded model itself: "
+        "`loaded_model_preds = loaded_model(X_test)` inside `torch.inference_mode()`.",
     ),
     Hint("load.not_on_device", "Move the reloaded model to the device: `loaded_model.to(device)`."),
 )

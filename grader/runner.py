@@ -324,12 +324,12 @@ def serve(channel, config: dict[str, Any]) -> None:
     probe_inputs = config.get("probe_inputs", [])
     timeout = float(config.get("cell_timeout", 60))
 
-    def snapshot(names) -> dict[str, Any]:
+    def snapshot(names, inputs) -> dict[str, Any]:
         values = {}
         for name in names:
             if name in namespace:
                 try:
-                    values[name] = describe(namespace[name], tracer, probe_inputs)
+                    values[name] = describe(namespace[name], tracer, inputs)
                 except Exception as error:  # a hostile object: note it, keep going
                     values[name] = {"kind": "unreadable", "error": repr(error)[:300]}
             else:
@@ -369,7 +369,8 @@ def serve(channel, config: dict[str, Any]) -> None:
             answer(seq, outcome=outcome)
         elif request["op"] == "snapshot":
             tracer.cell = None
-            values = _with_alarm(snapshot, request["names"], timeout=timeout)
+            inputs = request.get("probe_inputs") or probe_inputs
+            values = _with_alarm(snapshot, request["names"], inputs, timeout=timeout)
             answer(seq, values=values if values is not None else {})
         else:
             answer(seq)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import multiprocessing.util
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,8 +22,18 @@ from grader.sandbox_limits import process_limit
 from grader.session import Session
 from grader.warm import WarmWorker
 
-# Inputs the model's forward is probed with; chosen by the grader, not the notebook.
-PROBE_INPUTS = [[0.0, 1.0, 2.0, -1.5, 0.25]]
+
+def probe_inputs() -> list[list[float]]:
+    """Inputs the model's forward is probed with: drawn by the grader anew for every snapshot,
+    so a `forward` cannot tell the grader's calls from the notebook's by their values. Two
+    decimals and |x| <= 2: a line's value is exact to float32's rounding on them."""
+    draw = random.SystemRandom()
+    values: list[float] = []
+    while len(values) < 5:
+        value = round(draw.uniform(-2, 2), 2)
+        if value not in values:
+            values.append(value)
+    return [values]
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,7 @@ def build_config(limits: Limits, simulate_gpu: bool = False) -> dict[str, Any]:
     """What the child needs before its first cell; cells and reference code come one by one."""
     return {
         "simulate_gpu": simulate_gpu,
-        "probe_inputs": PROBE_INPUTS,
+        "probe_inputs": probe_inputs(),
         "cell_timeout": limits.cell_timeout,
         "output_limit": limits.output_chars,
     }

@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 from grader.channel import ChannelError, ChannelTimeout, receive_answer, send_request
+from grader.record_format import RECORD_VERSION, EventReader, FormatError, check_value
+from grader.standins import resolve
 
-RECORD_VERSION = 1
 GRACE = 3.0  # seconds past a cell's limit before the grader stops waiting for the process
 START_TIMEOUT = 60.0
 CELL_STATUSES = ("ok", "error", "timeout")
@@ -25,6 +26,7 @@ class Session:
         self._limits = limits
         self._deadline = deadline
         self._seq = 0
+        self._events = EventReader()
         self.answered = False
         self.finished = False
         self.status = "finished"
@@ -45,7 +47,15 @@ class Session:
         }
 
     # -- one request, one answer ----------------------------------------------------------
-    def _ask(self, request: dict[str, Any] | None, wait: float) -> dict[str, Any]:
+    def _ask(
+        self,
+        request: dict[str, Any] | None,
+        wait: float,
+        cell: int | None = None,
+        substituted: bool = False,
+    ) -> dict[str, Any]:
+        """Send `request`, take its answer. The answer's events are filed under `cell`, the cell
+        the grader just ran (None: the grader's own look at the values), whatever they say."""
         if request is not None:
             self._seq += 1
             send_request(self._channel, {**request, "seq": self._seq})
@@ -54,32 +64,41 @@ class Session:
         if answer.get("seq") != self._seq:
             raise ChannelError("an answer came out of turn")
         self.answered = True
-        events = answer.get("events", [])
-        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-            raise ChannelError("the trace is malformed")
+        try:
+            events = self._events.read(answer.get("events", []), cell, substituted)
+        except FormatError as error:
+            raise ChannelError(f"the trace is malformed ({error})") from None
         self.record["trace"].extend(events)
+        # The child may say it cut the cell it just ran (its own cap); no other cell's.
         cut = answer.get("trace_truncated")
-        if isinstance(cut, list) and all(isinstance(c, int) for c in cut):
-            self.record["trace_truncated"] = cut[:1000]
+        if cell is not None and isinstance(cut, list) and cell in cut:
+            self._events.truncated.add(cell)
+        self.record["trace_truncated"] = sorted(self._events.truncated)
         if isinstance(answer.get("output"), str):
             self.record["output"] = answer["output"][: self._limits.output_chars + 200]
         return answer
 
     def _run(self, index: int, source: str, substituted: bool) -> dict[str, Any]:
         request = {"op": "run", "index": index, "source": source, "substituted": substituted}
-        answer = self._ask(request, self._limits.cell_timeout + GRACE)
+        answer = self._ask(request, self._limits.cell_timeout + GRACE, index, substituted)
         return _checked_outcome(answer.get("outcome"))
 
     def _snapshot(self, names: list[str]) -> dict[str, Any]:
-        answer = self._ask({"op": "snapshot", "names": names}, self._limits.cell_timeout + GRACE)
+        from grader.sandbox import probe_inputs  # fresh inputs for every snapshot's probes
+
+        request = {"op": "snapshot", "names": names, "probe_inputs": probe_inputs()}
+        answer = self._ask(request, self._limits.cell_timeout + GRACE)
         values = answer.get("values")
         values = values if isinstance(values, dict) else {}
-        return {
-            name: values[name]
-            if isinstance(values.get(name), dict) and "kind" in values[name]
-            else {"kind": "unreadable", "error": "the grader could not read it in time"}
-            for name in names
-        }
+        try:
+            return {
+                name: check_value(values[name])
+                if name in values
+                else {"kind": "unreadable", "error": "the grader could not read it in time"}
+                for name in names
+            }
+        except FormatError as error:
+            raise ChannelError(f"a value is malformed ({error})") from None
 
     # -- the notebook ---------------------------------------------------------------------
     def run(
@@ -122,7 +141,8 @@ class Session:
 
     def _cell(self, cell: dict, reference: dict[str, str], sections, names) -> None:
         grade_id = cell.get("grade_id")
-        outcome = self._run(cell["index"], cell["source"], cell["role"] == "reference")
+        source = resolve(cell["source"], self.record)  # a stand-in may depend on earlier values
+        outcome = self._run(cell["index"], source, cell["role"] == "reference")
         outcome.update(index=cell["index"], grade_id=grade_id, role=cell["role"])
         if cell["role"] == "stub":
             outcome["source"] = cell["source"]  # the grader's own copy, for messages
@@ -143,8 +163,8 @@ class Session:
             if substitutable and outcome["status"] == "ok" and missing:
                 self._substitute(outcome, reference[grade_id])
 
-    def _substitute(self, outcome: dict, source: str) -> None:
-        fallback = self._run(outcome["index"], source, True)
+    def _substitute(self, outcome: dict, standin) -> None:
+        fallback = self._run(outcome["index"], resolve(standin, self.record), True)
         outcome["substituted"] = True
         outcome["reference_status"] = fallback["status"]
 

@@ -13,7 +13,16 @@ from torch import nn
 from torch.optim import Optimizer
 
 from grader.simulated_gpu import device_of
-from grader.trace import Tracer, tensor_values, untracked
+from grader.trace import (
+    Tracer,
+    dtype_name,
+    is_tensor,
+    raw,
+    raw_requires_grad,
+    raw_shape,
+    tensor_values,
+    untracked,
+)
 
 MAX_ITEMS = 2000
 MAX_REPR = 300
@@ -23,11 +32,12 @@ MISSING = {"kind": "missing"}
 
 def describe(value: Any, tracer: Tracer, probe_inputs: list[list[float]] | None = None) -> dict:
     """One value of the student's namespace as plain data and tensors (what channel.py sends)."""
-    if isinstance(value, torch.Tensor):
+    # By type, never isinstance: an object's `__class__` can claim to be a tensor or a module.
+    if is_tensor(value):
         return describe_tensor(value, tracer.copy)
-    if isinstance(value, nn.Module):
+    if issubclass(type(value), nn.Module):
         return describe_module(value, tracer, probe_inputs or [])
-    if isinstance(value, Optimizer):
+    if issubclass(type(value), Optimizer):
         return describe_optimizer(value)
     if isinstance(value, torch.device):
         return {"kind": "device", "value": str(value)}
@@ -62,40 +72,72 @@ def describe_tensor(tensor: torch.Tensor, copy=tensor_values) -> dict:
 
 
 def _describe_tensor(tensor: torch.Tensor, copy) -> dict:
+    """Read with the tensor's own C functions (trace.raw): no Python method of a student's
+    Tensor subclass runs, so what the grader sees is what the storage holds."""
+    base = torch._C.TensorBase
+    grad_fn = base.grad_fn.__get__(tensor)
     return {
         "kind": "tensor",
         "id": id(tensor),
-        "shape": list(tensor.shape),
-        "dtype": str(tensor.dtype).replace("torch.", ""),
+        "shape": raw_shape(tensor),
+        "dtype": dtype_name(base.dtype.__get__(tensor)),
         "device": device_of(tensor),
-        "requires_grad": bool(tensor.requires_grad),
-        "is_parameter": isinstance(tensor, nn.Parameter),
-        "grad_fn": type(tensor.grad_fn).__name__ if tensor.grad_fn is not None else None,
-        "is_inference": bool(tensor.is_inference()),
+        "requires_grad": raw_requires_grad(tensor),
+        "is_parameter": issubclass(type(tensor), nn.Parameter),
+        "grad_fn": type(grad_fn).__name__ if grad_fn is not None else None,
+        "is_inference": bool(base.is_inference(tensor)),
         "values": copy(tensor),
     }
 
 
+def _registered(module: nn.Module, kind: str, prefix: str = "", seen=None) -> list:
+    """(name, tensor) of a module's registered parameters or buffers, read from nn.Module's own
+    dicts: a student's class may override `parameters()`, `named_parameters()` or
+    `state_dict()` to show the grader other tensors."""
+    seen = set() if seen is None else seen
+    if id(module) in seen or len(seen) > 1000:
+        return []
+    seen.add(id(module))
+    found = []
+    own = object.__getattribute__(module, kind)
+    for name, tensor in dict.items(own) if isinstance(own, dict) else ():
+        if tensor is not None and is_tensor(tensor):
+            found.append((prefix + str(name), tensor))
+    children = object.__getattribute__(module, "_modules")
+    for name, child in dict.items(children) if isinstance(children, dict) else ():
+        if child is not None and issubclass(type(child), nn.Module):
+            found += _registered(child, kind, f"{prefix}{name}.", seen)
+    unique, ids = [], set()
+    for name, tensor in found:  # a shared parameter is listed once, as torch lists it
+        if id(tensor) not in ids:
+            ids.add(id(tensor))
+            unique.append((name, tensor))
+    return unique
+
+
 def describe_module(module: nn.Module, tracer: Tracer, probe_inputs: list[list[float]]) -> dict:
-    registered = {id(p) for p in module.parameters()} | {id(b) for b in module.buffers()}
+    parameters = _registered(module, "_parameters")
+    buffers = _registered(module, "_buffers")
+    registered = {id(p) for _, p in parameters} | {id(b) for _, b in buffers}
+    attributes = object.__getattribute__(module, "__dict__")
     plain = [
         {"name": name, **_short_tensor(value)}
-        for name, value in vars(module).items()
-        if isinstance(value, torch.Tensor) and id(value) not in registered
+        for name, value in dict.items(attributes)
+        if is_tensor(value) and id(value) not in registered
     ]
     return {
         "kind": "module",
         "id": id(module),
         "class": type(module).__name__,
         "bases": [cls.__name__ for cls in type(module).__mro__[1:]],
-        "training": bool(module.training),
+        "training": bool(attributes.get("training", True)),
         "parameters": [
-            {"name": name, "id": id(p), **describe_tensor(p, tracer.copy)}
-            for name, p in module.named_parameters()
+            {"name": name, "id": id(p), **describe_tensor(p, tracer.copy)} for name, p in parameters
         ],
-        "buffers": [{"name": name, **_short_tensor(b)} for name, b in module.named_buffers()],
+        "buffers": [{"name": name, **_short_tensor(b)} for name, b in buffers],
         "plain_tensors": plain,
-        "state_dict_keys": list(module.state_dict().keys()),
+        # What `state_dict()` holds, worked out as torch does (not by calling the student's).
+        "state_dict_keys": [name for name, _ in parameters] + _persistent(module, buffers),
         # A loss module's "mean" or "sum" (nn.L1Loss(reduction="sum") trains differently).
         "reduction": module.reduction
         if isinstance(getattr(module, "reduction", None), str)
@@ -146,7 +188,7 @@ def _notebook_globals(cls: type) -> list[str]:
 
 def probe_forward(module: nn.Module, tracer: Tracer, probe_inputs: list[list[float]]) -> list[dict]:
     """Call forward on inputs the grader picked, without touching the trace or the RNG."""
-    devices = {device_of(p) for p in module.parameters()}
+    devices = {device_of(p) for _, p in _registered(module, "_parameters")}
     device = devices.pop() if len(devices) == 1 else "cpu"  # a simulated GPU is "cuda:0"
     probes = []
     cpu_rng = torch.get_rng_state()
@@ -159,9 +201,7 @@ def probe_forward(module: nn.Module, tracer: Tracer, probe_inputs: list[list[flo
                 probe: dict[str, Any] = {"shape": shape, "input": x.cpu()}
                 try:
                     output = module(x)
-                    probe["output"] = (
-                        describe_tensor(output) if isinstance(output, torch.Tensor) else None
-                    )
+                    probe["output"] = describe_tensor(output) if is_tensor(output) else None
                     probe["output_type"] = type(output).__name__
                 except Exception as error:  # the student's forward: any error is a finding
                     probe["error"] = f"{type(error).__name__}: {error}"[:MAX_REPR]
@@ -191,11 +231,25 @@ def _plain_number(value: Any) -> float | None:
         return None
 
 
+def _persistent(module: nn.Module, buffers: list) -> list[str]:
+    """The names of the buffers a state_dict holds (not those registered persistent=False)."""
+    names = []
+    for name, _ in buffers:
+        owner, _, leaf = name.rpartition(".")
+        holder = module
+        for part in owner.split(".") if owner else ():
+            holder = dict.get(object.__getattribute__(holder, "_modules"), part, holder)
+        skipped = getattr(holder, "_non_persistent_buffers_set", set())
+        if leaf not in skipped:
+            names.append(name)
+    return names
+
+
 def _short_tensor(tensor: torch.Tensor) -> dict:
     return {
-        "shape": list(tensor.shape),
-        "device": str(tensor.device),
-        "requires_grad": bool(tensor.requires_grad),
+        "shape": raw_shape(tensor),
+        "device": str(raw(tensor).device),
+        "requires_grad": raw_requires_grad(tensor),
     }
 
 
@@ -216,7 +270,7 @@ def _describe_object(value: Any) -> dict:
         "function": value.__name__ if isinstance(value, types.FunctionType) else None,
         "repr": text,
         "plain_tensors": [
-            {"name": k, **_short_tensor(v)} for k, v in attrs.items() if isinstance(v, torch.Tensor)
+            {"name": k, **_short_tensor(v)} for k, v in attrs.items() if is_tensor(v)
         ],
         "callable": callable(value),
     }

@@ -18,15 +18,11 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim import optimizer as optimizer_module
 
+from grader.record_format import MAX_EVENTS, MAX_TENSOR_VALUES, MAX_TRACE_BYTES
 from grader.simulated_gpu import device_of
 
-# Per cell: a flood in one cell (a 6000-epoch loop) must not silence the cells after it.
-MAX_EVENTS = 20_000
-MAX_TENSOR_VALUES = 4096  # larger inputs are summarised, not copied
-# The values the trace copies in one notebook (the chapter's notebooks copy well under 1 MB):
-# past this, events keep their tensors' shape and place but not their values, so a flood of
-# fresh tensors in every cell cannot fill the grader's memory.
-MAX_TRACE_BYTES = 64 * 1024 * 1024
+# The record's budgets are record_format.py's. The grader enforces them on receipt; the child
+# keeps to them too, so that a flood is not copied and shipped only to be dropped.
 # Loss functions a loop may call directly, and the loss module each computes.
 FUNCTIONAL_LOSSES = {
     "l1_loss": "L1Loss",
@@ -52,14 +48,43 @@ def _plain(make):
         return make()
 
 
+# The tensor's own C functions: a student's Tensor subclass (or a patched `torch.Tensor`) may
+# override `detach`, `cpu`, `shape` and the rest in Python to show the grader other values. These
+# read the storage itself, and their results are plain tensors.
+_BASE = torch._C.TensorBase
+
+
+def raw(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` detached, as a plain `torch.Tensor` over the same storage, read without running
+    any Python method of its class."""
+    with untracked():
+        plain = _BASE.detach(tensor)
+        if type(plain) is not torch.Tensor:
+            plain = _BASE.as_subclass(plain, torch.Tensor)
+        return plain
+
+
+def raw_shape(tensor: torch.Tensor) -> list[int]:
+    return list(_BASE.shape.__get__(tensor))
+
+
+def raw_requires_grad(tensor: torch.Tensor) -> bool:
+    return bool(_BASE.requires_grad.__get__(tensor))
+
+
+def is_tensor(value: Any) -> bool:
+    """A real tensor (an object's `__class__` can claim to be one; its type cannot)."""
+    return issubclass(type(value), torch.Tensor)
+
+
 def _copy(tensor: torch.Tensor) -> torch.Tensor:
-    """A detached CPU copy."""
-    return _plain(lambda: tensor.detach().cpu().clone())
+    """A detached CPU copy, read from the storage (see raw)."""
+    return _plain(lambda: _BASE.clone(_BASE.cpu(raw(tensor))))
 
 
 def tensor_values(tensor: torch.Tensor) -> torch.Tensor | None:
     """A detached CPU copy, or None when too large to keep."""
-    if tensor.numel() > MAX_TENSOR_VALUES:
+    if _BASE.numel(tensor) > MAX_TENSOR_VALUES:
         return None
     return _copy(tensor)
 
@@ -80,10 +105,10 @@ class TensorCopies:
     def joined(self, tensors: list[torch.Tensor]) -> torch.Tensor | None:
         """One flat CPU copy of all of `tensors`' values, not yet counted against the budget
         (see `counted`); None when they are too many to keep or will not join."""
-        if not tensors or sum(t.numel() for t in tensors) > MAX_TENSOR_VALUES:
+        if not tensors or sum(_BASE.numel(t) for t in tensors) > MAX_TENSOR_VALUES:
             return None
         try:
-            return _plain(lambda: torch.cat([t.detach().reshape(-1).cpu() for t in tensors]))
+            return _plain(lambda: torch.cat([raw(t).reshape(-1).cpu() for t in tensors]))
         except RuntimeError:  # a student's odd tensor subclass
             return None
 
@@ -101,7 +126,7 @@ class TensorCopies:
         return self.counted(_copy(tensor))  # at most MAX_TENSOR_VALUES: copied, then counted
 
     def __call__(self, tensor: torch.Tensor) -> torch.Tensor | None:
-        if tensor.numel() > MAX_TENSOR_VALUES:
+        if _BASE.numel(tensor) > MAX_TENSOR_VALUES:
             return None
         key = id(tensor)
         entry = self._copies.get(key)
@@ -109,7 +134,7 @@ class TensorCopies:
         if known:
             copy = entry[1]
             with untracked():
-                current = tensor.detach()
+                current = raw(tensor)
                 # Compared, not trusted to a version counter: `p.data -= ...` bypasses it.
                 if (
                     copy.shape == current.shape
@@ -143,13 +168,13 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def tensor_summary(tensor: Any, copy=tensor_values) -> dict[str, Any] | None:
-    if not isinstance(tensor, torch.Tensor):
+    if not is_tensor(tensor):
         return None
     return {
-        "shape": list(tensor.shape),
-        "dtype": dtype_name(tensor.dtype),
+        "shape": raw_shape(tensor),
+        "dtype": dtype_name(_BASE.dtype.__get__(tensor)),
         "device": device_of(tensor),
-        "requires_grad": bool(tensor.requires_grad),
+        "requires_grad": raw_requires_grad(tensor),
         "values": copy(tensor),
     }
 
@@ -281,8 +306,8 @@ class Tracer:
                 if tracer._in_backward:
                     return original(tensor, *args, **kwargs)
                 with untracked():
-                    value = float(tensor.detach().sum()) if tensor.numel() else None
-                tracer.emit("backward", value=value, shape=list(tensor.shape))
+                    value = float(raw(tensor).sum()) if _BASE.numel(tensor) else None
+                tracer.emit("backward", value=value, shape=raw_shape(tensor))
                 tracer._in_backward = True
                 try:
                     return original(tensor, *args, **kwargs)
@@ -312,10 +337,11 @@ class Tracer:
                 "lr": [group.get("lr") for group in optimizer.param_groups],
                 "momentum": any(group.get("momentum") for group in optimizer.param_groups),
                 "weight_decay": any(group.get("weight_decay") for group in optimizer.param_groups),
+                "settings": [_settings(group) for group in optimizer.param_groups],
                 "param_ids": [id(p) for p in params],
                 # The values of all the parameters (and their gradients) as one flat row each:
                 # a copy or two per step, not one per parameter. See grader/epochs.py.
-                "param_shapes": [list(p.shape) for p in params],
+                "param_shapes": [raw_shape(p) for p in params],
                 "params_before": before,
                 "grads_present": [g is not None for g in grads],
                 "grads": tracer.copy.counted(
@@ -406,7 +432,7 @@ class Tracer:
                     tracer.emit(
                         "to",
                         target="tensor",
-                        shape=list(tensor.shape),
+                        shape=raw_shape(tensor),
                         args=[str(a) for a in args],
                         device=str(getattr(result, "device", "")),
                     )
@@ -432,6 +458,12 @@ class Tracer:
                 self._patch(torch.accelerator, name, device_query)
 
     # -- what a module call means ---------------------------------------------------------
+    def _fresh_copy(self, tensor: torch.Tensor) -> torch.Tensor | None:
+        """A copy of a tensor made anew each time (a forward's output): nothing to share."""
+        if _BASE.numel(tensor) > MAX_TENSOR_VALUES:
+            return None
+        return self.copy.counted(_copy(tensor))
+
     def _labels_copy(self, tensor: Any):
         """How a loss argument is copied: predictions (they require grad) without values."""
         return _no_values if getattr(tensor, "requires_grad", False) else self.copy
@@ -452,10 +484,14 @@ class Tracer:
             grad_enabled=torch.is_grad_enabled(),
             inference=torch.is_inference_mode_enabled(),
             input=tensor_summary(first, self.copy),
-            # Shape and place only: the values reach the record through the loss's input, and
-            # the parameters' through each step (copying them at every forward cost a tenth of
-            # a submission's grading and nothing read them).
-            output=tensor_summary(output, copy=_no_values),
+            # A training forward's output values: the grader checks that the forward the loop
+            # ran computed the model's line from the parameters its step saw (a forward that
+            # behaves only while probed). Other calls keep shape and place only: their values
+            # reach the record as the names the cells define.
+            output=tensor_summary(
+                output, copy=self._fresh_copy if torch.is_grad_enabled() else _no_values
+            ),
+            output_id=id(output),
             param_devices=_param_devices(module),
         )
 
@@ -480,6 +516,27 @@ class Tracer:
         )
 
 
+def _settings(group: dict) -> dict[str, float | None]:
+    """A parameter group's settings that the grader's replay of SGD or Adam needs."""
+    betas = group.get("betas") or (None, None)
+
+    def number(value: Any) -> float | None:
+        try:
+            return float(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    return {
+        "momentum": number(group.get("momentum")),
+        "dampening": number(group.get("dampening")),
+        "nesterov": number(group.get("nesterov")),
+        "weight_decay": number(group.get("weight_decay")),
+        "beta1": number(betas[0]) if len(betas) > 1 else None,
+        "beta2": number(betas[1]) if len(betas) > 1 else None,
+        "eps": number(group.get("eps")),
+    }
+
+
 def _param_devices(module: nn.Module) -> list[str]:
     # A model without submodules (the chapter's) holds its parameters itself: no generator walk.
     params = module._parameters.values() if not module._modules else module.parameters()
@@ -491,8 +548,8 @@ def _no_values(tensor: torch.Tensor) -> None:
 
 
 def _scalar(value: Any) -> float | None:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value.detach().cpu())
+    if is_tensor(value) and _BASE.numel(value) == 1:
+        return float(raw(value).cpu())
     return None
 
 

@@ -53,5 +53,10 @@ def test_submission_gets_its_expected_verdict(assignment, entry, tmp_path):
     for section, text in entry.get("says", {}).items():
         messages = " ".join(c.message for c in result.section(section).failures())
         assert text in messages, f"{entry['name']}: {section} said {messages!r}"
+    # A section whose work is missing or forged keeps none of its points.
+    for section in entry.get("no_points", []):
+        assert result.section(section).score == 0, (
+            f"{entry['name']}: {section} kept {result.section(section).score} points"
+        )
     if not expected:
         assert result.score == result.max_score

@@ -125,6 +125,7 @@ def test_hostile_submission_gets_its_expected_verdict(entry, tmp_path):
     assert set(found) == set(expected), f"failed {found}, expected {expected}"
     for section, hint in expected.items():
         assert hint in found[section], f"{section}: {found[section]}, expected {hint}"
+        assert not entry.get("exact", False) or found[section] == {hint}, found[section]
     # Time: the grader answers within the notebook limit plus a few seconds, whatever happens.
     assert elapsed < LIMITS.notebook_timeout + 10
     # Pickles: the payload in a saved model never ran in the grader.

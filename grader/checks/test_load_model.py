@@ -1,5 +1,6 @@
 """Section `load_model`: a new instance filled by load_state_dict(torch.load(file))."""
 
+from grader.epochs import same_input
 from grader.plugin import check
 from grader.record import Mistake, expect, same_values
 
@@ -90,6 +91,29 @@ def test_predictions_match_exactly(record, assignment):
         y_preds_wrong and expected is not None and same_values(preds.values, expected, atol=1e-5),
         f"`{assignment.loaded_preds_name}` does not equal `y_preds` exactly.",
         "load.preds_mismatch",
+    )
+
+
+@check("load_model", "from_reloaded_model")
+def test_predictions_come_from_the_reloaded_model(record, assignment):
+    """The reloaded predictions are the reloaded model's own: it holds the same values as the
+    trained model, so only the calls in the cell can tell the two apart."""
+    loaded = _loaded(record, assignment)
+    preds = record.tensor(assignment.loaded_preds_name, "load_model")
+    X_test = record.tensor("X_test", "load_model").values
+    cell = record.stub_cell("load_model")
+    calls = [
+        e
+        for e in record.events("forward", cell=cell["index"] if cell else None)
+        if e["module_id"] == loaded.id
+    ]
+    if any(e.get("output_id") == preds.data.get("id") for e in calls):
+        return
+    expect(
+        any(same_input(e["input"], X_test) for e in calls),
+        f"`{assignment.loaded_preds_name}` does not come from `{assignment.loaded_name}`: the "
+        f"cell never runs `{assignment.loaded_name}` on `X_test`.",
+        "load.preds_not_reloaded",
     )
 
 

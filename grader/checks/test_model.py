@@ -2,6 +2,7 @@
 
 import torch
 
+from grader.epochs import parameter_values, training_forward, training_view
 from grader.plugin import check
 from grader.record import Mistake, expect
 from grader.reference import seeded_start
@@ -105,12 +106,13 @@ def test_forward_is_a_line(record, assignment):
     values = [p["values"].flatten() for p in model.parameters if p.get("values") is not None]
     x = column["input"].double()
     out = output["values"].double()
-    line = model.line()
+    line = model.probe_line()
     if len(values) != 2 and line is not None and abs(line[1]) > 1e-9:
         return  # a line with a bias: the parameters check reports what is unregistered
     if len(values) == 2:
         for w, b in (values, values[::-1]):
             if torch.allclose(out, w.double() * x + b.double(), atol=1e-5):
+                _same_forward_in_training(record, assignment, model)
                 return
         for w in values:
             if torch.allclose(out, w.double() * x, atol=1e-5):
@@ -121,6 +123,52 @@ def test_forward_is_a_line(record, assignment):
         "`forward` does not compute `weight * x + bias` with the model's two parameters.",
         "model.forward_wrong",
     )
+
+
+def _same_forward_in_training(record, assignment, model) -> None:
+    """The forward your loop ran computed the same line from the parameters its step saw: a
+    `forward` that behaves only while the grader probes it is not a line."""
+    try:
+        loop = training_view(record, assignment)
+    except Mistake:
+        return  # no loop to compare with: the training section says why
+    if loop["model_id"] != model.id:
+        return
+    ids = {p["id"] for p in model.parameters}
+    rows: dict[tuple, list] = {}  # input shape -> [(epoch, w, b, x, out)], compared at once
+    for number, epoch in enumerate(loop["epochs"]):
+        at = training_forward(epoch.events, loop["model_id"])
+        step = epoch.step
+        if at is None or step is None or set(step["param_ids"]) != ids:
+            continue
+        forward = epoch.events[at]
+        before = parameter_values(step)
+        x, out = (forward.get(k) or {} for k in ("input", "output"))
+        if before is None or x.get("values") is None or out.get("values") is None:
+            continue
+        if len(before) != 2 or any(v.numel() != 1 for v in before):
+            continue
+        x, out = x["values"], out["values"]
+        if out.shape != x.shape:
+            continue
+        rows.setdefault(tuple(x.shape), []).append((number, *before, x, out))
+    for entries in rows.values():
+        w, b, x, out = (
+            torch.stack([e[i].reshape(-1) for e in entries]).double() for i in (1, 2, 3, 4)
+        )
+        finite = torch.isfinite(torch.cat([w, b, x, out], dim=1)).all(1)
+        # float32's rounding, relative to the terms' size (a step that blew up has huge ones)
+        same = ((out - (w * x + b)).abs() <= 1e-5 * (1 + (w * x).abs() + b.abs())).all(1)
+        same |= ((out - (b * x + w)).abs() <= 1e-5 * (1 + (b * x).abs() + w.abs())).all(1)
+        wrong = ~same & finite  # a blown-up step: the training section says so
+        if bool(wrong.any()):
+            number = entries[int(wrong.nonzero()[0])][0]
+            raise Mistake(
+                f"`forward` computes `weight * x + bias` when the grader calls it, but in your "
+                f"training loop (epoch {number}) it returned other values for the same "
+                "parameters.",
+                "model.forward_wrong",
+            )
 
 
 @check("model", "seed")

@@ -14,6 +14,7 @@ from grader.epochs import (
     training_forward,
     training_view,
 )
+from grader.outcome import judge_training, wrong_data
 from grader.plugin import check
 from grader.record import Mistake, expect
 
@@ -118,8 +119,10 @@ def test_five_steps_in_order(loop, record):
 
 
 @check("training_loop", "sgd_steps")
-def test_each_step_is_sgd(loop):
-    if not loop["epochs"] or not plain_sgd(loop["epochs"][0].step):
+def test_each_step_is_sgd(loop, record):
+    if not loop["epochs"]:  # nothing to judge is a failure, never a pass
+        raise Mistake(_never_steps(record), "training.no_step")
+    if not plain_sgd(loop["epochs"][0].step):
         return  # another optimizer: loss_optimizer already says so; its steps aren't SGD's
     wrong = sgd_mismatches(loop["epochs"])
     expect(
@@ -127,6 +130,30 @@ def test_each_step_is_sgd(loop):
         f"{wrong} steps changed the parameters differently from `param - lr * grad`.",
         "training.wrong_update",
     )
+
+
+@check("training_loop", "training_data")
+def test_learns_from_the_training_data(loop, record, assignment):
+    if not loop["epochs"]:
+        raise Mistake(_never_steps(record), "training.no_step")
+    found = wrong_data(record, assignment, loop)
+    if found is None:
+        return
+    hint, number = found
+    what = {
+        "training.test_data": "the model learns from the test data",
+        "training.wrong_labels": "the loss compares the predictions with labels that are not "
+        "`y_train`'s",
+        "training.wrong_data": "the model is run on inputs that are not `X_train`'s rows",
+    }[hint]
+    raise Mistake(f"From epoch {number} on, {what}.", hint)
+
+
+@check("training_loop", "learned", weight=2)
+def test_the_model_learned_what_the_replay_learns(record, assignment):
+    """The outcome, judged by the grader: the final parameters are those its own replay of
+    your setup reaches from your starting values on `X_train` and `y_train`."""
+    judge_training(record, assignment)
 
 
 @check("training_loop", "loss_decreases")

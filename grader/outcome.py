@@ -1,0 +1,287 @@
+"""The training's verdict from the grader's own evidence: the data, the start, the replay.
+
+The trace says what the student's loop did, and a mistake found there explains a failure; it
+never proves a success, since the student's code shares its process with the tracer. Here the
+grader judges the outcome: the loop's inputs and labels are pairs of the `X_train` and `y_train`
+the cells before it made (snapshotted), and the model's final parameters are those the grader's
+own replay of the student's setup (start, loss, optimizer, learning rate, steps) reaches on that
+data, read from the parameters themselves.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from grader.epochs import loss_labels, parameter_values, training_forward, training_view
+from grader.record import Mistake
+from grader.reference import REPLAYABLE_LOSSES, REPLAYABLE_OPTIMIZERS, TOLERANCE, replay_setup
+
+
+def training_data(record, assignment) -> tuple[torch.Tensor, torch.Tensor]:
+    """`X_train` and `y_train` as the cells before the training cell left them (the training
+    cell may move them to the device; it cannot make them other data)."""
+    sections = list(assignment.section_ids)
+    before = sections[: sections.index("training_loop")]
+    for section_id in reversed(before):
+        try:
+            X = record.tensor("X_train", section_id).values
+            y = record.tensor("y_train", section_id).values
+        except Mistake:
+            continue
+        return X.detach().double().cpu(), y.detach().double().cpu()
+    raise Mistake(
+        "`X_train` and `y_train` are not defined before the training loop.", "name.missing"
+    )
+
+
+def _pairs(X: torch.Tensor, y: torch.Tensor) -> set[tuple[float, float]] | None:
+    if X.numel() != y.numel():
+        return None
+    rows = torch.stack([X.reshape(-1), y.reshape(-1)], dim=1).float().tolist()
+    return {(round(a, 5), round(b, 5)) for a, b in rows}
+
+
+def wrong_data(record, assignment, loop) -> tuple[str, int] | None:
+    """(hint, first epoch) where a training step learned from anything but pairs of the
+    training data: its labels are not `y_train`'s (`X_train`, or labels made from the
+    predictions), or its inputs are not `X_train`'s rows. None when every step's are."""
+    return record.memo(("wrong_data", assignment.id), lambda: _wrong_data(record, assignment, loop))
+
+
+def _wrong_data(record, assignment, loop) -> tuple[str, int] | None:
+    X, y = training_data(record, assignment)
+    known = _pairs(X, y)
+    if known is None:
+        return None  # X_train and y_train differ in length: the split section says so
+    test = None
+    if not loop["test_is_train"] and loop["X_test"] is not None and loop["y_test"] is not None:
+        test = _pairs(loop["X_test"].double().cpu(), loop["y_test"].double().cpu())
+    seen: set[tuple[int, int]] = set()
+    for number, epoch in enumerate(loop["epochs"]):
+        at = training_forward(epoch.events, loop["model_id"])
+        if at is None:
+            continue  # no forward: the loop's own checks say so
+        loss = next(
+            (e for e in epoch.events[at + 1 :] if e["kind"] == "loss" and e["grad_enabled"]),
+            None,
+        )
+        inputs = epoch.events[at]["input"]
+        labels = loss_labels(loss)
+        if not inputs or inputs["values"] is None or not labels or labels["values"] is None:
+            continue
+        # The trace shares one copy of a tensor whose values did not change (X_train, y_train
+        # every epoch): each distinct pair of copies is compared once.
+        key = (id(inputs["values"]), id(labels["values"]))
+        if key in seen:
+            continue
+        seen.add(key)
+        pairs = _pairs(inputs["values"].double(), labels["values"].double())
+        if pairs is not None and test and pairs <= test and not pairs <= known:
+            return "training.test_data", number
+        if pairs is None or not pairs <= known:
+            xs = {a for a, _ in known}
+            inputs_known = {round(v, 5) for v in inputs["values"].float().reshape(-1).tolist()}
+            hint = "training.wrong_labels" if inputs_known <= xs else "training.wrong_data"
+            return hint, number
+    return None
+
+
+def _untrained(record, assignment, trained):
+    """The trained model as it stood before the loop: after the last section before it that
+    held that same model, else after the model section (or the loss section's)."""
+    sections = list(assignment.section_ids)
+    for section_id in reversed(sections[: sections.index("training_loop")]):
+        try:
+            model = record.module(assignment.model_name, section_id)
+        except Mistake:
+            continue
+        if model.id == trained.id:
+            return model
+    try:
+        return record.module(assignment.model_name, "model")
+    except Mistake:
+        return record.module(assignment.model_name, "loss_optimizer")
+
+
+def replayed(record, assignment) -> dict | None:
+    """The grader's replay of the student's training: {"start", "final", "reached", "steps"};
+    None where the model is not a line of two parameters (the model section says so)."""
+    return record.memo(("replayed", assignment.id), lambda: _replayed(record, assignment))
+
+
+def _replayed(record, assignment) -> dict | None:
+    loop = training_view(record, assignment)
+    epochs = loop["epochs"]
+    if not epochs:
+        raise Mistake("Your loop never calls `optimizer.step()`.", "training.no_step")
+    if loop["replaced"]:
+        raise Mistake(
+            f"`{assignment.model_name}` after this cell is not the model your loop trained: "
+            f"the cell makes a new `{assignment.model_name}` after training it.",
+            "training.model_replaced",
+        )
+    trained = loop["model"]
+    start_model = _untrained(record, assignment, trained)
+    start, final = start_model.line(), trained.line()
+    if start is None or final is None:
+        return None
+    first = epochs[0].step
+    loss_event = next(
+        (e for ep in epochs for e in ep.events if e["kind"] == "loss" and e["grad_enabled"]),
+        None,
+    )
+    loss_class = loss_event["loss_class"] if loss_event else "L1Loss"
+    reduction = record.raw_value("loss_fn", "loss_optimizer").get("reduction") or "mean"
+    settings = (first.get("settings") or [{}])[0]
+    if (
+        first["optimizer_class"] not in REPLAYABLE_OPTIMIZERS
+        or loss_class not in REPLAYABLE_LOSSES
+        or reduction not in ("mean", "sum")
+        or not first["lr"]
+        or first["lr"][0] is None
+    ):
+        raise Mistake(
+            f"The grader replays training with SGD or Adam and an L1 or MSE loss; your loop "
+            f"uses {first['optimizer_class']} and {loss_class}, which it cannot check.",
+            "training.final_params",
+        )
+    optimizer = {"class": first["optimizer_class"], "lr": first["lr"][0]}
+    optimizer.update({k: v for k, v in settings.items() if v is not None})
+    trainable = _trainable(first, start)
+    X, y = training_data(record, assignment)
+    steps = assignment.epochs if loop["cut"] else len(epochs)
+    batches = _batches(record, assignment, loop, X, y, steps)
+    reached = replay_setup(start, batches, optimizer, loss_class, reduction, trainable)
+    last = _last(epochs, start, final)
+    return {"start": start, "final": final, "reached": reached, "steps": steps, "last": last}
+
+
+def _positions(step: dict, start) -> list[int | None]:
+    """For weight and bias, where in the step's rows the parameter that holds it is (None: no
+    parameter the optimizer holds starts with that value, as a bias that `forward` never uses)."""
+    before = parameter_values(step) or []
+    values = [float(v.reshape(-1)[0]) if v.numel() == 1 else None for v in before]
+    found: list[int | None] = []
+    for value in start:
+        at = next(
+            (
+                i
+                for i, v in enumerate(values)
+                if v is not None and i not in found and abs(v - value) <= 1e-6 * max(1.0, abs(v))
+            ),
+            None,
+        )
+        found.append(at)
+    return found
+
+
+def _trainable(step: dict, start) -> tuple[bool, bool]:
+    """Which of (weight, bias) the student's optimizer steps: those it holds that got a
+    gradient (a parameter it never steps stays put in the replay too)."""
+    present = step["grads_present"]
+    return tuple(at is not None and bool(present[at]) for at in _positions(step, start))
+
+
+def _last(epochs, start, final) -> tuple[float, float] | None:
+    """(weight, bias) as the loop's last step left them (a value no parameter holds: as found)."""
+    first, last = epochs[0].step, epochs[-1].step
+    after = parameter_values(last, "params_after")
+    if after is None or last["param_ids"] != first["param_ids"]:
+        return None
+    return tuple(
+        float(after[at].reshape(-1)[0]) if at is not None and after[at].numel() == 1 else value
+        for at, value in zip(_positions(first, start), final)
+    )
+
+
+def _batches(record, assignment, loop, X, y, steps):
+    """The data each replayed step learns from: the loop's own batches where they are pairs of
+    the training data (mini-batches, a shuffled order), else the whole training data."""
+    whole = (X.float(), y.float().reshape(X.shape) if y.numel() == X.numel() else y.float())
+    if loop["cut"] or wrong_data(record, assignment, loop) is not None:
+        return [whole] * steps
+    batches: list = []
+    made: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+    for epoch in loop["epochs"]:
+        at = training_forward(epoch.events, loop["model_id"])
+        loss = (
+            next(
+                (e for e in epoch.events[at + 1 :] if e["kind"] == "loss" and e["grad_enabled"]),
+                None,
+            )
+            if at is not None
+            else None
+        )
+        inputs, labels = (epoch.events[at]["input"] if at is not None else None), loss_labels(loss)
+        if inputs and labels and inputs["values"] is not None and labels["values"] is not None:
+            key = (id(inputs["values"]), id(labels["values"]))
+            if key not in made:  # one tensor per distinct batch (shared copies: see wrong_data)
+                x = inputs["values"].float()
+                made[key] = (x, labels["values"].float().reshape(x.shape))
+            batches.append(made[key])
+        else:
+            batches.append(whole)
+    return batches
+
+
+def judge_training(record, assignment) -> None:
+    """Raise the Mistake that says why the training did not reach what the grader's replay
+    reaches, if it did not."""
+    outcome = replayed(record, assignment)
+    if outcome is None:
+        return  # the model is not a line of two parameters: the model section says so
+    (found_w, found_b), (w, b) = outcome["final"], outcome["reached"]
+    if (
+        abs(found_w - w) <= TOLERANCE["weight"] + 1e-6
+        and abs(found_b - b) <= TOLERANCE["bias"] + 1e-6
+    ):
+        return
+    explained = _explanation(record, assignment)
+    if explained is not None:
+        hint, what = explained
+        raise Mistake(
+            f"After training, weight={found_w:.4f} and bias={found_b:.4f}, where "
+            f"{outcome['steps']} steps of your setup on `X_train` and `y_train` reach "
+            f"weight={w:.4f} and bias={b:.4f}: {what}.",
+            hint,
+        )
+    last = outcome["last"]
+    if last is not None and (abs(last[0] - found_w) > 1e-6 or abs(last[1] - found_b) > 1e-6):
+        raise Mistake(
+            f"After your loop's last step the parameters were weight={last[0]:.4f} and "
+            f"bias={last[1]:.4f}, but the cell leaves weight={found_w:.4f} and "
+            f"bias={found_b:.4f}: something changed them after training.",
+            "training.overwritten",
+        )
+    raise Mistake(
+        f"After training, weight={found_w:.4f} and bias={found_b:.4f}; {outcome['steps']} "
+        f"steps of your setup from your starting values on `X_train` and `y_train` reach "
+        f"weight={w:.4f} and bias={b:.4f}.",
+        "training.final_params",
+    )
+
+
+def _explanation(record, assignment) -> tuple[str, str] | None:
+    """(hint, why) for a training that did not reach the replay's parameters, where the trace
+    names the mistake (its data, or one of the five steps); None otherwise."""
+    from grader.epochs import find_problems
+
+    loop = training_view(record, assignment)
+    found = wrong_data(record, assignment, loop)
+    if found is not None:
+        return found[0], "the loop did not learn from `X_train` and `y_train`"
+    cell = record.stub_cell("training_loop")["index"]
+    findings = find_problems(
+        loop["epochs"],
+        loop["tail"],
+        loop["model_id"],
+        None if loop["test_is_train"] else loop["X_test"],
+        None if loop["test_is_train"] else loop["y_test"],
+        fresh_gradients=not any(
+            e.get("cell") is not None and e["cell"] < cell for e in record.events("backward")
+        ),
+    )
+    for hint, count in findings.problems.most_common():
+        if count:
+            return hint, "the five steps of each epoch explain why (see the loop's checks)"
+    return None

@@ -1,0 +1,136 @@
+"""Stand-ins for a section whose cell failed: the contract's names, made by the grader.
+
+When a graded cell fails (or leaves out a name its section defines, or is deleted), the later
+sections still need its names. The grader defines them itself, from the assignment's contract and
+the student's own earlier values: the right 80/20 split of the student's `X`, a model of the
+contract's class with the seeded start, the parameters the grader's own replay reaches for a
+failed training cell (set directly: no training runs in the student's process for it, so there is
+no work there to observe, alter or claim). No solution code is read or run, so `ptgrade check`
+without `solutions/` stands in exactly as the instructor's `ptgrade grade` does.
+
+Each stand-in is source code the grader writes (or, for training, a function of the record so
+far that writes it); the session runs it as a stand-in, and its events are filed as such.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from grader.assignments import Assignment
+from grader.record import ModuleValue
+from grader.reference import replay_setup
+
+CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
+
+StandIn = str | Callable[[dict[str, Any]], str]
+
+
+def standins(assignment: Assignment) -> dict[str, StandIn]:
+    """grade_id -> the stand-in for that section's cell."""
+    a = assignment
+    model, loaded, preds = a.model_name, a.loaded_name, a.loaded_preds_name
+    to_device = f"\n{model}.to(device)" if a.device_agnostic else ""
+    loaded_to_device = f"\n{loaded}.to(device)" if a.device_agnostic else ""
+    sources: dict[str, StandIn] = {
+        "device": 'device = "cuda" if torch.cuda.is_available() else "cpu"',
+        "data": (
+            f"weight = {a.weight!r}\nbias = {a.bias!r}\n"
+            f"X = torch.arange(0, 1, {a.data_step!r}).unsqueeze(dim=1)\n"
+            "y = weight * X + bias"
+        ),
+        "split": (
+            "train_split = int(0.8 * len(X))\n"
+            "X_train, y_train = X[:train_split], y[:train_split]\n"
+            "X_test, y_test = X[train_split:], y[train_split:]"
+        ),
+        "model": (
+            "from torch import nn\n\n\n"
+            f"class {CLASS_NAME}(nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            f"        self.{a.weight_attr} = nn.Parameter(torch.randn(1, dtype=torch.float))\n"
+            "        self.bias = nn.Parameter(torch.randn(1, dtype=torch.float))\n\n"
+            "    def forward(self, x):\n"
+            f"        return self.{a.weight_attr} * x + self.bias\n\n\n"
+            f"torch.manual_seed(42)\n{model} = {CLASS_NAME}(){to_device}"
+        ),
+        "loss_optimizer": (
+            "loss_fn = nn.L1Loss()\n"
+            f"optimizer = torch.optim.SGD(params={model}.parameters(), lr={a.lr!r})"
+        ),
+        "training_loop": lambda record: training_standin(a, record),
+        "predictions": (
+            f"{model}.eval()\nwith torch.inference_mode():\n    y_preds = {model}(X_test)"
+        ),
+        "save_model": (
+            "from pathlib import Path\n"
+            'MODEL_PATH = Path("models")\n'
+            "MODEL_PATH.mkdir(parents=True, exist_ok=True)\n"
+            f'MODEL_NAME = "{a.id}_{model}.pth"\n'
+            "MODEL_SAVE_PATH = MODEL_PATH / MODEL_NAME\n"
+            f"torch.save(obj={model}.state_dict(), f=MODEL_SAVE_PATH)"
+        ),
+        "load_model": (
+            f"{loaded} = {CLASS_NAME}()\n"
+            f"{loaded}.load_state_dict(torch.load(f=MODEL_SAVE_PATH)){loaded_to_device}\n"
+            f"{loaded}.eval()\n"
+            f"with torch.inference_mode():\n    {preds} = {loaded}(X_test)"
+        ),
+    }
+    return {s.id: sources[s.id] for s in a.sections if s.id in sources}
+
+
+def resolve(standin: StandIn, record: dict[str, Any]) -> str:
+    return standin(record) if callable(standin) else standin
+
+
+def training_standin(assignment: Assignment, record: dict[str, Any]) -> str:
+    """The training cell's names, with the model's parameters set to what the grader's replay
+    of the exercise's training (L1, SGD at the contract's lr, its epochs) reaches from the
+    model's current values on the student's `X_train` and `y_train`."""
+    a = assignment
+    lines = ["torch.manual_seed(42)", f"epochs = {a.epochs}"]
+    if a.device_agnostic:
+        lines += [f"{n} = {n}.to(device)" for n in ("X_train", "y_train", "X_test", "y_test")]
+    if a.loss_history:
+        lines.append("train_loss_values, test_loss_values, epoch_count = [], [], []")
+    values = _latest(record, (a.model_name, "X_train", "y_train"))
+    trained = _replayed_parameters(a, values) if values else None
+    if trained is None:
+        return "\n".join(lines + [f"{a.model_name}.eval()"])  # nothing the grader can train
+    lines.append("with torch.no_grad():")
+    lines.append(f"    _standin = dict({a.model_name}.named_parameters())")
+    for name, value in trained:
+        lines.append(f"    _standin[{name!r}].fill_(float.fromhex({value.hex()!r}))")
+    lines += ["del _standin", f"{a.model_name}.eval()"]
+    return "\n".join(lines)
+
+
+def _latest(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, dict] | None:
+    """The values of `names` in the latest snapshot that holds them all."""
+    for snapshot in reversed(list(record.get("snapshots", {}).values())):
+        found = {name: snapshot.get(name, {}) for name in names}
+        if all(v.get("kind") not in (None, "missing", "unreadable") for v in found.values()):
+            return found
+    return None
+
+
+def _replayed_parameters(assignment: Assignment, values: dict[str, dict]):
+    model, X, y = (values[n] for n in (assignment.model_name, "X_train", "y_train"))
+    if model.get("kind") != "module" or X.get("kind") != "tensor" or y.get("kind") != "tensor":
+        return None
+    line = ModuleValue(assignment.model_name, model).line()
+    params = model["parameters"]
+    if line is None or len(params) != 2 or X.get("values") is None or y.get("values") is None:
+        return None
+    x, labels = X["values"].float(), y["values"].float()
+    if x.numel() != labels.numel() or x.numel() == 0:
+        return None
+    labels = labels.reshape(x.shape)
+    optimizer = {"class": "SGD", "lr": assignment.lr}
+    weight, bias = replay_setup(line, [(x, labels)] * assignment.epochs, optimizer)
+    first = float(params[0]["values"].reshape(-1)[0])
+    slope_first = first == line[0]
+    reached = (weight, bias) if slope_first else (bias, weight)
+    return [(p["name"], float(v)) for p, v in zip(params, reached)]
