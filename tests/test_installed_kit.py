@@ -193,9 +193,6 @@ def test_the_installed_kit_grades_with_bubblewrap_and_without(tmp_path_factory):
                 "--work",
                 str(work),
                 *confinements,
-                # Until `ptgrade check` stands in for failed sections without the solutions
-                # (issue 16 item 4, another branch): drop this flag once that has landed.
-                "--check-may-differ",
             ],
             capture_output=True,
             text=True,
