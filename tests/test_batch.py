@@ -94,7 +94,7 @@ def test_a_bad_submission_costs_only_its_own_result(uninterrupted):
     assert {k: (r["status"], r["score"]) for k, r in found.items()} == {
         "ada_correct": ("graded", 20.0),
         "ben_float_split_index": ("graded", 18.0),
-        "cleo_no_zero_grad": ("graded", 17.5),
+        "cleo_no_zero_grad": ("graded", 17.31),
         "hank_hangs": ("timeout", 15.0),
         "cody_crashes": ("crashed", 15.0),
         "mo_memory_hog": ("graded", 18.0),
@@ -265,7 +265,7 @@ def test_any_file_name_gets_its_result(awkward):
     assert set(stored) == {f"long/{ASSIGNMENT}/{LONG}", "caf\\udcff"}
     assert all(len(name.encode()) < 200 for name in stored.values())
     csv = (output / "grades.csv").read_text(encoding="utf-8")
-    assert f"long,long/{ASSIGNMENT}/{LONG},{ASSIGNMENT},graded,17.5" in csv
+    assert f"long,long/{ASSIGNMENT}/{LONG},{ASSIGNMENT},graded,17.31" in csv
     assert f"caf\\udcff,caf\\udcff,{ASSIGNMENT},graded,18.0" in csv
     assert "caf\\udcff" in run.stdout
 

@@ -128,6 +128,8 @@ def test_forward_is_a_line(record, assignment):
 def _same_forward_in_training(record, assignment, model) -> None:
     """The forward your loop ran computed the same line from the parameters its step saw: a
     `forward` that behaves only while the grader probes it is not a line."""
+    if record.stub_cell("training_loop") is None:
+        return  # the training cell is missing: the training section says so
     try:
         loop = training_view(record, assignment)
     except Mistake:
