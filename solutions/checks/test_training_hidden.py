@@ -29,6 +29,8 @@ def test_final_parameters_match_the_replay(loop, record, assignment):
         f"cell makes a new `{assignment.model_name}` after training it.",
         "training.model_replaced",
     )
+    if loop["cut"]:
+        return  # the trace kept only the loop's start: its end is unknown (epochs says so)
     start_model = _untrained(record, assignment, loop["model"])
     start_line, final_line = start_model.line(), loop["model"].line()
     if start_line is None or final_line is None:
@@ -77,14 +79,14 @@ def test_final_parameters_match_the_replay(loop, record, assignment):
     trainable = tuple(s is not None for s in starts)
     start = [v if s is None else s for v, s in zip(start_line, starts)]
     weight, bias = replay_training(
-        *start, X_train, y_train, assignment.epochs, lr, trainable, loss["loss_class"]
+        *start, X_train, y_train, len(epochs), lr, trainable, loss["loss_class"]
     )[-1]
     found_weight, found_bias = final_line
     expect(
         abs(found_weight - weight) <= TOLERANCE["weight"] + 1e-6
         and abs(found_bias - bias) <= TOLERANCE["bias"] + 1e-6,
         f"After training, weight={found_weight:.4f} and bias={found_bias:.4f}; "
-        f"{assignment.epochs} correct steps from your starting values reach "
+        f"{len(epochs)} correct steps from your starting values reach "
         f"weight={weight:.4f} and bias={bias:.4f}.",
         "training.final_params",
     )
