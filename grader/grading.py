@@ -27,6 +27,7 @@ from grader.safe_text import printable
 from grader.sandbox import Execution, Limits, cleanup, execute
 from grader.sandbox import isolation as sandbox_isolation
 from grader.saved_files import READ_SECONDS, read_saved_files
+from grader.trace import MAX_EVENTS
 
 # After the notebook's own limit, the grader's work has bounds of its own: stopping the
 # notebook's processes (sandbox: 30 s at most), reading its saved models (saved_files, 10 s)
@@ -105,7 +106,15 @@ def score(
             )
         cell = record.stub_cell(section.id)
         note = ""
-        if cell and cell.get("substituted"):
+        if cell and record.trace_cut(cell["index"]) and cell["status"] in ("ok", "timeout"):
+            # The same words whether the cell ended in time or not (a loaded machine).
+            note = (
+                f"Your cell ran on past the first {MAX_EVENTS:,} calls (of the model, the "
+                "loss, the optimizer) the grader records of a cell: it was judged on that "
+                "start, the same whether or not it ended within the cell's time limit (where "
+                "it did not, later sections ran on the reference code for this cell)."
+            )
+        elif cell and cell.get("substituted"):
             what = "did not run to the end" if cell["status"] != "ok" else "left out a name"
             note = (
                 f"Your cell {what}; later sections were graded with the reference code for "
