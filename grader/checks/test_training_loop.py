@@ -283,29 +283,24 @@ def _what_the_line_appends(source: str, name: str, items: list[dict]) -> str:
         return ""
     line, code = appended
     tracked = any(i["kind"] == "tensor" and i.get("requires_grad") for i in items)
-    why = (
-        "the loss tensor itself, which still tracks gradients (the loss-curve plot cannot draw it)"
-        if tracked
-        else ""
-    )
-    if not why:
+    if not tracked:
         return f" (line {line}, `{code}`, appends to it)"
-    return f", but line {line}, `{code}`, appends {why}"
+    return (
+        f", but line {line}, `{code}`, appends the loss tensor itself, which still tracks "
+        "gradients (the loss-curve plot cannot draw it)"
+    )
 
 
-def _test_loss_data(loop) -> str | None:
-    """Why the loop's test loss is not the test data's, if it is not: the loop runs a test
-    pass but never compares anything with `y_test` (the loss of the training predictions
-    against `y_train`, computed again)."""
+def _test_loss_data(loop) -> bool:
+    """Whether the loop computes a test loss (gradients off) but never compares anything with
+    `y_test`: the training predictions against `y_train`, computed again."""
     if loop["test_is_train"]:
-        return None  # the split section says why
-    y_test = loop["y_test"]
+        return False  # the split section says why
     losses = [e for e in loop["events"] if e["kind"] == "loss"]
-    if not losses or any(same_input(loss_labels(e), y_test) for e in losses):
-        return None
-    if not any(not e["grad_enabled"] for e in losses):
-        return None  # no test loss at all: test_passes' forward and mode checks speak
-    return "training"
+    if any(same_input(loss_labels(e), loop["y_test"]) for e in losses):
+        return False
+    # No test loss at all: test_passes' forward and mode checks speak.
+    return any(not e["grad_enabled"] for e in losses)
 
 
 def _lists_hold_their_own_losses(record, loop, source: str) -> None:
