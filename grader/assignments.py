@@ -13,6 +13,9 @@ class Section:
     # How the stub's instructions begin: finds the cell when a student's notebook lost its
     # nbgrader tag (a cell deleted and typed again, an editor that drops cell metadata).
     marker: str = ""
+    # Other names the instructions ask the cell to make (`MODEL_PATH` beside `MODEL_SAVE_PATH`):
+    # right as they are, so never offered as a misspelling of a missing one.
+    asked: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class Assignment:
     default_points: dict[str, float] = field(default_factory=dict)
     device_agnostic: bool = False
     loss_history: bool = False  # the walkthrough records epoch_count and loss lists
+    save_name: str = ""  # the file name the save cell asks for (`MODEL_NAME`)
+    # The walkthrough's split asks for the first `train_split` samples; the exercises' allows
+    # a shuffled split too (its instructions say so).
+    split_in_order: bool = False
 
     def section(self, section_id: str) -> Section:
         for section in self.sections:
@@ -55,12 +62,14 @@ _SPLIT = Section(
     "Split the data 80/20",
     ("X_train", "y_train", "X_test", "y_test"),
     "# Define `train_split`",
+    asked=("train_split",),
 )
 _SAVE = Section(
     "save_model",
     "Save the state_dict",
     ("MODEL_SAVE_PATH",),
     '# Define `MODEL_PATH = Path("models")`',
+    asked=("MODEL_PATH", "MODEL_NAME"),
 )
 _MODEL_MARKER = "# Define `class LinearRegressionModel(nn.Module)`"
 _PREDICTIONS_MARKER = "# Define `y_preds`"
@@ -108,6 +117,7 @@ EXERCISES = Assignment(
     loaded_name="loaded_model",
     loaded_preds_name="loaded_model_preds",
     weight_attr="weight",
+    save_name="01_pytorch_workflow_exercises_model_1.pth",
     default_points={
         "device": 1,
         "data": 2,
@@ -155,6 +165,8 @@ WALKTHROUGH = Assignment(
     loaded_name="loaded_model_0",
     loaded_preds_name="loaded_model_preds",
     weight_attr="weights",
+    save_name="01_pytorch_workflow_model_0.pth",
+    split_in_order=True,
     default_points={
         "split": 2,
         "model": 3,

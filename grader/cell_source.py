@@ -74,3 +74,26 @@ def code_lines(source: str) -> list[str]:
 def is_cell_file(filename: str) -> bool:
     """Whether code with this file name was compiled from a notebook cell (IPython's names)."""
     return filename.startswith("<ipython-input") or "ipykernel" in filename
+
+
+def appends_to(source: str, name: str) -> tuple[int, str] | None:
+    """The first line of the cell that appends to the list `name` (`name.append(...)`, or
+    `name += [...]`), and that line's code, to point a student at their own line."""
+    tree = parse(source)
+    if tree is None:
+        return None
+    found = []
+    for node in ast.walk(tree):
+        call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        if call and node.func.attr in ("append", "extend"):
+            target = node.func.value
+        elif isinstance(node, ast.AugAssign):
+            target = node.target
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == name:
+            found.append(node.lineno)
+    if not found:
+        return None
+    line = min(found)
+    return line, source.splitlines()[line - 1].strip()

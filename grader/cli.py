@@ -97,7 +97,8 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
         "--device",
         choices=("auto", "cpu"),
         default=defaults.device,
-        help="'cpu' hides any GPU from the submission (default %(default)s)",
+        help="'cpu' runs the submission on the CPU: any GPU, real or the simulated one of a "
+        "CPU-only grader, is hidden from it (default %(default)s)",
     )
     parser.add_argument("--assignment", help="the assignment id (default: read from the notebook)")
     parser.add_argument(

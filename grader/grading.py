@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.assignments import Assignment
+from grader.cell_source import parse
 from grader.checking import CHECKS_TIMEOUT, open_checks, run_checks
 from grader.hints import hint_for_error, hint_text
 from grader.isolation import imported_folders, require
@@ -25,6 +27,7 @@ from grader.sandbox import Execution, Limits, cleanup, execute
 from grader.sandbox import isolation as sandbox_isolation
 from grader.saved_files import READ_SECONDS, read_saved_files
 from grader.standins import standins
+from grader.trace import MAX_EVENTS
 
 # After the notebook's own limit, the grader's work has bounds of its own: stopping the
 # notebook's processes (sandbox: 30 s at most), reading its saved models (saved_files, 10 s)
@@ -133,7 +136,15 @@ def score(
             )
         cell = record.stub_cell(section.id)
         note = ""
-        if cell and cell.get("substituted"):
+        if cell and record.trace_cut(cell["index"]) and cell["status"] in ("ok", "timeout"):
+            # The same words whether the cell ended in time or not (a loaded machine).
+            note = (
+                f"Your cell ran on past the first {MAX_EVENTS:,} calls (of the model, the "
+                "loss, the optimizer) the grader records of a cell: it was judged on that "
+                "start, the same whether or not it ended within the cell's time limit (where "
+                "it did not, later sections ran on the grader's stand-in for this cell)."
+            )
+        elif cell and cell.get("substituted"):
             what = "did not run to the end" if cell["status"] != "ok" else "left out a name"
             note = (
                 f"Your cell {what}; later sections were graded with the grader's stand-in for "
@@ -187,7 +198,8 @@ def grade(
     for cell in record.cells:
         if cell.get("role") == "given" and cell.get("status") != "ok" and cell.get("error"):
             source = next((c.source for c in submission.cells if c.index == cell["index"]), "")
-            text = _given_cell_error(cell, source)
+            text, cause = _given_cell_error(cell, source), _caused_by(source, sections, record)
+            text = text.rstrip(".") + cause if cause else text
             if record.simulated_gpu:
                 error = cell["error"]
                 note = as_if_on_a_gpu(hint_for_error(error["ename"], error["evalue"]))
@@ -239,6 +251,41 @@ def _given_cell_error(cell: dict, source: str) -> str:
     if error["ename"] == "ModuleNotFoundError":
         text += " (the grader has only the packages it was installed with)"
     return text
+
+
+def _caused_by(source: str, sections: list[SectionResult], record: Record) -> str:
+    """Which of the student's cells made what a failing given cell read: the kit's cells are
+    right, so the cause is a value of the student's (the loss tensors appended to
+    `train_loss_values`, which the loss-curve plot cannot draw). Names the student's line
+    where a failed check of that section does."""
+    tree = parse(source)
+    if tree is None:
+        return ""
+    read = {
+        node.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+    }
+    contract = {s.id: s.names for s in record.assignment.sections}
+    for section in sections:
+        names = [n for n in contract.get(section.id, ()) if n in read]
+        failures = section.failures()
+        if not names or not failures:
+            continue
+        # The failure that names what the given cell read, else the section's first.
+        named = [c for c in failures if any(f"`{n}`" in c.message for n in names)]
+        message = (named or failures)[0].message
+        names = [n for n in names if f"`{n}`" in message] or names
+        shown = ", ".join(f"`{n}`" for n in names)
+        return (
+            f". It reads {shown}, which your `{section.id}` cell makes, and that cell has a "
+            f"mistake: {message}"
+        )
+    made = [n for names in contract.values() for n in names if n in read]
+    if made:
+        shown = ", ".join(f"`{n}`" for n in dict.fromkeys(made))
+        return f". It reads {shown} from your cells: check what they hold there."
+    return ""
 
 
 def ran_on(record: Record) -> str:

@@ -152,6 +152,12 @@ _CATALOGUE: tuple[Hint, ...] = (
     # Device
     Hint("device.wrong", 'Set `device = "cuda" if torch.cuda.is_available() else "cpu"`.'),
     Hint(
+        "device.fallback",
+        'Fall back to the CPU where there is no GPU: `device = "cuda" if '
+        'torch.cuda.is_available() else "cpu"`: every machine has a CPU, while "mps" and '
+        "other devices exist only on some.",
+    ),
+    Hint(
         "device.unknown",
         'PyTorch knows no device by that name: use "cuda" for an NVIDIA GPU and "cpu" '
         'otherwise, `device = "cuda" if torch.cuda.is_available() else "cpu"`.',
@@ -233,6 +239,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "split.misaligned",
         "Split X and y with the same index, so each `y` still belongs to "
         "its `X`: `X_train, y_train = X[:train_split], y[:train_split]`.",
+    ),
+    Hint(
+        "split.order",
+        "Keep the samples in order: the first `train_split` for training, "
+        "`X_train, y_train = X[:train_split], y[:train_split]`, and the rest for testing, "
+        "`X_test, y_test = X[train_split:], y[train_split:]`.",
     ),
     # Model
     Hint(
@@ -513,6 +525,12 @@ _CATALOGUE: tuple[Hint, ...] = (
         "losses to `train_loss_values` and `test_loss_values` (as numbers, e.g. "
         "`loss.detach().numpy()`).",
     ),
+    Hint(
+        "training.test_loss_data",
+        "Compute the test loss from the test pass: `test_pred = model_1(X_test)`, then "
+        "`test_loss = loss_fn(test_pred, y_test)` (the training predictions and labels "
+        "measure the training loss again).",
+    ),
     # Predictions
     Hint(
         "predictions.inference_mode_typo",
@@ -561,6 +579,11 @@ _CATALOGUE: tuple[Hint, ...] = (
     Hint(
         "save.path",
         'Save under the `models/` folder: `MODEL_SAVE_PATH = Path("models") / MODEL_NAME`.',
+    ),
+    Hint(
+        "save.file_name",
+        "Save under the file name the cell asks for, extension included "
+        "(`MODEL_NAME` in the instructions, `.pth`): others look for that file.",
     ),
     Hint(
         "save.file_missing",

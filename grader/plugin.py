@@ -77,8 +77,10 @@ def section_problem(record: Record, section_id: str, present: set[str]) -> Mista
         why = record.detail or "the notebook stopped before it"
         hint = "cell.timeout" if record.status == "timeout" else "cell.raised"
         return Mistake(f"This cell never ran: {why}.", hint)
-    if cell["status"] == "timeout":
+    if cell["status"] == "timeout" and not record.trace_cut(cell["index"]):
         return Mistake(f"Your cell was stopped: {cell['error']['evalue']}.", "cell.timeout")
+    # A loop past the trace's budget is judged on the start the trace kept, whether or not it
+    # then ended within the cell's limit: machine speed must not decide the points.
     if cell["status"] == "error":
         return _cell_error(record, section_id, cell["error"])
     return None

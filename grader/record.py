@@ -314,14 +314,18 @@ class Record:
             return ""
         made = set(names_made(cell.get("source", "")))
         # Names the instructions ask for are right as they are (`MODEL_PATH` beside the missing
-        # `MODEL_SAVE_PATH`, `y_train` beside `X_train`).
-        asked = {n for s in self.assignment.sections for n in s.names}
+        # `MODEL_SAVE_PATH`, `y_train` beside `X_train`), whether or not the student kept the
+        # instruction comments in the cell.
+        asked = {n for s in self.assignment.sections for n in (*s.names, *s.asked)}
         asked |= set(re.findall(r"`(\w+)", " ".join(re.findall(r"#.*", cell["source"]))))
         candidates = sorted(made - asked - {name})
         close = [c for c in candidates if c.lower() == name.lower()]
         close = close or difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
         if not close:
-            return ""
+            # Say which name is missing, and what the cell did make of the instructions.
+            kept = sorted(made & asked - {name})
+            also = f" (it makes {', '.join(f'`{n}`' for n in kept)})" if kept else ""
+            return f" Your cell never makes it{also}: define `{name}` as the instructions ask."
         return f" Your cell makes `{close[0]}`: give it the name `{name}` the instructions ask for."
 
     def tensor(self, name: str, section_id: str | None = None) -> TensorValue:

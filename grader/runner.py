@@ -367,6 +367,11 @@ def serve(channel, config: dict[str, Any]) -> None:
             outcome = _run_cell(shell, request["source"], timeout)
             tracer.substituted = False
             answer(seq, outcome=outcome)
+        elif request["op"] == "run_without_gpu":
+            tracer.cell = None
+            with tracer.paused():
+                values = _without_gpu(shell, request["source"], timeout, snapshot, request["names"])
+            answer(seq, values=values)
         elif request["op"] == "snapshot":
             tracer.cell = None
             inputs = request.get("probe_inputs") or probe_inputs
@@ -375,6 +380,43 @@ def serve(channel, config: dict[str, Any]) -> None:
         else:
             answer(seq)
             break
+
+
+def _without_gpu(shell, source: str, timeout: float, snapshot, names) -> dict[str, Any]:
+    """`names` as the cell leaves them on a machine without a GPU: the cell run again with
+    torch saying there is none (its `else` branch: "cpu", or a wrong "mps"), then the
+    notebook's names put back as they were. A device cell is judged both ways."""
+    import torch
+
+    namespace = shell.user_ns
+    kept = dict(namespace)
+    patches = [(torch.cuda, "is_available", lambda: False), (torch.cuda, "device_count", lambda: 0)]
+    if hasattr(torch, "accelerator"):
+        patches += [
+            (torch.accelerator, "is_available", lambda: False),
+            (torch.accelerator, "current_accelerator", lambda *args, **kwargs: None),
+            (torch.accelerator, "device_count", lambda: 0),
+        ]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    printed, sys.stdout = sys.stdout, io.StringIO()  # its prints are not the notebook's
+    try:
+        for owner, name, answer in patches:
+            setattr(owner, name, answer)
+        outcome = _run_cell(shell, source, timeout)
+        values = snapshot(names) if outcome["status"] == "ok" else {}
+        if outcome["status"] != "ok":
+            error = outcome.get("error") or {}
+            values = {
+                name: {"kind": "error", "error": f"{error.get('ename')}: {error.get('evalue')}"}
+                for name in names
+            }
+        return values
+    finally:
+        sys.stdout = printed
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+        namespace.clear()
+        namespace.update(kept)
 
 
 def _with_alarm(function, *args, timeout: float):

@@ -183,7 +183,11 @@ def execute(submission: Submission, limits: Limits, reference: dict[str, str]) -
             os.chown(path, isolation.sandbox_uid, isolation.sandbox_uid)
     request = {
         "config": build_config(
-            limits, limits.simulate_gpu and submission.assignment.device_agnostic
+            # `--device cpu` runs on the CPU: no GPU, real or simulated.
+            limits,
+            limits.simulate_gpu
+            and submission.assignment.device_agnostic
+            and limits.device != "cpu",
         ),
         "workdir": str(workdir),
         "home": str(home),

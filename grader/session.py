@@ -162,6 +162,21 @@ class Session:
             missing = [n for n in sections[grade_id] if snapshot[n].get("kind") == "missing"]
             if substitutable and outcome["status"] == "ok" and missing:
                 self._substitute(outcome, reference[grade_id])
+            gpu = self.record["cuda_available"] or self.record["simulated_gpu"]
+            if cell["role"] == "stub" and "device" in sections[grade_id] and gpu:
+                self._without_gpu(cell["source"])
+
+    def _without_gpu(self, source: str) -> None:
+        """The device cell's `device` on a machine without a GPU too: the branch a GPU
+        machine never runs (`else "mps"`) is judged as well."""
+        answer = self._ask(
+            {"op": "run_without_gpu", "source": source, "names": ["device"]},
+            self._limits.cell_timeout + GRACE,
+        )
+        values = answer.get("values")
+        value = values.get("device") if isinstance(values, dict) else None
+        if isinstance(value, dict) and "kind" in value:
+            self.record["without_gpu"] = {"device": value}
 
     def _substitute(self, outcome: dict, standin) -> None:
         fallback = self._run(outcome["index"], resolve(standin, self.record), True)

@@ -53,7 +53,8 @@ def describe(value: Any, tracer: Tracer, probe_inputs: list[list[float]] | None 
     if isinstance(value, os.PathLike):
         return {"kind": "path", "value": os.fspath(value)}
     if isinstance(value, (list, tuple)):
-        return {"kind": "list", "items": [describe(v, tracer) for v in value[:MAX_ITEMS]]}
+        items = [describe(v, tracer) for v in value[:MAX_ITEMS]]
+        return {"kind": "list", "items": items, "length": len(value)}  # all, not just those kept
     if type(value).__module__ == "numpy":
         try:
             return describe_tensor(torch.as_tensor(value)) | {"numpy": True}

@@ -190,11 +190,17 @@ def test_seeded_start(record, assignment):
     if any(starts_at(start) for start in seeded_start()):
         return
     shown = "[" + ", ".join(f"{v:.4f}" for v in values) + "]"
-    seeded = torch.Generator().manual_seed(42)  # what the default generator gives after the seed
-    if starts_at([float(torch.rand(1, generator=seeded)) for _ in range(2)]):
+    made_with = _initialisers(model.parameters[:2])
+    if made_with is not None and set(made_with.values()) == {"randn"}:
+        return  # the seeded values in another dtype: the parameters check names the dtype
+    if made_with is not None:
+        other = [f"`{name}`" for name, how in made_with.items() if how != "randn"]
+        how = next(h for h in made_with.values() if h != "randn")
+        verb = "is" if len(other) == 1 else "are"
         raise Mistake(
-            f"`{assignment.model_name}` starts from {shown}: `torch.rand`'s values after the "
-            "seed. The exercise makes the parameters with `torch.randn` (normal, not uniform).",
+            f"`{assignment.model_name}` starts from {shown}: {' and '.join(other)} {verb} made "
+            f"with `torch.{how}` (`torch.{how}`'s values after the seed). The exercise makes both "
+            "parameters with `torch.randn` (normal, not uniform).",
             "model.init",
         )
     if any(v in (0.0, 1.0) for v in values):
@@ -208,6 +214,29 @@ def test_seeded_start(record, assignment):
         "`torch.manual_seed(42)` gives.",
         "model.seed",
     )
+
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def _initialisers(parameters: list[dict]) -> dict[str, str] | None:
+    """How each parameter was made after `torch.manual_seed(42)`, in the order `__init__` made
+    them: `torch.randn` or `torch.rand`, drawn in float32 or in the parameter's own dtype (and
+    kept in it). None when no such start gives the recorded values (the seed is then the
+    cause)."""
+    recorded = [float(p["values"].flatten()[0]) for p in parameters]
+    dtypes = [DTYPES.get(p["dtype"], torch.float32) for p in parameters]
+    for kinds in (("randn", "randn"), ("randn", "rand"), ("rand", "randn"), ("rand", "rand")):
+        for draw_in_own_dtype in (False, True):
+            generator = torch.Generator().manual_seed(42)
+            drawn = []
+            for kind, dtype in zip(kinds, dtypes):
+                draw = getattr(torch, kind)
+                value = draw(1, generator=generator, dtype=dtype if draw_in_own_dtype else None)
+                drawn.append(float(value.to(dtype)))
+            if all(abs(a - b) <= 1e-6 * max(1.0, abs(b)) for a, b in zip(recorded, drawn)):
+                return {p["name"]: kind for p, kind in zip(parameters, kinds)}
+    return None
 
 
 @check("model", "registered_tensors", only="01_pytorch_workflow_exercises")

@@ -28,6 +28,21 @@ def test_path_under_models(record):
     )
 
 
+@check("save_model", "file_name")
+def test_file_name_is_the_one_asked_for(record, assignment):
+    path, saved = _saved(record)
+    path = saved.relative if saved is not None and saved.relative else path
+    # The folder is under_models' to judge: here only the file's own name counts.
+    name = PurePath(path).name
+    expected = f"models/{assignment.save_name}"
+    expect(
+        name == assignment.save_name,
+        f"`MODEL_SAVE_PATH` is {path!r}, but the cell asks for {expected!r}: set "
+        f'`MODEL_NAME = "{assignment.save_name}"`.',
+        "save.file_name",
+    )
+
+
 @check("save_model", "state_dict", weight=2)
 def test_file_holds_the_trained_state_dict(record, assignment):
     path, saved = _saved(record)

@@ -117,3 +117,26 @@ def test_pairs_stay_aligned(record):
             "with the same index.",
             "split.misaligned",
         )
+
+
+@check("split", "order", only="01_pytorch_workflow")
+def test_first_samples_for_training(record, assignment):
+    """The walkthrough asks for the first `train_split` samples, in order (the exercises allow a
+    shuffle, and say so)."""
+    X = record.tensor("X", "split").values
+    parts = _parts(record)
+    n_train = len(parts["X_train"])
+    train = _match_rows(parts["X_train"].values, X)
+    test = _match_rows(parts["X_test"].values, X)
+    if bool((train < 0).any()) or bool((test < 0).any()):
+        return  # rows that are not X's: disjoint_cover says so
+    in_order = torch.equal(train, torch.arange(n_train)) and torch.equal(
+        test, torch.arange(n_train, n_train + len(test))
+    )
+    expect(
+        in_order or sorted(torch.cat([train, test]).tolist()) != list(range(len(X))),
+        f"`X_train` is not the first {n_train} rows of `X` in order (and `X_test` the rest): "
+        "the walkthrough asks for the first `train_split` samples, `X[:train_split]`, not a "
+        "shuffled or reordered split.",
+        "split.order",
+    )

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from grader.cell_source import appends_to, names_made
 from grader.epochs import (
     find_problems,
     loss_labels,
@@ -211,6 +212,15 @@ def test_regular_test_passes(loop, assignment, record):
         "The test pass tracks gradients: run it inside `with torch.inference_mode():`.",
         "training.test_grad",
     )
+    if _test_loss_data(loop):
+        made = names_made(record.stub_cell("training_loop").get("source", "")).get("test_loss")
+        where = f" (line {made})" if made else ""
+        raise Mistake(
+            f"Your test loss{where} never compares anything with `y_test`: it is computed on "
+            "the training predictions and labels, so it measures the training loss again. "
+            "Compute it from the test pass, `loss_fn(test_pred, y_test)`.",
+            "training.test_loss_data",
+        )
     gaps = [b - a for a, b in zip([0] + positions, positions + [len(epochs)])]
     # Mini-batches (a DataLoader): several steps an epoch; the gaps are counted in epochs.
     if len(epochs) > assignment.epochs and len(epochs) % assignment.epochs == 0:
@@ -235,40 +245,97 @@ def test_regular_test_passes(loop, assignment, record):
 
 @check("training_loop", "loss_history", only="01_pytorch_workflow")
 def test_loss_history_lists(record, assignment):
-    wanted = list(range(0, assignment.epochs, assignment.test_every))
+    loop = _loop_or_none(record, assignment)
+    # One entry every `test_every` epochs of the loop as it ran: a loop of another length is
+    # the epochs check's to charge, not this one's too.
+    wanted = list(range(0, _epochs_run(record, assignment, loop), assignment.test_every))
     epoch_count = record.value("epoch_count", "training_loop")
-    found = [_logged_value(item) for item in epoch_count.get("items", [])]
+    items = epoch_count.get("items", [])
+    found = [_logged_value(item) for item in items]
+    length = epoch_count.get("length", len(items))
     expect(
-        epoch_count["kind"] == "list" and found == [float(e) for e in wanted],
-        f"`epoch_count` is {_short(found)}; expected {_short(wanted)}.",
+        epoch_count["kind"] == "list"
+        and length == len(wanted)
+        and found == [float(e) for e in wanted[: len(found)]],
+        f"`epoch_count` is {_short(found, length)}; expected {_short(wanted)}.",
         "training.loss_history",
     )
+    source = record.stub_cell("training_loop").get("source", "")
     for name in ("train_loss_values", "test_loss_values"):
         values = record.value(name, "training_loop")
         items = values.get("items", [])
+        length = values.get("length", len(items))
         numeric = all(
             i["kind"] == "value"
             or (i["kind"] == "tensor" and i["shape"] in ([], [1]) and not i["requires_grad"])
             for i in items
         )
         expect(
-            values["kind"] == "list" and len(items) == len(wanted) and numeric,
+            values["kind"] == "list" and length == len(wanted) and numeric,
             f"`{name}` should hold {len(wanted)} plain loss values (no gradient), one per "
-            "logged epoch: append `loss.detach().numpy()` or `loss.item()`.",
+            f"logged epoch{_what_the_line_appends(source, name, items)}: append "
+            "`loss.detach().numpy()` or `loss.item()`.",
             "training.loss_history",
         )
-    _lists_hold_their_own_losses(record, assignment)
+    if loop is not None:
+        _lists_hold_their_own_losses(record, loop, source)
 
 
-def _lists_hold_their_own_losses(record, assignment) -> None:
-    """Each list holds the losses its name says: the test list the test pass's, the train list
-    the training step's (a swap, or `loss` appended twice, draws the wrong curves)."""
+def _loop_or_none(record, assignment):
     try:
-        loop = training_view(record, assignment)
+        return training_view(record, assignment)
     except Mistake:  # no loop to compare with: the other checks say why
-        return
+        return None
+
+
+def _epochs_run(record, assignment, loop) -> int:
+    """How many epochs the loop ran: its own `epochs` where the steps agree with it (one step
+    an epoch, a whole number of mini-batches, or a loop the trace kept only the start of),
+    else the steps it made."""
+    if loop is None or not loop["epochs"]:
+        return assignment.epochs
+    steps = len(loop["epochs"])
+    declared = record.raw_value("epochs", "training_loop").get("value")
+    if isinstance(declared, float) and declared.is_integer() and declared > 0:
+        declared = int(declared)
+        if steps % declared == 0 or (loop["cut"] and steps <= declared * 10_000):
+            return declared
+    return steps
+
+
+def _what_the_line_appends(source: str, name: str, items: list[dict]) -> str:
+    """`, but line 58, `train_loss_values.append(loss)`, appends ...`: the student's own line."""
+    appended = appends_to(source, name)
+    if appended is None:
+        return ""
+    line, code = appended
+    tracked = any(i["kind"] == "tensor" and i.get("requires_grad") for i in items)
+    if not tracked:
+        return f" (line {line}, `{code}`, appends to it)"
+    return (
+        f", but line {line}, `{code}`, appends the loss tensor itself, which still tracks "
+        "gradients (the loss-curve plot cannot draw it)"
+    )
+
+
+def _test_loss_data(loop) -> bool:
+    """Whether the loop computes a test loss (gradients off) but never compares anything with
+    `y_test`: the training predictions against `y_train`, computed again."""
     if loop["test_is_train"]:
-        return  # the two kinds of loss can't be told apart: the split section says why
+        return False  # the split section says why
+    losses = [e for e in loop["events"] if e["kind"] == "loss"]
+    if any(same_input(loss_labels(e), loop["y_test"]) for e in losses):
+        return False
+    # No test loss at all: test_passes' forward and mode checks speak.
+    return any(not e["grad_enabled"] for e in losses)
+
+
+def _lists_hold_their_own_losses(record, loop, source: str) -> None:
+    """Each list holds the losses its name says, those the loop computed: the test list the
+    test pass's, the train list the training step's (a swap, `loss` appended twice, or the
+    epoch numbers appended draw the wrong curves)."""
+    if loop["test_is_train"] or _test_loss_data(loop):
+        return  # the two kinds of loss can't be told apart: the split (or test pass) says why
     y_test = loop["y_test"]
     test, train = [], []
     for event in loop["events"]:
@@ -279,15 +346,33 @@ def _lists_hold_their_own_losses(record, assignment) -> None:
         "train_loss_values": ("training", "loss"),
         "test_loss_values": ("test", "test_loss"),
     }
+    # A loop the trace kept only the start of: the entries of its unrecorded epochs are
+    # unknown, and only those of the recorded ones are judged.
+    epochs = record.value("epoch_count", "training_loop").get("items", [])
+    recorded = len(loop["epochs"])
     for name, (kind, variable) in expected.items():
         own, other = (train, test) if kind == "training" else (test, train)
-        for item in record.value(name, "training_loop").get("items", []):
+        items = record.value(name, "training_loop").get("items", [])
+        for at, item in enumerate(items):
             value = _logged_value(item)
-            if value is None or _among(value, own) or not _among(value, other):
+            if value is None or _among(value, own):
                 continue
+            epoch = _logged_value(epochs[at]) if at < len(epochs) else None
+            if loop["cut"] and (epoch is None or epoch >= recorded - 1):
+                continue
+            other_kind = "test" if kind == "training" else "training"
+            if _among(value, other):
+                raise Mistake(
+                    f"`{name}` holds the {other_kind} loss of the logged epochs: append "
+                    f"`{variable}.detach().numpy()` to it.",
+                    "training.loss_history",
+                )
+            appended = appends_to(source, name)
+            where = f" (line {appended[0]}, `{appended[1]}`)" if appended else ""
+            shown = [_logged_value(i) for i in items]
             raise Mistake(
-                f"`{name}` holds the {'test' if kind == 'training' else 'training'} loss of "
-                f"the logged epochs: append `{variable}.detach().numpy()` to it.",
+                f"`{name}` holds {_short(shown)}, which are not the {kind} losses your loop "
+                f"computed{where}: append `{variable}.detach().numpy()` to it.",
                 "training.loss_history",
             )
 
@@ -349,10 +434,13 @@ def _shape(shape: list) -> str:
     return f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(map(str, shape))})"
 
 
-def _short(values: list) -> str:
-    """A list as a student would write it (0, not 0.0), its middle elided when long."""
+def _short(values: list, length: int | None = None) -> str:
+    """A list as a student would write it (0, not 0.0), its middle elided when long. `length`:
+    the list's own length, where only its first entries were kept (snapshot.MAX_ITEMS)."""
+    length = len(values) if length is None else length
     shown = [f"{v:g}" if isinstance(v, (int, float)) else repr(v) for v in values]
-    if len(shown) > 12:
-        shown = [*shown[:5], "...", *shown[-2:]]
-        return f"[{', '.join(shown)}] ({len(values)} entries)"
+    if length > 12:
+        tail = shown[-2:] if length == len(values) else []
+        shown = [*shown[:5], "...", *tail]
+        return f"[{', '.join(shown)}] ({length} entries)"
     return f"[{', '.join(shown)}]"
