@@ -10,10 +10,10 @@ import io
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import stat
 import sys
-import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -27,6 +27,7 @@ from grader.assignments import ASSIGNMENTS
 from grader.safe_text import csv_cell, file_name, printable
 from grader.sandbox import Limits
 
+EXIT_GRADER_ERROR = 3  # as `ptgrade grade`: some submission has no grade through our fault
 SKIP_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".venv", "feedback", "autograded"}
 
 
@@ -175,11 +176,17 @@ def grade_one(notebook: str, limits: Limits) -> dict:
 
 def grade_bytes(name: str, content: bytes, limits: Limits) -> dict:
     """Grade a notebook sent as bytes (a remote worker needs no shared disk)."""
-    with tempfile.TemporaryDirectory(prefix="ptgrade-batch-") as folder:
+    from grader.scratch import make_scratch, sweep
+
+    sweep("ptgrade-batch-")  # a killed Dask worker's
+    folder = make_scratch("ptgrade-batch-")
+    try:
         stem = Path(name).stem  # it names the assignment, where it is the assignment's
-        path = Path(folder) / f"{file_name(stem)}.ipynb"
+        path = folder / f"{file_name(stem)}.ipynb"
         path.write_bytes(content)
         outcome = grade_one(str(path), limits)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     if "notebook" in outcome:
         outcome["notebook"] = name
     return outcome
@@ -190,7 +197,8 @@ def unusable(error: str) -> dict:
 
 
 def grader_error(error: str) -> dict:
-    return {"status": "grader_error", "error": error, "score": 0.0, "max_score": None}
+    # No score: the kit failed, not the student; grades.csv leaves the cell empty.
+    return {"status": "grader_error", "error": error, "score": None, "max_score": None}
 
 
 def warm_up(limits: Limits) -> None:
@@ -247,6 +255,9 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
         print(f"ptgrade: {printable(str(root))}: no such file or folder", file=sys.stderr)
         return 2
     from grader.cli import Refused, refuse_weak_confinement
+
+    if getattr(args, "solutions", None):  # for this process and its pool (Dask: set it there)
+        os.environ["PTGRADE_SOLUTIONS"] = str(Path(args.solutions).resolve())
 
     try:
         if not args.scheduler:  # a cluster's workers judge their own (a grader_error row each)
@@ -325,6 +336,15 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
             file=sys.stderr,
         )
         return 2
+    lost = [job.key for job in jobs if results[job.key].get("status") == "grader_error"]
+    if lost:
+        shown = ", ".join(printable(key, newlines=False) for key in lost[:3])
+        print(
+            f"ptgrade: {len(lost)} submission{'s' * (len(lost) > 1)} could not be graded "
+            f"through the grader's own failure ({shown}{' ...' if len(lost) > 3 else ''}): "
+            "their score is empty in grades.csv; run the same command again to grade them",
+            file=sys.stderr,
+        )
     if not_stored:
         print(
             f"ptgrade: {len(not_stored)} result{'s' * (len(not_stored) > 1)} could not be "
@@ -333,7 +353,7 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
             file=sys.stderr,
         )
         return 2
-    return 0
+    return EXIT_GRADER_ERROR if lost else 0
 
 
 def _say_not_graded(skipped: list[Job], passed: list[Passed]) -> None:
@@ -369,7 +389,10 @@ def _what_to_grade(
             unreadable.append((job, unusable(why)))
             continue
         previous = _previous_result(output, job)
-        if previous.get("hash") == f"{content}-{fingerprint}":
+        # A grader error is no result: it is tried again, whatever the hash says.
+        if previous.get("hash") == f"{content}-{fingerprint}" and previous.get("status") != (
+            "grader_error"
+        ):
             results[job.key] = previous
             continue
         todo.append((job, f"{content}-{fingerprint}"))
@@ -552,7 +575,7 @@ def _write_summary(output: Path, jobs: list[Job], results: dict[str, dict]) -> N
                 csv_cell(job.key),
                 result.get("assignment", ""),
                 result["status"],
-                result.get("score", 0),
+                "" if result.get("score") is None else result["score"],
                 result.get("max_score") or "",
                 *[by_section.get(s, "") for s in section_ids],
                 _confinement(result),
@@ -601,8 +624,7 @@ def summary_html(jobs: list[Job], results: dict[str, dict]) -> str:
     rows = "".join(
         f"<tr><td>{escape(printable(job.student))}</td><td>{escape(printable(job.key))}</td>"
         f"<td>{escape(results[job.key]['status'])}</td>"
-        f"<td>{results[job.key].get('score', 0):g} / {results[job.key].get('max_score') or 0:g}"
-        "</td></tr>"
+        f"<td>{_score_text(results[job.key])}</td></tr>"
         for job in jobs
     )
     mistakes = "".join(
@@ -619,6 +641,12 @@ def summary_html(jobs: list[Job], results: dict[str, dict]) -> str:
         f"{mistakes}</table><h2>Scores</h2><table><tr><th>student</th><th>submission</th>"
         f"<th>status</th><th>score</th></tr>{rows}</table></body></html>"
     )
+
+
+def _score_text(result: dict) -> str:
+    if result.get("score") is None:
+        return "none"
+    return f"{result['score']:g} / {result.get('max_score') or 0:g}"
 
 
 def _score_table(jobs: list[Job], results: dict[str, dict]) -> str:

@@ -170,7 +170,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
             why = f"{folder} is a file" if folder.is_file() else error.strerror
             print(f"ptgrade: cannot write {args.output}: {why}", file=sys.stderr)
             return EXIT_UNUSABLE
-    result = _grade(args, hidden=True)
+    result, code, reason = _grade_or_say_why(args)
     text = render(result, args.format)
     if args.output:
         try:
@@ -185,6 +185,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(render(result, "markdown") + "\n")
+    if reason:
+        print(reason, file=sys.stderr)
+        return code
     if args.min_score is not None and result.score < args.min_score:
         print(
             f"ptgrade: score {result.score:g} is below --min-score {args.min_score:g}",
@@ -192,6 +195,45 @@ def cmd_grade(args: argparse.Namespace) -> int:
         )
         return EXIT_BELOW_MIN
     return EXIT_OK
+
+
+def _grade_or_say_why(args: argparse.Namespace):
+    """(the result, the exit code, the one line for stderr): a notebook that cannot be graded
+    still gets its report, which says why (CI then shows the reason where it shows grades)."""
+    from grader.errors import GraderError
+    from grader.notebook import UnusableNotebook, load_submission
+    from grader.result import not_graded
+    from grader.safe_text import printable
+
+    notebook = printable(str(args.notebook), newlines=False)
+    assignment = args.assignment or ""
+    try:
+        return _grade(args, hidden=True), EXIT_OK, ""
+    except UnusableNotebook as error:
+        status, code, reason = "unusable", EXIT_UNUSABLE, str(error)
+    except Refused as error:
+        status, code, reason = "refused", EXIT_UNUSABLE, str(error)
+    except GraderError as error:
+        status, code, reason = "grader_error", EXIT_GRADER_ERROR, error.reason
+    except Exception as error:  # a bug of the kit's: not a grade, and no traceback
+        status, code, reason = "grader_error", EXIT_GRADER_ERROR, internal_error(error)
+    if status != "unusable" and not assignment:
+        try:  # the notebook itself was fine: its report names its assignment
+            assignment = load_submission(args.notebook).assignment.id
+        except Exception:
+            pass
+    result = not_graded(notebook, status, reason, assignment)
+    return result, code, f"ptgrade: {reason}"
+
+
+def internal_error(error: BaseException) -> str:
+    """One line for a bug of the kit's: what was raised, and where in the kit."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    where = next((f for f in reversed(frames) if "grader" in Path(f.filename).parts), None)
+    place = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    return f"the grader failed: {type(error).__name__}: {error}{place}"
 
 
 def cmd_hints(args: argparse.Namespace) -> int:
@@ -291,12 +333,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         if not _stdout_closed():
-            raise  # a pipe of the grader's own broke: not the reader going away
+            print("ptgrade: the grader failed: a pipe of its own broke", file=sys.stderr)
+            return EXIT_GRADER_ERROR
         # The reader went away (`ptgrade hints | head`): no traceback, and the exit status of
         # a process that SIGPIPE ended, as `yes | head` gives. Python's own flush at exit would
         # fail again on the closed pipe, so stdout goes nowhere from here.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except Exception as error:  # a bug of the kit's: one line and its own exit code
+        print(f"ptgrade: {internal_error(error)}", file=sys.stderr)
+        return EXIT_GRADER_ERROR
 
 
 def _stdout_closed() -> bool:
