@@ -250,6 +250,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return run_batch(args, _limits(args))
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from grader.doctor import run
+
+    return run(args.solutions)
+
+
 def _versions() -> str:
     """The kit's version and the torch and Python it runs on, read without importing torch."""
     import platform
@@ -307,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_limits(batch)
     batch.set_defaults(run=cmd_batch)
+
+    doctor = commands.add_parser(
+        "doctor", help="can this machine grade? each problem with what to do about it"
+    )
+    doctor.add_argument("--solutions", type=_folder, metavar="DIR", help="as for grade")
+    doctor.add_argument("--isolation", choices=("auto", "bwrap", "unshare", "none"))
+    doctor.set_defaults(run=cmd_doctor)
 
     hints = commands.add_parser("hints", help="list the catalogue of known mistakes")
     hints.set_defaults(run=cmd_hints)
