@@ -250,6 +250,20 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return run_batch(args, _limits(args))
 
 
+def cmd_init_course(args: argparse.Namespace) -> int:
+    from grader.course import NEXT_STEPS, CourseError, init_course
+
+    folder = Path(args.folder)
+    try:
+        written = init_course(folder)
+    except CourseError as error:
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(f"wrote {len(written)} files into {folder}: {', '.join(written)}")
+    print(NEXT_STEPS.format(folder=folder.resolve()))
+    return EXIT_OK
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from grader.doctor import run
 
@@ -313,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_limits(batch)
     batch.set_defaults(run=cmd_batch)
+
+    init = commands.add_parser(
+        "init-course", help="instructors: a ready nbgrader course folder from this kit"
+    )
+    init.add_argument("folder", help="a new (or empty) folder for the course")
+    init.set_defaults(run=cmd_init_course)
 
     doctor = commands.add_parser(
         "doctor", help="can this machine grade? each problem with what to do about it"

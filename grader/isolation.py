@@ -149,6 +149,11 @@ def bwrap_command(scratch_root: Path, gpu_nodes: list[str] | None = None) -> lis
                 made.add(str(parent))
     for path in binds:
         command += ["--ro-bind", path, path]
+    # A built kit carries the course's solutions and hidden checks as package data
+    # (grader/course.py): inside the package the notebook may read, so they are covered.
+    packaged = package_root() / "grader" / "course" / "source"
+    if packaged.is_dir():
+        command += ["--tmpfs", str(packaged)]
     command += ["--bind", str(scratch_root), str(scratch_root), "--chdir", str(scratch_root)]
     return command
 
