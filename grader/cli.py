@@ -264,6 +264,22 @@ def cmd_init_course(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gradescope_bundle(args: argparse.Namespace) -> int:
+    from grader.gradescope_bundle import BundleError, write_bundle
+
+    try:
+        names = write_bundle(Path(args.out), args.assignment)
+    except BundleError as error:
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(
+        f"wrote {args.out} ({len(names)} files: setup.sh, run_autograder, the kit, the "
+        f"solutions and hidden checks of {args.assignment}): upload it as the autograder of a "
+        "Gradescope programming assignment"
+    )
+    return EXIT_OK
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from grader.doctor import run
 
@@ -333,6 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("folder", help="a new (or empty) folder for the course")
     init.set_defaults(run=cmd_init_course)
+
+    bundle = commands.add_parser(
+        "gradescope-bundle", help="instructors: the autograder zip to upload to Gradescope"
+    )
+    bundle.add_argument("out", metavar="OUT.zip")
+    bundle.add_argument("--assignment", default="01_pytorch_workflow_exercises")
+    bundle.set_defaults(run=cmd_gradescope_bundle)
 
     doctor = commands.add_parser(
         "doctor", help="can this machine grade? each problem with what to do about it"
