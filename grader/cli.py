@@ -280,6 +280,39 @@ def cmd_gradescope_bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ci_workflow(args: argparse.Namespace) -> int:
+    from grader.course import CourseError
+    from grader.student_repos import write_workflow
+
+    try:
+        write_workflow(Path(args.out), args.assignment, args.course_repo)
+    except CourseError as error:
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(
+        f"wrote {args.out}: commit it to the assignment's template repository, and store a "
+        f"read-only token for {args.course_repo} as its secret PTGRADE_COURSE_TOKEN"
+    )
+    return EXIT_OK
+
+
+def cmd_classroom50_bundle(args: argparse.Namespace) -> int:
+    from grader.course import CourseError
+    from grader.student_repos import write_classroom50_bundle
+
+    try:
+        written = write_classroom50_bundle(Path(args.folder), args.assignment)
+    except CourseError as error:
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(
+        f"wrote {len(written)} files into {args.folder}: put them at "
+        "CLASSROOM/autograders/ASSIGNMENT/ in your classroom50 repository (published on "
+        "GitHub Pages: it holds no solutions and no hidden checks)"
+    )
+    return EXIT_OK
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from grader.doctor import run
 
@@ -356,6 +389,26 @@ def build_parser() -> argparse.ArgumentParser:
     bundle.add_argument("out", metavar="OUT.zip")
     bundle.add_argument("--assignment", default="01_pytorch_workflow_exercises")
     bundle.set_defaults(run=cmd_gradescope_bundle)
+
+    workflow = commands.add_parser(
+        "ci-workflow", help="instructors: the GitHub Actions workflow for student repositories"
+    )
+    workflow.add_argument("out", nargs="?", default=".github/workflows/ptgrade.yml")
+    workflow.add_argument("--assignment", default="01_pytorch_workflow_exercises")
+    workflow.add_argument(
+        "--course-repo",
+        default="my-org/my-course-private",
+        metavar="OWNER/NAME",
+        help="the private repository holding the kit, solutions and hidden checks",
+    )
+    workflow.set_defaults(run=cmd_ci_workflow)
+
+    classroom50 = commands.add_parser(
+        "classroom50-bundle", help="instructors: a Classroom 50 autograder folder"
+    )
+    classroom50.add_argument("folder")
+    classroom50.add_argument("--assignment", default="01_pytorch_workflow_exercises")
+    classroom50.set_defaults(run=cmd_classroom50_bundle)
 
     doctor = commands.add_parser(
         "doctor", help="can this machine grade? each problem with what to do about it"

@@ -9,6 +9,7 @@ grader/course/nbgrader_config.py either way.
 from __future__ import annotations
 
 import shutil
+from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
 from grader.assignments import ASSIGNMENTS
@@ -75,3 +76,33 @@ Next, in {folder} (nbgrader needs the environment's bin folder, where alembic is
   nbgrader generate_feedback 01_pytorch_workflow_exercises
   nbgrader export --to grades.csv
 The gradebook is {folder}/gradebook.db. Keep source/checks/ out of anything students get."""
+
+
+def kit_files() -> list[tuple[Path, str]]:
+    """(file, its path as grader/...) for the kit's own package: what a bundle imports. Never
+    the course sources a built kit carries (grader/course/source)."""
+    package = Path(__file__).resolve().parent
+    files = []
+    for path in sorted(package.rglob("*")):
+        relative = path.relative_to(package)
+        if "__pycache__" in relative.parts or relative.parts[:2] == ("course", "source"):
+            continue
+        if path.is_file():
+            files.append((path, f"grader/{relative.as_posix()}"))
+    return files
+
+
+def requirements() -> str:
+    """The kit's dependencies, each pinned to the version installed here (tested together)."""
+    import re
+
+    lines = []
+    for requirement in requires("ptgrade") or []:
+        if "extra ==" in requirement:
+            continue
+        name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
+        try:
+            lines.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            lines.append(requirement)
+    return "\n".join(lines) + "\n"

@@ -11,11 +11,11 @@ checkout), and requirements.txt pinning the versions this kit runs with here.
 from __future__ import annotations
 
 import zipfile
-from importlib.metadata import PackageNotFoundError, requires, version
+from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
 from grader.assignments import ASSIGNMENTS
-from grader.course import HERE, source_files
+from grader.course import HERE, kit_files, requirements, source_files
 
 EXECUTABLE = 0o100755 << 16  # zip's external attributes: a regular file, rwxr-xr-x
 
@@ -24,27 +24,10 @@ class BundleError(Exception):
     """The bundle cannot be written; the message says why, in one line."""
 
 
-def requirements() -> str:
-    """The kit's dependencies, each pinned to the version installed here (tested together)."""
-    import re
-
-    lines = []
-    for requirement in requires("ptgrade") or []:
-        if "extra ==" in requirement:
-            continue
-        name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
-        try:
-            lines.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            lines.append(requirement)
-    return "\n".join(lines) + "\n"
-
-
 def write_bundle(out: Path, assignment: str) -> list[str]:
     """Write the zip; the names in it."""
     if assignment not in ASSIGNMENTS:
         raise BundleError(f"no assignment {assignment!r}: choose one of {', '.join(ASSIGNMENTS)}")
-    package = Path(__file__).resolve().parent
     try:
         needed = requirements()
     except PackageNotFoundError:
@@ -58,13 +41,8 @@ def write_bundle(out: Path, assignment: str) -> list[str]:
             _add(bundle, "setup.sh", (HERE / "gradescope_setup.sh").read_text(), EXECUTABLE)
             _add(bundle, "run_autograder", run, EXECUTABLE)
             _add(bundle, "requirements.txt", needed)
-            for path in sorted(package.rglob("*")):
-                relative = path.relative_to(package)
-                skipped = "__pycache__" in relative.parts or relative.parts[:2] == (
-                    "course", "source"
-                )  # fmt: skip
-                if path.is_file() and not skipped:
-                    bundle.write(path, f"kit/grader/{relative.as_posix()}")
+            for path, relative in kit_files():
+                bundle.write(path, f"kit/{relative}")
             for path, relative in files:
                 bundle.write(path, f"kit/solutions/{relative}")
             names = bundle.namelist()
