@@ -566,7 +566,7 @@ def _write_summary(output: Path, jobs: list[Job], results: dict[str, dict]) -> N
             "confinement",
         ]
     )
-    for job in jobs:
+    for job in one_per_student(jobs, results):
         result = results[job.key]
         by_section = {s["id"]: s["score"] for s in result.get("sections", [])}
         writer.writerow(
@@ -583,6 +583,37 @@ def _write_summary(output: Path, jobs: list[Job], results: dict[str, dict]) -> N
         )
     write_atomic(output / "grades.csv", buffer.getvalue())
     write_atomic(output / "summary.html", summary_html(jobs, results))
+
+
+def one_per_student(jobs: list[Job], results: dict[str, dict]) -> list[Job]:
+    """grades.csv's rows: one per student and assignment where the layout names the student (a
+    folder per student, nbgrader's or a repository's), however many notebooks the folder held.
+    The one kept is the assignment's own notebook, else the best graded one; a notebook that is
+    no assignment of the kit's (a student's scratch file) gives a row only to a student who has
+    nothing else. Every notebook keeps its own results/ file."""
+    groups: dict[tuple[str, str], list[Job]] = {}
+    for job in jobs:
+        if "/" not in job.key:  # notebooks named after their student: one each already
+            groups[(job.key, "")] = [job]
+            continue
+        groups.setdefault((job.student, results[job.key].get("assignment", "")), []).append(job)
+    graded_students = {student for (student, assignment) in groups if assignment}
+    kept = []
+    for (student, assignment), group in groups.items():
+        if not assignment and student in graded_students and "/" in group[0].key:
+            continue
+        kept.append(min(group, key=lambda job: _preference(job, results[job.key], assignment)))
+    order = {job.key: index for index, job in enumerate(jobs)}
+    return sorted(kept, key=lambda job: order[job.key])
+
+
+def _preference(job: Job, result: dict, assignment: str) -> tuple:
+    score = result.get("score")
+    return (
+        job.notebook.stem != assignment,  # the assignment's own notebook first
+        result.get("status") not in ("graded", "timeout", "crashed"),
+        -(score if isinstance(score, (int, float)) else -1),
+    )
 
 
 def _confinement(result: dict) -> str:

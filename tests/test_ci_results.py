@@ -169,3 +169,22 @@ def test_a_killed_graders_scratch_folder_goes_on_the_next_start(tmp_path):
         alive.kill()
         alive.wait()
     shutil.rmtree(kept, ignore_errors=True)
+
+
+def test_grades_csv_has_one_row_per_student_of_a_repository_layout(tmp_path):
+    repos = tmp_path / "repos"
+    (repos / "ana").mkdir(parents=True)
+    (repos / "bo").mkdir()
+    shutil.copy(SAMPLES / "cleo_no_zero_grad.ipynb", repos / "ana" / f"{ASSIGNMENT}.ipynb")
+    shutil.copy(CORRECT, repos / "ana" / "scratch copy.ipynb")  # not what she handed in
+    (repos / "ana" / "notes.ipynb").write_text(json.dumps(nbformat.v4.new_notebook()))
+    shutil.copy(CORRECT, repos / "bo" / "homework.ipynb")
+    output = tmp_path / "grades"
+    run = ptgrade("batch", str(repos), "--output", str(output), "--jobs", "1", *LIMITS)
+    assert run.returncode == 0, run.stderr
+    assert len(list((output / "results").glob("*.json"))) == 4  # every notebook's own result
+    rows = list(csv.DictReader(open(output / "grades.csv")))
+    assert [(r["student"], r["submission"], r["score"]) for r in rows] == [
+        ("ana", f"ana/{ASSIGNMENT}", "17.5"),
+        ("bo", "bo/homework", "20.0"),
+    ]
