@@ -78,13 +78,14 @@ def test_a_grader_error_exits_3_and_still_writes_a_report_that_says_so(tmp_path,
 def test_an_unusable_file_exits_2_with_a_report_that_says_why(tmp_path):
     path = tmp_path / "submission.ipynb"
     path.write_text("{not json")
-    for fmt in ("junit", "json", "gradescope"):
+    for fmt in ("junit", "json", "gradescope", "html"):
         out = tmp_path / f"report.{fmt}"
         run = ptgrade("grade", str(path), "--format", fmt, "--output", str(out))
         assert run.returncode == 2 and "not a notebook" in run.stderr
         assert "Traceback" not in run.stderr
         text = out.read_text()
         assert "not a notebook" in text
+        assert "Every section passed" not in text
         if fmt != "json":  # there: "status"
             assert "Not graded: this file cannot be graded (" in text
     assert json.loads((tmp_path / "report.json").read_text())["status"] == "unusable"
@@ -129,8 +130,8 @@ def test_batch_exits_3_leaves_scores_empty_and_grades_them_again(tmp_path, broke
     assert rows["ada"]["status"] == "graded" and rows["ada"]["score"] == "20.0"
 
 
-def _worker_folders() -> set[Path]:
-    return set(Path(tempfile.gettempdir()).glob("ptgrade-worker-*"))
+def _worker_folders(pid: int) -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob(f"ptgrade-worker-{pid}-*"))
 
 
 def test_a_killed_graders_scratch_folder_goes_on_the_next_start(tmp_path):
@@ -138,16 +139,16 @@ def test_a_killed_graders_scratch_folder_goes_on_the_next_start(tmp_path):
     hangs.cells[-1].source = "while True:\n    pass\n"
     path = tmp_path / f"{ASSIGNMENT}.ipynb"
     nbformat.write(hangs, path)
-    before = _worker_folders()
     grader = subprocess.Popen(
         [sys.executable, "-m", "grader.cli", "grade", str(path), "--cell-timeout", "120"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while not [f for f in _worker_folders() - before if any(f.glob("submission-*"))]:
+    # Its folder is named after its pid (other graders on this machine have folders too).
+    while not [f for f in _worker_folders(grader.pid) if any(f.glob("submission-*"))]:
         assert time.monotonic() < deadline and grader.poll() is None
         time.sleep(0.2)
-    left = (_worker_folders() - before).pop()
+    (left,) = _worker_folders(grader.pid)
     time.sleep(2)  # the submission is running in it now
     os.killpg(grader.pid, signal.SIGKILL)  # as the OOM killer or a cancelled CI job does
     grader.wait()

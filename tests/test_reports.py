@@ -72,7 +72,7 @@ FIGURES = {
 
 
 def test_every_format_renders_text():
-    assert FORMATS == ("text", "json", "junit", "gradescope", "markdown", "html")
+    assert FORMATS == ("text", "json", "junit", "gradescope", "markdown", "html", "classroom50")
     for fmt in FORMATS:
         assert isinstance(render(make_result(), fmt), str)
     with pytest.raises(ValueError, match="unknown report format 'pdf'"):
