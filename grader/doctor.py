@@ -99,6 +99,8 @@ def solutions_found(explicit: str | None) -> tuple[list[Line], Path | None]:
         else "$PTGRADE_SOLUTIONS" if os.environ.get("PTGRADE_SOLUTIONS")
         else "the kit's checkout"
     )  # fmt: skip
+    if folder is not None and folder.resolve().is_relative_to(Path(__file__).resolve().parent):
+        how = "the copy the built kit carries"
     fix = "set PTGRADE_SOLUTIONS (or --solutions) to the course's source folder"
     if folder is None:
         return [Line(FAIL, "solutions", "not found: hidden checks, points and the reference "

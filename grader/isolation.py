@@ -87,16 +87,27 @@ def _python_dirs() -> list[str]:
     dirs = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
     dirs.add(os.path.dirname(os.path.realpath(sys.executable)))
     root = str(package_root())
+    # A checkout's root holds solutions/: never shown. An installed kit's root is site-packages
+    # (torch, Python's own packages): shown, its course copy covered (bwrap_command).
+    hidden = _is_checkout(package_root())
     for entry in sys.path:
         real = os.path.realpath(entry) if entry else ""
-        if real and os.path.isdir(real) and real != root and not root.startswith(real + os.sep):
+        inside = real == root or root.startswith(real + os.sep)
+        if real and os.path.isdir(real) and not (hidden and inside):
             dirs.add(real)
-    # Keep the outermost folders only; never the package root itself (it holds solutions/).
+    # Keep the outermost folders only.
     kept = []
     for path in sorted(dirs, key=len):
         if not any(path == k or path.startswith(k + os.sep) for k in kept):
             kept.append(path)
+    if not hidden:
+        return kept
     return [p for p in kept if p != root and not root.startswith(p + os.sep)]
+
+
+def _is_checkout(root: Path) -> bool:
+    """The kit runs from a checkout (or an editable install of one), not from site-packages."""
+    return (root / "solutions").exists() or (root / "pyproject.toml").exists()
 
 
 def gpu_device_nodes() -> list[str]:

@@ -126,3 +126,29 @@ def test_a_built_kits_solutions_are_hidden_from_the_notebook(tmp_path, monkeypat
     shown = [*command, sys.executable, "-c", "import grader.course; print('kit ok')"]
     env = {**os.environ, "PYTHONPATH": str(kit)}
     assert "kit ok" in subprocess.run(shown, capture_output=True, text=True, env=env).stdout
+
+
+@pytest.mark.slow
+def test_a_kit_installed_from_its_wheel_grades_with_its_own_course_files(tmp_path):
+    """`pip install ptgrade-*.whl` into a fresh venv: the worker starts under bubblewrap (the
+    venv's site-packages shown, the kit's course copy covered), the hidden checks come from the
+    wheel, and the reference solutions get full marks (ptgrade doctor's self-test)."""
+    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run([*build, "-w", str(wheels), str(REPO)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    (wheel,) = wheels.glob("ptgrade-*.whl")
+    installed = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "-c", str(REPO / "constraints.txt"), str(wheel)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    if installed.returncode != 0:
+        pytest.skip(f"the kit's dependencies cannot be installed here: {installed.stderr[-300:]}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PTGRADE_", "PYTHON"))}
+    doctor = subprocess.run(
+        [str(venv / "bin" / "ptgrade"), "doctor"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )  # fmt: skip
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "the copy the built kit carries" in doctor.stdout
+    assert doctor.stdout.count("the reference solution scores 20/20") == 2
