@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # nbgrader shells out to alembic, which lives in the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup samples test lint reference-models exercises wheel smoke-installed clean
+.PHONY: setup samples test lint reference-models exercises wheel course-wheel smoke-installed clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,11 @@ exercises: $(STAMP)
 # The file students install (README, Students): dist/ptgrade-<version>-py3-none-any.whl.
 wheel: $(STAMP)
 	$(BIN)/python -m pip wheel . --no-deps -q -w dist
+
+# The instructor's wheel: the same kit plus solutions/ and the hidden checks (setup.py), for
+# `ptgrade init-course` and `gradescope-bundle`. Never hand it to students.
+course-wheel: $(STAMP)
+	PTGRADE_WHEEL=course $(BIN)/python -m pip wheel . --no-deps -q -w dist/course
 
 # The kit as users get it: the wheel in a fresh venv outside the checkout, with bubblewrap and
 # without (tests/test_installed_kit.py runs this in `make test`).

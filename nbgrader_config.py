@@ -1,11 +1,9 @@
 """nbgrader settings: instructor sources in solutions/, released exercises in exercises/."""
 
-import math
 import os
 import tempfile
 
-from grader.inline import seconds_from_env
-from grader.nbgrader_support import autograde_steps, validate_steps
+from grader.nbgrader_support import configure
 
 c = get_config()  # noqa: F821 (injected by nbgrader's config loader)
 
@@ -14,8 +12,6 @@ c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.course_id = "ptgrade"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
-# Models saved by running a solution notebook must not be released with it.
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "models"]
 
 # The gradebook never lives in the repository: tools/release_exercises.py passes a fresh
 # `--db` per run; a bare `nbgrader` call uses $PTGRADE_GRADEBOOK_URL or a file in the temp dir.
@@ -24,33 +20,5 @@ c.CourseDirectory.db_url = os.environ.get(
     "sqlite:///" + os.path.join(tempfile.gettempdir(), "ptgrade-gradebook.db"),
 )
 
-# The test cells call the kit (`assert_section`), which grades the saved notebook apart, in the
-# kernel nbgrader starts (that kernel inherits this process's environment).
-# Hidden checks and points come from this course's solutions, unless $PTGRADE_SOLUTIONS says.
-os.environ.setdefault(
-    "PTGRADE_SOLUTIONS",
-    os.path.join(c.CourseDirectory.root, c.CourseDirectory.source_directory),
-)
-
-# One pair of time limits for the student's code, in nbgrader's kernel as in the kit's sandbox:
-# $PTGRADE_CELL_TIMEOUT seconds a cell (ptgrade's --cell-timeout) and $PTGRADE_TIMEOUT seconds
-# the notebook (--timeout). The first test cell grades the whole notebook, so a test cell gets
-# the notebook's time and a minute for the kit to start.
-CELL_TIMEOUT = seconds_from_env("PTGRADE_CELL_TIMEOUT", 60)
-NOTEBOOK_TIMEOUT = seconds_from_env("PTGRADE_TIMEOUT", 300)
-
-
-def cell_timeout(cell) -> int:
-    seconds = NOTEBOOK_TIMEOUT + 60 if "assert_section(" in cell.source else CELL_TIMEOUT
-    return max(1, math.ceil(seconds))
-
-
-c.Execute.timeout_func = cell_timeout
-
-# A deleted test cell is put back, so that the kit still grades its section.
-c.OverwriteCells.add_missing_cells = True
-
-# Only the kit's verdict counts in its test cells: stray stderr there (a late warning from the
-# student's previous cell) does not zero them. See grader/nbgrader_support.py.
-c.Autograde.autograde_preprocessors = autograde_steps()
-c.Validator.preprocessors = validate_steps()
+# The kit's own settings: time limits, hidden checks, its verdicts in its test cells.
+configure(c)

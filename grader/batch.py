@@ -10,10 +10,10 @@ import io
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import stat
 import sys
-import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -27,6 +27,7 @@ from grader.assignments import ASSIGNMENTS
 from grader.safe_text import csv_cell, file_name, printable
 from grader.sandbox import Limits
 
+EXIT_GRADER_ERROR = 3  # as `ptgrade grade`: some submission has no grade through our fault
 SKIP_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".venv", "feedback", "autograded"}
 
 
@@ -178,11 +179,17 @@ def grade_one(notebook: str, limits: Limits) -> dict:
 
 def grade_bytes(name: str, content: bytes, limits: Limits) -> dict:
     """Grade a notebook sent as bytes (a remote worker needs no shared disk)."""
-    with tempfile.TemporaryDirectory(prefix="ptgrade-batch-") as folder:
+    from grader.scratch import make_scratch, sweep
+
+    sweep("ptgrade-batch-")  # a killed Dask worker's
+    folder = make_scratch("ptgrade-batch-")
+    try:
         stem = Path(name).stem  # it names the assignment, where it is the assignment's
-        path = Path(folder) / f"{file_name(stem)}.ipynb"
+        path = folder / f"{file_name(stem)}.ipynb"
         path.write_bytes(content)
         outcome = grade_one(str(path), limits)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     if "notebook" in outcome:
         outcome["notebook"] = name
     return outcome
@@ -193,7 +200,8 @@ def unusable(error: str) -> dict:
 
 
 def grader_error(error: str) -> dict:
-    return {"status": "grader_error", "error": error, "score": 0.0, "max_score": None}
+    # No score: the kit failed, not the student; grades.csv leaves the cell empty.
+    return {"status": "grader_error", "error": error, "score": None, "max_score": None}
 
 
 def warm_up(limits: Limits) -> None:
@@ -250,6 +258,9 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
         print(f"ptgrade: {printable(str(root))}: no such file or folder", file=sys.stderr)
         return 2
     from grader.cli import Refused, refuse_weak_confinement
+
+    if getattr(args, "solutions", None):  # for this process and its pool (Dask: set it there)
+        os.environ["PTGRADE_SOLUTIONS"] = str(Path(args.solutions).resolve())
 
     try:
         if not args.scheduler:  # a cluster's workers judge their own (a grader_error row each)
@@ -329,6 +340,15 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
             file=sys.stderr,
         )
         return 2
+    lost = [job.key for job in jobs if results[job.key].get("status") == "grader_error"]
+    if lost:
+        shown = ", ".join(printable(key, newlines=False) for key in lost[:3])
+        print(
+            f"ptgrade: {len(lost)} submission{'s' * (len(lost) > 1)} could not be graded "
+            f"through the grader's own failure ({shown}{' ...' if len(lost) > 3 else ''}): "
+            "their score is empty in grades.csv; run the same command again to grade them",
+            file=sys.stderr,
+        )
     if not_stored:
         print(
             f"ptgrade: {len(not_stored)} result{'s' * (len(not_stored) > 1)} could not be "
@@ -337,7 +357,7 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
             file=sys.stderr,
         )
         return 2
-    return 0
+    return EXIT_GRADER_ERROR if lost else 0
 
 
 def _say_grader_errors(jobs: list[Job], results: dict[str, dict]) -> None:
@@ -391,7 +411,10 @@ def _what_to_grade(
             unreadable.append((job, unusable(why)))
             continue
         previous = _previous_result(output, job)
-        if previous.get("hash") == f"{content}-{fingerprint}":
+        # A grader error is no result: it is tried again, whatever the hash says.
+        if previous.get("hash") == f"{content}-{fingerprint}" and previous.get("status") != (
+            "grader_error"
+        ):
             results[job.key] = previous
             continue
         todo.append((job, f"{content}-{fingerprint}"))
@@ -565,7 +588,7 @@ def _write_summary(output: Path, jobs: list[Job], results: dict[str, dict]) -> N
             "confinement",
         ]
     )
-    for job in jobs:
+    for job in one_per_student(jobs, results):
         result = results[job.key]
         by_section = {s["id"]: s["score"] for s in result.get("sections", [])}
         writer.writerow(
@@ -574,7 +597,7 @@ def _write_summary(output: Path, jobs: list[Job], results: dict[str, dict]) -> N
                 csv_cell(job.key),
                 result.get("assignment", ""),
                 result["status"],
-                result.get("score", 0),
+                "" if result.get("score") is None else result["score"],
                 result.get("max_score") or "",
                 *[by_section.get(s, "") for s in section_ids],
                 _confinement(result),
@@ -582,6 +605,37 @@ def _write_summary(output: Path, jobs: list[Job], results: dict[str, dict]) -> N
         )
     write_atomic(output / "grades.csv", buffer.getvalue())
     write_atomic(output / "summary.html", summary_html(jobs, results))
+
+
+def one_per_student(jobs: list[Job], results: dict[str, dict]) -> list[Job]:
+    """grades.csv's rows: one per student and assignment where the layout names the student (a
+    folder per student, nbgrader's or a repository's), however many notebooks the folder held.
+    The one kept is the assignment's own notebook, else the best graded one; a notebook that is
+    no assignment of the kit's (a student's scratch file) gives a row only to a student who has
+    nothing else. Every notebook keeps its own results/ file."""
+    groups: dict[tuple[str, str], list[Job]] = {}
+    for job in jobs:
+        if "/" not in job.key:  # notebooks named after their student: one each already
+            groups[(job.key, "")] = [job]
+            continue
+        groups.setdefault((job.student, results[job.key].get("assignment", "")), []).append(job)
+    graded_students = {student for (student, assignment) in groups if assignment}
+    kept = []
+    for (student, assignment), group in groups.items():
+        if not assignment and student in graded_students and "/" in group[0].key:
+            continue
+        kept.append(min(group, key=lambda job: _preference(job, results[job.key], assignment)))
+    order = {job.key: index for index, job in enumerate(jobs)}
+    return sorted(kept, key=lambda job: order[job.key])
+
+
+def _preference(job: Job, result: dict, assignment: str) -> tuple:
+    score = result.get("score")
+    return (
+        job.notebook.stem != assignment,  # the assignment's own notebook first
+        result.get("status") not in ("graded", "timeout", "crashed"),
+        -(score if isinstance(score, (int, float)) else -1),
+    )
 
 
 def _confinement(result: dict) -> str:
@@ -623,8 +677,7 @@ def summary_html(jobs: list[Job], results: dict[str, dict]) -> str:
     rows = "".join(
         f"<tr><td>{escape(printable(job.student))}</td><td>{escape(printable(job.key))}</td>"
         f"<td>{escape(results[job.key]['status'])}</td>"
-        f"<td>{results[job.key].get('score', 0):g} / {results[job.key].get('max_score') or 0:g}"
-        "</td></tr>"
+        f"<td>{_score_text(results[job.key])}</td></tr>"
         for job in jobs
     )
     mistakes = "".join(
@@ -641,6 +694,12 @@ def summary_html(jobs: list[Job], results: dict[str, dict]) -> str:
         f"{mistakes}</table><h2>Scores</h2><table><tr><th>student</th><th>submission</th>"
         f"<th>status</th><th>score</th></tr>{rows}</table></body></html>"
     )
+
+
+def _score_text(result: dict) -> str:
+    if result.get("score") is None:
+        return "none"
+    return f"{result['score']:g} / {result.get('max_score') or 0:g}"
 
 
 def _score_table(jobs: list[Job], results: dict[str, dict]) -> str:

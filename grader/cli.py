@@ -171,7 +171,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
             why = f"{folder} is a file" if folder.is_file() else error.strerror
             print(f"ptgrade: cannot write {args.output}: {why}", file=sys.stderr)
             return EXIT_UNUSABLE
-    result = _grade(args, hidden=True)
+    result, code, reason = _grade_or_say_why(args)
     text = render(result, args.format)
     if args.output:
         try:
@@ -186,6 +186,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(render(result, "markdown") + "\n")
+    if reason:
+        print(reason, file=sys.stderr)
+        return code
     if args.min_score is not None and result.score < args.min_score:
         print(
             f"ptgrade: score {result.score:g} is below --min-score {args.min_score:g}",
@@ -193,6 +196,45 @@ def cmd_grade(args: argparse.Namespace) -> int:
         )
         return EXIT_BELOW_MIN
     return EXIT_OK
+
+
+def _grade_or_say_why(args: argparse.Namespace):
+    """(the result, the exit code, the one line for stderr): a notebook that cannot be graded
+    still gets its report, which says why (CI then shows the reason where it shows grades)."""
+    from grader.errors import GraderError
+    from grader.notebook import UnusableNotebook, load_submission
+    from grader.result import not_graded
+    from grader.safe_text import printable
+
+    notebook = printable(str(args.notebook), newlines=False)
+    assignment = args.assignment or ""
+    try:
+        return _grade(args, hidden=True), EXIT_OK, ""
+    except UnusableNotebook as error:
+        status, code, reason = "unusable", EXIT_UNUSABLE, str(error)
+    except Refused as error:
+        status, code, reason = "refused", EXIT_UNUSABLE, str(error)
+    except GraderError as error:
+        status, code, reason = "grader_error", EXIT_GRADER_ERROR, error.reason
+    except Exception as error:  # a bug of the kit's: not a grade, and no traceback
+        status, code, reason = "grader_error", EXIT_GRADER_ERROR, internal_error(error)
+    if status != "unusable" and not assignment:
+        try:  # the notebook itself was fine: its report names its assignment
+            assignment = load_submission(args.notebook).assignment.id
+        except Exception:
+            pass
+    result = not_graded(notebook, status, reason, assignment)
+    return result, code, f"ptgrade: {reason}"
+
+
+def internal_error(error: BaseException) -> str:
+    """One line for a bug of the kit's: what was raised, and where in the kit."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    where = next((f for f in reversed(frames) if "grader" in Path(f.filename).parts), None)
+    place = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    return f"the grader failed: {type(error).__name__}: {error}{place}"
 
 
 def cmd_hints(args: argparse.Namespace) -> int:
@@ -207,6 +249,75 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from grader.batch import run_batch
 
     return run_batch(args, _limits(args))
+
+
+def cmd_init_course(args: argparse.Namespace) -> int:
+    from grader.course import NEXT_STEPS, CourseError, init_course
+
+    folder = Path(args.folder)
+    try:
+        written = init_course(folder)
+    except CourseError as error:
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(f"wrote {len(written)} files into {folder}: {', '.join(written)}")
+    print(NEXT_STEPS.format(folder=folder.resolve()))
+    return EXIT_OK
+
+
+def cmd_gradescope_bundle(args: argparse.Namespace) -> int:
+    from grader.gradescope_bundle import BundleError, write_bundle
+
+    try:
+        names = write_bundle(Path(args.out), args.assignment)
+    except BundleError as error:
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(
+        f"wrote {args.out} ({len(names)} files: setup.sh, run_autograder, the kit, the "
+        f"solutions and hidden checks of {args.assignment}): upload it as the autograder of a "
+        "Gradescope programming assignment"
+    )
+    return EXIT_OK
+
+
+def cmd_ci_workflow(args: argparse.Namespace) -> int:
+    from grader.course import CourseError
+    from grader.student_repos import write_workflow
+
+    try:
+        write_workflow(Path(args.out), args.assignment, args.course_repo)
+    except CourseError as error:
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(
+        f"wrote {args.out}: commit it to the assignment's template repository, and store a "
+        f"read-only token for {args.course_repo} as its secret PTGRADE_COURSE_TOKEN"
+    )
+    return EXIT_OK
+
+
+def cmd_classroom50_bundle(args: argparse.Namespace) -> int:
+    from grader.course import CourseError
+    from grader.student_repos import write_classroom50_bundle
+
+    try:
+        written = write_classroom50_bundle(Path(args.folder), args.assignment)
+    except CourseError as error:
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(
+        f"wrote {len(written)} files into {args.folder}: put them at "
+        "CLASSROOM/autograders/ASSIGNMENT/ in your classroom50 repository (published on "
+        "GitHub Pages: it holds no solutions and no hidden checks)"
+    )
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from grader.doctor import run
+
+    return run(args.solutions)
 
 
 def _versions() -> str:
@@ -267,6 +378,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limits(batch)
     batch.set_defaults(run=cmd_batch)
 
+    init = commands.add_parser(
+        "init-course", help="instructors: a ready nbgrader course folder from this kit"
+    )
+    init.add_argument("folder", help="a new (or empty) folder for the course")
+    init.set_defaults(run=cmd_init_course)
+
+    bundle = commands.add_parser(
+        "gradescope-bundle", help="instructors: the autograder zip to upload to Gradescope"
+    )
+    bundle.add_argument("out", metavar="OUT.zip")
+    bundle.add_argument("--assignment", default="01_pytorch_workflow_exercises")
+    bundle.set_defaults(run=cmd_gradescope_bundle)
+
+    workflow = commands.add_parser(
+        "ci-workflow", help="instructors: the GitHub Actions workflow for student repositories"
+    )
+    workflow.add_argument("out", nargs="?", default=".github/workflows/ptgrade.yml")
+    workflow.add_argument("--assignment", default="01_pytorch_workflow_exercises")
+    workflow.add_argument(
+        "--course-repo",
+        default="my-org/my-course-private",
+        metavar="OWNER/NAME",
+        help="the private repository holding the kit, solutions and hidden checks",
+    )
+    workflow.set_defaults(run=cmd_ci_workflow)
+
+    classroom50 = commands.add_parser(
+        "classroom50-bundle", help="instructors: a Classroom 50 autograder folder"
+    )
+    classroom50.add_argument("folder")
+    classroom50.add_argument("--assignment", default="01_pytorch_workflow_exercises")
+    classroom50.set_defaults(run=cmd_classroom50_bundle)
+
+    doctor = commands.add_parser(
+        "doctor", help="can this machine grade? each problem with what to do about it"
+    )
+    doctor.add_argument("--solutions", type=_folder, metavar="DIR", help="as for grade")
+    doctor.add_argument("--isolation", choices=("auto", "bwrap", "unshare", "none"))
+    doctor.set_defaults(run=cmd_doctor)
+
     hints = commands.add_parser("hints", help="list the catalogue of known mistakes")
     hints.set_defaults(run=cmd_hints)
     return parser
@@ -294,12 +445,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         if not _stdout_closed():
-            raise  # a pipe of the grader's own broke: not the reader going away
+            print("ptgrade: the grader failed: a pipe of its own broke", file=sys.stderr)
+            return EXIT_GRADER_ERROR
         # The reader went away (`ptgrade hints | head`): no traceback, and the exit status of
         # a process that SIGPIPE ended, as `yes | head` gives. Python's own flush at exit would
         # fail again on the closed pipe, so stdout goes nowhere from here.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except Exception as error:  # a bug of the kit's: one line and its own exit code
+        print(f"ptgrade: {internal_error(error)}", file=sys.stderr)
+        return EXIT_GRADER_ERROR
 
 
 def _stdout_closed() -> bool:

@@ -93,7 +93,14 @@ def _secret_folders() -> list[str]:
         package_root() / "solutions",
         package_root() / "reference_models",
     ]
-    return [os.path.realpath(p) for p in found if p is not None and os.path.exists(p)]
+    # A course wheel's own copy (setup.py) lies inside site-packages, which the interpreter
+    # needs: bwrap_command covers that copy with an empty folder instead.
+    packaged = os.path.realpath(package_root() / "grader" / "course" / "source")
+    return [
+        os.path.realpath(p)
+        for p in found
+        if p is not None and os.path.exists(p) and os.path.realpath(p) != packaged
+    ]
 
 
 def _python_dirs() -> list[str]:
@@ -177,6 +184,11 @@ def bwrap_command(scratch_root: Path, gpu_nodes: list[str] | None = None) -> lis
                 made.add(str(parent))
     for path in binds:
         command += ["--ro-bind", path, path]
+    # A built kit carries the course's solutions and hidden checks as package data
+    # (grader/course.py): inside the package the notebook may read, so they are covered.
+    packaged = package_root() / "grader" / "course" / "source"
+    if packaged.is_dir():
+        command += ["--tmpfs", str(packaged)]
     command += ["--bind", str(scratch_root), str(scratch_root), "--chdir", str(scratch_root)]
     return command
 

@@ -16,7 +16,13 @@ instead of saving the student's 0.
 
 from __future__ import annotations
 
-from nbgrader.preprocessors import NbGraderPreprocessor, SaveAutoGrades
+import nbformat
+from nbgrader.preprocessors import (
+    ClearHiddenTests,
+    NbGraderPreprocessor,
+    OverwriteCells,
+    SaveAutoGrades,
+)
 
 KIT_CALL = "assert_section("
 
@@ -58,6 +64,28 @@ class KitVerdictsInValidate(KitVerdicts):
     stop_on_kit_failure = False
 
 
+class QuietOverwriteCells(OverwriteCells):
+    """nbgrader's OverwriteCells, without its checksum warning for every test cell of every
+    submission that is merely the released cell: the source's cell holds the hidden checks,
+    which the release drops, so nbgrader would warn nine times a notebook about nothing. A test
+    cell the student really edited is still named (and put back from the source, as before)."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        self._submitted = cell.source
+        return super().preprocess_cell(cell, resources, cell_index)
+
+    def report_change(self, name, attr, old, new) -> None:
+        if attr == "checksum":
+            source = self.gradebook.find_source_cell(name, self.notebook_id, self.assignment_id)
+            released = nbformat.v4.new_code_cell(source.source)
+            ClearHiddenTests()._remove_hidden_test_region(released)
+            if released.source == self._submitted:
+                return  # as released: only the hidden checks differ
+            self.log.warning("Test cell %s was edited: it is put back from the source", name)
+            return
+        super().report_change(name, attr, old, new)
+
+
 def autograde_steps() -> list:
     """nbgrader's autograde steps with KitVerdicts just before the grades are saved."""
     from nbgrader.converters.autograde import Autograde
@@ -67,8 +95,58 @@ def autograde_steps() -> list:
     return steps[:at] + [KitVerdicts] + steps[at:]
 
 
+def sanitize_steps() -> list:
+    """nbgrader's sanitize steps (before autograde) with QuietOverwriteCells for its own."""
+    from nbgrader.converters.autograde import Autograde
+
+    steps = Autograde.class_traits()["sanitize_preprocessors"].default()
+    return [QuietOverwriteCells if step is OverwriteCells else step for step in steps]
+
+
 def validate_steps() -> list:
     """nbgrader's validate steps with KitVerdicts after the notebook ran."""
     from nbgrader.validator import Validator
 
     return Validator.class_traits()["preprocessors"].default() + [KitVerdictsInValidate]
+
+
+def configure(c) -> None:
+    """The kit's nbgrader settings, for this repository's nbgrader_config.py and a course's
+    (`ptgrade init-course`): call after the course's root and source folder are set."""
+    import math
+    import os
+
+    from grader.inline import seconds_from_env
+
+    # Models saved by running a solution notebook must not be released with it.
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "models"]
+
+    # The test cells call the kit (`assert_section`), which grades the saved notebook apart, in
+    # the kernel nbgrader starts (that kernel inherits this process's environment). Hidden
+    # checks and points come from this course's source folder, unless $PTGRADE_SOLUTIONS says.
+    os.environ.setdefault(
+        "PTGRADE_SOLUTIONS",
+        os.path.join(c.CourseDirectory.root, c.CourseDirectory.source_directory),
+    )
+
+    # One pair of time limits for the student's code, in nbgrader's kernel as in the kit's
+    # sandbox: $PTGRADE_CELL_TIMEOUT seconds a cell (ptgrade's --cell-timeout) and
+    # $PTGRADE_TIMEOUT seconds the notebook (--timeout). The first test cell grades the whole
+    # notebook, so a test cell gets the notebook's time and a minute for the kit to start.
+    cell_limit = seconds_from_env("PTGRADE_CELL_TIMEOUT", 60)
+    notebook_limit = seconds_from_env("PTGRADE_TIMEOUT", 300)
+
+    def cell_timeout(cell) -> int:
+        seconds = notebook_limit + 60 if KIT_CALL in cell.source else cell_limit
+        return max(1, math.ceil(seconds))
+
+    c.Execute.timeout_func = cell_timeout
+
+    # A deleted test cell is put back, so that the kit still grades its section.
+    c.OverwriteCells.add_missing_cells = True
+
+    # Only the kit's verdict counts in its test cells: stray stderr there (a late warning from
+    # the student's previous cell) does not zero them.
+    c.Autograde.autograde_preprocessors = autograde_steps()
+    c.Autograde.sanitize_preprocessors = sanitize_steps()
+    c.Validator.preprocessors = validate_steps()

@@ -298,9 +298,11 @@ def strip_solution_markers(source: str) -> str:
 
 
 def find_solutions_dir(explicit: str | os.PathLike | None = None) -> Path | None:
-    """The instructor's solutions/ folder: --solutions, $PTGRADE_SOLUTIONS, or the kit's checkout."""
+    """The instructor's solutions/ folder: --solutions, $PTGRADE_SOLUTIONS, the kit's checkout,
+    or the copy a built kit carries (setup.py)."""
     candidates = [explicit, os.environ.get("PTGRADE_SOLUTIONS")]
     candidates.append(Path(__file__).resolve().parent.parent / "solutions")
+    candidates.append(Path(__file__).resolve().parent / "course" / "source")  # a built kit's
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)

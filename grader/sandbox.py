@@ -19,6 +19,7 @@ from grader.assignments import DATA_NAMES
 from grader.isolation import Isolation, package_root, plan, sandbox_environment
 from grader.notebook import Submission
 from grader.sandbox_limits import process_limit
+from grader.scratch import make_scratch, sweep
 from grader.session import Session
 from grader.warm import WarmWorker
 
@@ -93,6 +94,7 @@ class _Pool:
 
 
 _POOL: _Pool | None = None
+WORKER_PREFIX = "ptgrade-worker-"
 
 
 def start_warm_worker(many: bool = False) -> None:
@@ -106,7 +108,8 @@ def warm_worker(wait: bool = True, many: bool = False) -> _Pool:
     """This process's warm worker, started on first use (torch imported once, then forked)."""
     global _POOL  # one per grading process, like a connection pool of size one
     if _POOL is None or _POOL.owner != os.getpid():
-        scratch_root = Path(tempfile.mkdtemp(prefix="ptgrade-worker-"))
+        sweep(WORKER_PREFIX)  # what killed graders left behind
+        scratch_root = make_scratch(WORKER_PREFIX)
         scratch_root.chmod(0o755)
         try:
             isolation = plan(scratch_root)

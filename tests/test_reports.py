@@ -72,7 +72,7 @@ FIGURES = {
 
 
 def test_every_format_renders_text():
-    assert FORMATS == ("text", "json", "junit", "gradescope", "markdown", "html")
+    assert FORMATS == ("text", "json", "junit", "gradescope", "markdown", "html", "classroom50")
     for fmt in FORMATS:
         assert isinstance(render(make_result(), fmt), str)
     with pytest.raises(ValueError, match="unknown report format 'pdf'"):
@@ -89,6 +89,7 @@ def test_json_round_trips_with_the_stable_keys():
         "sections",
         "errors",
         "execution",
+        "status",  # as `ptgrade batch`'s results: graded, timeout, crashed, unusable, ...
     }
     assert set(data["sections"][0]) == {"id", "title", "score", "max_score", "note", "checks"}
     assert set(data["sections"][1]["checks"][0]) == {
@@ -103,14 +104,19 @@ def test_json_round_trips_with_the_stable_keys():
     }
     assert data["sections"][1]["checks"][2]["message"] == TRICKY
     assert data["score"] == 3.0 and data["execution"]["status"] == "timeout"
+    assert data["status"] == "timeout"
 
 
 def test_junit_parses_with_counts_and_failure_messages():
     suite = ET.fromstring(render(make_result(), "junit").encode())
     assert suite.tag == "testsuite"
     assert suite.get("name") == "01_pytorch_workflow"
-    assert suite.get("tests") == "6" and suite.get("failures") == "3"
-    cases = suite.findall("testcase")
+    # Six checks, and the notebook that ran past its time limit as one test in error.
+    assert suite.get("tests") == "7" and suite.get("failures") == "3"
+    assert suite.get("errors") == "1"
+    timeout = suite.find("testcase[@name='grading']/error")
+    assert timeout.get("type") == "timeout" and "scored on the cells that ran" in timeout.text
+    cases = suite.findall("testcase")[1:]
     assert [c.get("classname") for c in cases] == ["01_pytorch_workflow.split"] * 2 + [
         "01_pytorch_workflow.data"
     ] * 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from grader.reports import gradescope, html, json, junit, markdown, text
+from grader.reports import classroom50, gradescope, html, json, junit, markdown, text
 from grader.result import GradeResult
 
 _RENDERERS: dict[str, Callable[[GradeResult], str]] = {
@@ -14,6 +14,7 @@ _RENDERERS: dict[str, Callable[[GradeResult], str]] = {
     "gradescope": gradescope.render,
     "markdown": markdown.render,
     "html": html.render,
+    "classroom50": classroom50.render,
 }
 
 FORMATS: tuple[str, ...] = tuple(_RENDERERS)

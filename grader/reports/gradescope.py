@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from grader.reports.text import hidden_checks, points, simulated_gpu
+from grader.reports.text import hidden_checks, points, simulated_gpu, status_line
 from grader.result import GradeResult, SectionResult
 
 
@@ -23,6 +23,8 @@ def section_output(section: SectionResult) -> str:
 def render(result: GradeResult) -> str:
     failed = [s.title for s in result.sections if not s.passed]
     summary = [f"Score: {points(result.score)} / {points(result.max_score)}"]
+    if status_line(result):
+        summary.append(status_line(result))
     if failed:
         summary.append("Sections to revisit: " + ", ".join(failed) + ".")
     summary += [line for line in (hidden_checks(result), simulated_gpu(result)) if line]
@@ -44,5 +46,8 @@ def render(result: GradeResult) -> str:
             for section in result.sections
         ],
         "stdout_visibility": "visible",
+        # Gradescope has no "not graded": a grader error's 0 is marked here and in the output,
+        # so that the instructor can find and regrade it.
+        "extra_data": {"status": result.status},
     }
     return json.dumps(report, indent=2)

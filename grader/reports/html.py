@@ -7,7 +7,7 @@ from html import escape
 
 from grader.assignments import ASSIGNMENTS, Assignment
 from grader.reports.svg import Series, chart
-from grader.reports.text import about_the_run, points
+from grader.reports.text import about_the_run, points, status_line
 from grader.result import GradeResult, SectionResult
 
 _CSS = """
@@ -94,7 +94,7 @@ def _failures(result: GradeResult) -> str:
         note = f'<p class="note">{escape(section.note)}</p>' if section.note else ""
         parts.append(f"<h3>{escape(section.title)}</h3><ul>{''.join(items)}</ul>{note}")
     if not parts:
-        return "<p>Every section passed.</p>"
+        return "<p>Every section passed.</p>" if result.sections else ""
     return "<h2>What to fix</h2>" + "".join(parts)
 
 
@@ -209,7 +209,8 @@ def render(result: GradeResult) -> str:
 <body>
 <h1>{escape(title)}</h1>
 <p class="notebook">{escape(result.notebook)}</p>
-<p class="total">Score: {points(result.score)} / {points(result.max_score)}</p>
+<p class="total">Score: {points(result.score) if result.graded else "none"} / {points(result.max_score)}</p>
+{f'<p class="warnings">{escape(status_line(result))}</p>' if status_line(result) else ""}
 {_ran_under(result)}
 {warnings}
 {_sections_table(result)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from grader.reports.text import confinement, points
+from grader.reports.text import confinement, points, status_line
 from grader.result import GradeResult
 
 # Characters XML 1.0 forbids even when escaped (most C0 controls, surrogates, U+FFFE/FFFF).
@@ -19,24 +19,35 @@ def xml_safe(text: str) -> str:
 def render(result: GradeResult) -> str:
     checks = [(section, check) for section in result.sections for check in section.checks]
     failures = sum(not check.passed for _, check in checks)
+    # A notebook that did not run to the end, or was not graded at all, is one test in error
+    # (the warnings of a normal grade go to system-err, not counted as tests).
+    trouble = status_line(result)
     suite = ET.Element(
         "testsuite",
         name=xml_safe(result.assignment),
-        tests=str(len(checks)),
+        tests=str(len(checks) + bool(trouble)),
         failures=str(failures),
-        errors="0",  # notebook-level problems go to system-err, not counted as tests
+        errors=str(int(bool(trouble))),
         skipped="0",
     )
     properties = ET.SubElement(suite, "properties")
     for name, value in (
         ("notebook", result.notebook),
-        ("score", points(result.score)),
+        ("score", points(result.score) if result.graded else ""),
         ("max_score", points(result.max_score)),
         ("confinement", confinement(result)),
         ("hidden_checks", str(result.execution.get("hidden_checks", "")).lower()),
         ("device", str(result.execution.get("device", ""))),
+        ("status", result.status),
     ):
         ET.SubElement(properties, "property", name=name, value=xml_safe(value))
+    if trouble:
+        case = ET.SubElement(
+            suite, "testcase", classname=xml_safe(f"{result.assignment}.notebook"), name="grading"
+        )
+        ET.SubElement(case, "error", message=xml_safe(trouble), type=result.status).text = xml_safe(
+            trouble
+        )
     for section, check in checks:
         case = ET.SubElement(
             suite,

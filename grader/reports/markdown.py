@@ -6,16 +6,17 @@ HTML, links, images or backticks, and the page is rendered with HTML allowed.
 
 from __future__ import annotations
 
-from grader.reports.text import about_the_run, points
+from grader.reports.text import about_the_run, points, status_line
 from grader.result import GradeResult
 from grader.safe_text import markdown_text, markdown_with_code
 
 
 def render(result: GradeResult) -> str:
+    score = points(result.score) if result.graded else "not graded"
     lines = [
-        f"## {markdown_text(result.assignment)}: {points(result.score)} / "
-        f"{points(result.max_score)}",
+        f"## {markdown_text(result.assignment)}: {score} / {points(result.max_score)}",
         "",
+        *([f"⚠️ {markdown_with_code(status_line(result))}", ""] if status_line(result) else []),
         *[f"{markdown_text(line)}  " for line in about_the_run(result)],
         "",
         "| Section | Points | Result |",

@@ -65,6 +65,27 @@ def about_the_run(result: GradeResult) -> list[str]:
     return lines + [line for line in (hidden_checks(result), simulated_gpu(result)) if line]
 
 
+def status_line(result: GradeResult) -> str:
+    """One sentence on how the grading went, for every report; "" for a normal grade."""
+    detail = str(result.execution.get("detail", "") or "").rstrip(".")
+    if result.status == "graded":
+        return ""
+    if result.status in ("timeout", "crashed"):
+        what = "ran past its time limit" if result.status == "timeout" else "crashed"
+        return (
+            f"The notebook {what}{f' ({detail})' if detail else ''}: it was scored on the "
+            "cells that ran."
+        )
+    if result.status == "unusable":
+        return f"Not graded: this file cannot be graded ({detail})."
+    if result.status == "refused":
+        return f"Not graded: the grading machine refused to run it ({detail})."
+    return (
+        f"Not graded: the grader failed, and no mistake in the notebook is the cause ({detail}). "
+        "This is not a score; the instructor needs to grade it again."
+    )
+
+
 def _verdict(section: SectionResult, color: bool) -> str:
     word = "PASS" if section.passed else "FAIL"
     if not color:
@@ -96,7 +117,10 @@ def render(result: GradeResult, color: bool = False) -> str:
     lines = [heading, "", header, "-" * len(header)]
     for section in result.sections:
         lines += _section_lines(section, title_width, color)
-    lines += ["-" * len(header), f"Score: {points(result.score)} / {points(result.max_score)}"]
+    score = points(result.score) if result.graded else "none"
+    lines += ["-" * len(header), f"Score: {score} / {points(result.max_score)}"]
+    if status_line(result):
+        lines += _wrap(status_line(result), "", "")
     for line in about_the_run(result):
         lines += _wrap(line, "", "           ")
     for error in result.errors:
