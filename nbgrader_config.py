@@ -50,7 +50,10 @@ c.Execute.timeout_func = cell_timeout
 # A deleted test cell is put back, so that the kit still grades its section.
 c.OverwriteCells.add_missing_cells = True
 
-# Only the kit's verdict counts in its test cells: stray stderr there (a late warning from the
-# student's previous cell) does not zero them. See grader/nbgrader_support.py.
+# The kit's test cells get their verdicts from the kit, computed in this (nbgrader's) process
+# while the kernel runs the notebook, never from what the student's kernel printed there: a
+# student cell cannot fake them, and stray stderr (a late warning) does not zero them. The
+# grading is warm across an autograde run (one worker, a fresh confined child per submission).
+# See grader/nbgrader_support.py and docs/nbgrader.md.
 c.Autograde.autograde_preprocessors = autograde_steps()
 c.Validator.preprocessors = validate_steps()
