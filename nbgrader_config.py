@@ -2,10 +2,11 @@
 
 import math
 import os
+import sys
 import tempfile
 
 from grader.inline import seconds_from_env
-from grader.nbgrader_support import autograde_steps, validate_steps
+from grader.nbgrader_support import autograde_steps, use_kit_steps_in_validate, warm_up_for
 
 c = get_config()  # noqa: F821 (injected by nbgrader's config loader)
 
@@ -56,4 +57,6 @@ c.OverwriteCells.add_missing_cells = True
 # grading is warm across an autograde run (one worker, a fresh confined child per submission).
 # See grader/nbgrader_support.py and docs/nbgrader.md.
 c.Autograde.autograde_preprocessors = autograde_steps()
-c.Validator.preprocessors = validate_steps()
+use_kit_steps_in_validate()  # nbgrader reads no `c.Validator.preprocessors`
+# Under `autograde` and `validate`, the kit's grader starts now, while nbgrader does.
+warm_up_for(sys.argv)

@@ -26,7 +26,8 @@ import ast
 import os
 import shutil
 import tempfile
-import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,19 +136,54 @@ def _notebook_name(nb, resources: dict) -> str:
     return matching[0] if len(matching) == 1 else "submission.ipynb"
 
 
-class Grading:
-    """The kit grades a copy of the notebook in a thread of this (nbgrader's) process."""
+# The kit grades in one thread of nbgrader's process, the same for the whole run: the warm
+# worker it starts dies with the thread that started it (PR_SET_PDEATHSIG is a thread's), and
+# one grade at a time shares that worker.
+_GRADER: ThreadPoolExecutor | None = None
 
-    # One grade at a time in a process: they share its warm worker.
-    _lock = threading.Lock()
+
+def _grader() -> ThreadPoolExecutor:
+    global _GRADER
+    if _GRADER is None:
+        _GRADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ptgrade-grading")
+    return _GRADER
+
+
+def warm_up_for(argv: list[str]) -> None:
+    """Under `nbgrader autograde` or `validate`, start the kit's grading now, while nbgrader
+    itself starts: the warm worker (torch imported once, confined), and pytest's collection of
+    the checks, pinned before any student's code runs. Other commands start nothing."""
+    command = next((a for a in argv[1:] if not a.startswith("-")), "")
+    if command in ("autograde", "validate"):
+        _grader().submit(_warm_up, command == "autograde")
+
+
+def _warm_up(hidden: bool) -> None:
+    try:
+        from grader.checking import open_checks
+        from grader.notebook import find_solutions_dir
+        from grader.sandbox import start_warm_worker
+
+        start_warm_worker(many=hidden)  # autograde forks it once a submission
+        _one_torch_thread()
+        solutions = find_solutions_dir()
+        checks = solutions / "checks" if solutions is not None and hidden else None
+        open_checks(checks if checks is not None and checks.is_dir() else None)
+    except Exception:  # only a head start: the first grade says what is wrong
+        pass
+
+
+class Grading:
+    """The kit grades a copy of the notebook in the grading thread of nbgrader's process."""
 
     def __init__(self, nb, resources: dict, autograde: bool) -> None:
         self.autograde = autograde
+        self.verdicts = Verdicts({})
+        self.finished = time.monotonic()  # when the grade was ready
+        self._future = None
         # The code as nbgrader read it, before the kernel ran any of it: nothing the student's
         # code writes while it runs (the file on disk included) changes what is graded.
         self.folder = Path(tempfile.mkdtemp(prefix="ptgrade-nbgrader-"))  # 0700
-        self.verdicts = Verdicts({})
-        self._thread = threading.Thread(target=self._grade, name="ptgrade-grading", daemon=True)
         try:
             self.path = self.folder / _notebook_name(nb, resources)
             nbformat.write(nb, self.path)
@@ -160,27 +196,27 @@ class Grading:
         else:  # validate: what the student's own check shows, and hidden calls if there are
             hidden = any(h for c in nb.cells if is_kit_test_cell(c) for _, h in kit_calls(c))
             self.modes = [False, True] if hidden else [False]
-        self._thread.start()
+        self._future = _grader().submit(self._grade)
 
     def _grade(self) -> None:
         from grader.grading import Options, grade
         from grader.inline import _limits
 
         try:
-            with self._lock:
-                _one_torch_thread()
-                limits = _limits()
-                for hidden in self.modes:
-                    options = Options(limits=limits, hidden=hidden, own_notebook=not hidden)
-                    self.verdicts.results[hidden] = grade(self.path, options)
+            _one_torch_thread()
+            limits = _limits()
+            for hidden in self.modes:
+                options = Options(limits=limits, hidden=hidden, own_notebook=not hidden)
+                self.verdicts.results[hidden] = grade(self.path, options)
         except Exception as error:  # unusable, refused, or the grader's own failure
             self.verdicts = Verdicts({}, f"{type(error).__name__}: {error}")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+            self.finished = time.monotonic()
 
     def wait(self) -> Verdicts:
-        if self._thread.is_alive():
-            self._thread.join()
+        if self._future is not None:
+            self._future.result()
         return self.verdicts
 
 
@@ -200,6 +236,7 @@ class KitExecute(Execute):
         if not any(is_kit_test_cell(cell) for cell in nb.cells):
             return super().preprocess(nb, resources)
         autograde = os.environ.get(NBGRADER_ENV) == "autograde"
+        started = time.monotonic()
         grading = Grading(nb, resources, autograde)
         previous = os.environ.get(VERDICTS_ENV)
         os.environ[VERDICTS_ENV] = "1"  # the kernel inherits it when it starts, just below
@@ -210,7 +247,15 @@ class KitExecute(Execute):
                 os.environ.pop(VERDICTS_ENV, None)
             else:
                 os.environ[VERDICTS_ENV] = previous
+            ran = time.monotonic() - started
             verdicts = grading.wait()  # never leave it grading beside the next notebook
+            self.log.debug(
+                "ptgrade: the kernel ran the notebook in %.2f s; the kit's grade was ready "
+                "%.2f s later (%.2f s after it was asked for)",
+                ran,
+                max(0.0, grading.finished - started - ran),
+                grading.finished - started,
+            )
         for cell in nb.cells:
             if is_kit_test_cell(cell):
                 cell.outputs = _streams_as_stdout(cell) + verdicts.outputs(cell, autograde)
@@ -241,6 +286,8 @@ class KitVerdicts(NbGraderPreprocessor):
 
 
 def _with_kit_execute(steps: list) -> list:
+    if KitExecute in steps:  # already the kit's (a config read twice in one process)
+        return steps
     return [KitExecute if step is Execute else step for step in steps]
 
 
@@ -250,6 +297,8 @@ def autograde_steps() -> list:
     from nbgrader.converters.autograde import Autograde
 
     steps = _with_kit_execute(Autograde.class_traits()["autograde_preprocessors"].default())
+    if KitVerdicts in steps:
+        return steps
     at = steps.index(SaveAutoGrades)
     return steps[:at] + [KitVerdicts] + steps[at:]
 
@@ -258,4 +307,14 @@ def validate_steps() -> list:
     """nbgrader's validate steps with KitExecute in place of Execute, then KitVerdicts."""
     from nbgrader.validator import Validator
 
-    return _with_kit_execute(Validator.class_traits()["preprocessors"].default()) + [KitVerdicts]
+    steps = _with_kit_execute(Validator.class_traits()["preprocessors"].default())
+    return steps if KitVerdicts in steps else steps + [KitVerdicts]
+
+
+def use_kit_steps_in_validate() -> None:
+    """Make validate_steps() `nbgrader validate`'s steps. nbgrader's Validator does not read its
+    `preprocessors` from the config (it is no config option: `c.Validator.preprocessors` only
+    draws a warning), so the kit sets the list's default, in this process only."""
+    from nbgrader.validator import Validator
+
+    Validator.class_traits()["preprocessors"].default_value = validate_steps()
