@@ -6,16 +6,18 @@ the kit's `assert_section` computed that verdict inside the student's kernel, a 
 could replace it (or any of the kit's module attributes there) and get full marks.
 
 `KitExecute` takes the place of nbgrader's `Execute` step (nbgrader_config.py puts it into
-`nbgrader autograde` and `nbgrader validate`). Before the kernel starts, it hands the notebook's
-code, as nbgrader read it from disk, to the kit in a thread of nbgrader's process: the same
-sandbox and checks as `ptgrade batch`, one warm worker for the whole run (torch imported once,
-a fresh confined child forked per submission, grader/warm.py). While that grades, nbgrader's
-kernel runs the notebook, and `assert_section` there only defers ($PTGRADE_VERDICTS_OUTSIDE).
-Then each kit test cell's outputs are rewritten from the kit's verdict: nothing when the
-section passed, the messages and hints with the score as the cell's value for partial credit
-under autograde, else an AssertionError with them. The kernel's own outputs in that cell are
-dropped, but for its stream text (stderr turned into stdout, since nbgrader zeroes a cell with
-any stderr: a late warning from the student's previous cell must cost nothing).
+`nbgrader autograde` and `nbgrader validate`). It copies the notebook's code as nbgrader read it
+from disk, before the kernel runs any of it, and when the kernel reaches the first kit test cell
+(where the kit used to grade inside the kernel) hands that copy to the kit in a thread of
+nbgrader's process: the same sandbox and checks as `ptgrade batch`, one warm worker for the
+whole run (torch imported once, a fresh confined child forked per submission, grader/warm.py).
+While that grades, the kernel runs the rest of the notebook, and `assert_section` there only
+defers ($PTGRADE_VERDICTS_OUTSIDE). Then each kit test cell's outputs are rewritten from the
+kit's verdict: nothing when the section passed, the messages and hints with the score as the
+cell's value for partial credit under autograde, else an AssertionError with them. The kernel's
+own outputs in that cell are dropped, but for its stream text (stderr turned into stdout, since
+nbgrader zeroes a cell with any stderr: a late warning from the previous cell must cost
+nothing). docs/nbgrader.md has the timeline and the measurements.
 
 Without this step (a course config of its own), `assert_section` grades in the kernel as before.
 """
@@ -196,7 +198,10 @@ class Grading:
         else:  # validate: what the student's own check shows, and hidden calls if there are
             hidden = any(h for c in nb.cells if is_kit_test_cell(c) for _, h in kit_calls(c))
             self.modes = [False, True] if hidden else [False]
-        self._future = _grader().submit(self._grade)
+
+    def start(self) -> None:
+        if self._future is None and self.verdicts.results == {} and not self.verdicts.error:
+            self._future = _grader().submit(self._grade)
 
     def _grade(self) -> None:
         from grader.grading import Options, grade
@@ -215,6 +220,7 @@ class Grading:
             self.finished = time.monotonic()
 
     def wait(self) -> Verdicts:
+        self.start()
         if self._future is not None:
             self._future.result()
         return self.verdicts
@@ -230,19 +236,28 @@ def _one_torch_thread() -> None:
 
 class KitExecute(Execute):
     """nbgrader's Execute, with each kit test cell's verdict computed by the kit outside the
-    kernel (see the module's docstring)."""
+    kernel (see the module's docstring).
+
+    The kit starts grading when the kernel reaches the first kit test cell, where the kit
+    used to grade inside the kernel: the student's cells before it (the imports, the slowest
+    start-up) never share the cores with a submission's sandbox, so their time limits mean
+    what they meant. The rest of the notebook runs in the kernel while the kit grades.
+    """
+
+    _grading: Grading | None = None
 
     def preprocess(self, nb, resources):
         if not any(is_kit_test_cell(cell) for cell in nb.cells):
             return super().preprocess(nb, resources)
         autograde = os.environ.get(NBGRADER_ENV) == "autograde"
         started = time.monotonic()
-        grading = Grading(nb, resources, autograde)
+        self._grading = grading = Grading(nb, resources, autograde)
         previous = os.environ.get(VERDICTS_ENV)
         os.environ[VERDICTS_ENV] = "1"  # the kernel inherits it when it starts, just below
         try:
             nb, resources = super().preprocess(nb, resources)
         finally:
+            self._grading = None
             if previous is None:
                 os.environ.pop(VERDICTS_ENV, None)
             else:
@@ -251,7 +266,7 @@ class KitExecute(Execute):
             verdicts = grading.wait()  # never leave it grading beside the next notebook
             self.log.debug(
                 "ptgrade: the kernel ran the notebook in %.2f s; the kit's grade was ready "
-                "%.2f s later (%.2f s after it was asked for)",
+                "%.2f s later (%.2f s after the kernel started)",
                 ran,
                 max(0.0, grading.finished - started - ran),
                 grading.finished - started,
@@ -260,6 +275,11 @@ class KitExecute(Execute):
             if is_kit_test_cell(cell):
                 cell.outputs = _streams_as_stdout(cell) + verdicts.outputs(cell, autograde)
         return nb, resources
+
+    def preprocess_cell(self, cell, resources, index):
+        if self._grading is not None and is_kit_test_cell(cell):
+            self._grading.start()
+        return super().preprocess_cell(cell, resources, index)
 
 
 def _streams_as_stdout(cell) -> list:
