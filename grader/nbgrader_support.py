@@ -238,13 +238,15 @@ class KitExecute(Execute):
     """nbgrader's Execute, with each kit test cell's verdict computed by the kit outside the
     kernel (see the module's docstring).
 
-    The kit starts grading when the kernel reaches the first kit test cell, where the kit
-    used to grade inside the kernel: the student's cells before it (the imports, the slowest
-    start-up) never share the cores with a submission's sandbox, so their time limits mean
-    what they meant. The rest of the notebook runs in the kernel while the kit grades.
+    The student's cells before the first kit test cell (the imports, the slowest) never share
+    the cores with the kit, so their time limits mean what they meant: the kernel's first cell
+    waits for the kit's warm-up (once a run; the kernel's own start-up overlaps it), and the kit
+    starts grading when the kernel reaches the first kit test cell, where the kit used to grade
+    inside the kernel. The rest of the notebook runs in the kernel while the kit grades.
     """
 
     _grading: Grading | None = None
+    _warm = False  # the kit's warm-up (warm_up_for) is done
 
     def preprocess(self, nb, resources):
         if not any(is_kit_test_cell(cell) for cell in nb.cells):
@@ -277,8 +279,12 @@ class KitExecute(Execute):
         return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
-        if self._grading is not None and is_kit_test_cell(cell):
-            self._grading.start()
+        if self._grading is not None and cell.cell_type == "code":
+            if not self._warm:  # the kernel has started; its first cell waits for the kit
+                _grader().submit(lambda: None).result()
+                self._warm = True
+            if is_kit_test_cell(cell):
+                self._grading.start()
         return super().preprocess_cell(cell, resources, index)
 
 
