@@ -139,6 +139,42 @@ def recorded_scores(course: Path, assignment: str, students) -> dict[str, float]
         return {s: gradebook.find_submission(assignment, s).score for s in students}
 
 
+LIVE_CHECK = """
+import time
+started = time.monotonic()
+check("split", notebook={path!r})
+print(f"FIRST-CHECK {{time.monotonic() - started:.3f}}")
+"""
+
+
+def first_check_in_a_live_kernel(notebook: Path, head_start: float) -> float:
+    """Seconds the first `check()` takes in a fresh Jupyter kernel, `head_start` seconds after
+    the kit was imported there (0: imported and called at once, a cold start)."""
+    from jupyter_client.manager import start_new_kernel
+
+    outputs: list[str] = []
+
+    def run(code: str) -> None:
+        kernel.execute_interactive(
+            code,
+            timeout=300,
+            output_hook=lambda m: outputs.append(m.get("content", {}).get("text", "")),
+        )
+
+    os.environ["MPLBACKEND"] = "Agg"
+    manager, kernel = start_new_kernel(kernel_name="python3", cwd=str(notebook.parent))
+    try:
+        run(f"import sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\nimport torch")
+        run("from grader import check")
+        time.sleep(head_start)  # the student reads, types, runs their cells
+        run(LIVE_CHECK.format(path=str(notebook)))
+    finally:
+        kernel.stop_channels()
+        manager.shutdown_kernel(now=True)
+    line = next(o for o in "".join(outputs).splitlines() if o.startswith("FIRST-CHECK"))
+    return float(line.split()[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1, help="autograde rounds (order swapped)")
@@ -187,6 +223,15 @@ def main(argv: list[str] | None = None) -> int:
                 wall, cpu = nbgrader(course, "validate", str(path))
                 validate[assignment].append((wall, cpu))
                 print(f"validate  {assignment:30s} {wall:6.1f} s, CPU {cpu:5.1f} s")
+        live = scratch / "live" / NOTEBOOK
+        live.parent.mkdir()
+        nbformat.write(notebooks["ada_correct"], live)
+        first_checks = {s: first_check_in_a_live_kernel(live, s) for s in (0.0, 15.0)}
+        for head_start, seconds in first_checks.items():
+            print(
+                f"first check() in a live kernel, {head_start:g} s after the kit's import: "
+                f"{seconds:.2f} s"
+            )
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
