@@ -36,6 +36,8 @@ from pathlib import Path
 import nbformat
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
 
+from grader.errors import GraderError
+
 KIT_CALL = "assert_section("
 # While KitExecute runs a notebook, the kernel (which inherits it) leaves the verdict to it.
 VERDICTS_ENV = "PTGRADE_VERDICTS_OUTSIDE"
@@ -182,6 +184,7 @@ class Grading:
         self.autograde = autograde
         self.verdicts = Verdicts({})
         self.finished = time.monotonic()  # when the grade was ready
+        self.failure: GraderError | None = None
         self._future = None
         # The code as nbgrader read it, before the kernel ran any of it: nothing the student's
         # code writes while it runs (the file on disk included) changes what is graded.
@@ -206,6 +209,7 @@ class Grading:
     def _grade(self) -> None:
         from grader.grading import Options, grade
         from grader.inline import _limits
+        from grader.notebook import UnusableNotebook
 
         try:
             _one_torch_thread()
@@ -213,8 +217,11 @@ class Grading:
             for hidden in self.modes:
                 options = Options(limits=limits, hidden=hidden, own_notebook=not hidden)
                 self.verdicts.results[hidden] = grade(self.path, options)
-        except Exception as error:  # unusable, refused, or the grader's own failure
-            self.verdicts = Verdicts({}, f"{type(error).__name__}: {error}")
+        except UnusableNotebook as error:  # not a notebook of this kit: no points, and why
+            self.verdicts = Verdicts({}, str(error))
+        except Exception as error:  # the kit's own failure is never a student's 0
+            reason = error.reason if isinstance(error, GraderError) else repr(error)
+            self.failure = GraderError(reason)
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.finished = time.monotonic()
@@ -273,6 +280,10 @@ class KitExecute(Execute):
                 max(0.0, grading.finished - started - ran),
                 grading.finished - started,
             )
+        if grading.failure is not None:
+            # nbgrader then records nothing for this notebook and names the reason (autograde
+            # goes on with the next one): a kit that cannot grade never gives a student a 0.
+            raise grading.failure
         for cell in nb.cells:
             if is_kit_test_cell(cell):
                 cell.outputs = _streams_as_stdout(cell) + verdicts.outputs(cell, autograde)

@@ -217,6 +217,35 @@ def test_the_kit_step_writes_the_verdict_nbgrader_reads():
     assert determine_grade(cell)[0] == 0 and "'nope'" in cell.outputs[0]["evalue"]
 
 
+def test_a_kit_that_cannot_grade_never_records_a_zero(monkeypatch):
+    """The grader's own failure stops nbgrader on that notebook with the reason (GraderError);
+    a notebook that is not the kit's gets no points and says why."""
+    from grader.errors import GraderError
+    from grader.nbgrader_support import Grading
+    from grader.notebook import UnusableNotebook
+
+    notebook = nbformat.read(SAMPLES / "ada_correct.ipynb", as_version=4)
+    resources = {"nbgrader": {"notebook": ASSIGNMENT}}
+    for raised in (GraderError("bubblewrap is broken"), RuntimeError("no worker")):
+
+        def failing(path, options, raised=raised):
+            raise raised
+
+        monkeypatch.setattr("grader.grading.grade", failing)
+        grading = Grading(notebook, resources, autograde=True)
+        grading.wait()
+        assert isinstance(grading.failure, GraderError)
+        assert str(raised) in str(grading.failure) and not grading.verdicts.results
+
+    def unusable(path, options):
+        raise UnusableNotebook("not a notebook of this kit's assignments")
+
+    monkeypatch.setattr("grader.grading.grade", unusable)
+    grading = Grading(notebook, resources, autograde=True)
+    assert grading.wait().error == "not a notebook of this kit's assignments"
+    assert grading.failure is None
+
+
 def test_the_kit_step_reads_the_sections_a_test_cell_grades():
     from grader.nbgrader_support import kit_calls
 
