@@ -106,11 +106,12 @@ class Verdicts:
             text = failure_text(section)
             if not autograde or section.score <= 0:
                 return [_error(text)]
-            score = min(section.score, section.max_score)
+            score = float(min(section.score, section.max_score))
             return [
                 nbformat.v4.new_output("stream", name="stdout", text=text + "\n"),
+                # What the kernel showed for the value assert_section returned: its repr.
                 nbformat.v4.new_output(
-                    "execute_result", data={"text/plain": f"{score:g}"}, execution_count=None
+                    "execute_result", data={"text/plain": repr(score)}, execution_count=None
                 ),
             ]
         return []
