@@ -1,7 +1,7 @@
 """What the kit costs under nbgrader: the same assignment with the kit's test cells and with
 plain hand-written asserts, side by side in one run.
 
-    .venv/bin/python benchmarks/nbgrader_vs_plain.py [--rounds 1] [--keep]
+    .venv/bin/python benchmarks/nbgrader_vs_plain.py [--rounds 1] [--validate-rounds 2] [--keep]
 
 One scratch course (this repository's nbgrader_config.py) holds two assignments built from
 solutions/01_pytorch_workflow_exercises: the kit's own (`assert_section` test cells) and
@@ -9,10 +9,11 @@ solutions/01_pytorch_workflow_exercises: the kit's own (`assert_section` test ce
 points). The same six submissions (five bundled samples and one corpus entry; not the endless
 loop, whose cell limit would dominate both) go to both, then `nbgrader autograde` runs on each
 (plain first, then the kit; a second round in the other order with --rounds 2), and
-`nbgrader validate` on one notebook in each form (twice, in both orders). Prints seconds per
-notebook and kit / plain, wall-clock and CPU (nbgrader and everything it started: on a machine
-shared with other work, CPU time is the steadier measure).
-The code under test is this checkout's (PYTHONPATH), whatever the venv has installed.
+`nbgrader validate` on one notebook in each form (twice, in both orders), and the first
+`check()` in a live Jupyter kernel, cold and 15 s after the kit's import. Prints seconds per
+notebook and kit / plain, wall-clock (the figure to quote) and CPU: nbgrader's and that of the
+processes it waited for, so a grader that the kernel starts itself (the kit before issue 20)
+is left out of it. The code under test is this checkout's (PYTHONPATH), whatever the venv has installed.
 """
 
 from __future__ import annotations

@@ -246,11 +246,13 @@ class KitExecute(Execute):
     """nbgrader's Execute, with each kit test cell's verdict computed by the kit outside the
     kernel (see the module's docstring).
 
-    The student's cells before the first kit test cell (the imports, the slowest) never share
-    the cores with the kit, so their time limits mean what they meant: the kernel's first cell
-    waits for the kit's warm-up (once a run; the kernel's own start-up overlaps it), and the kit
-    starts grading when the kernel reaches the first kit test cell, where the kit used to grade
-    inside the kernel. The rest of the notebook runs in the kernel while the kit grades.
+    A submission's grading starts when the kernel reaches the first kit test cell, where the
+    kit used to grade inside the kernel: the student's cells before it (the imports, the
+    slowest) never share the cores with a submission's sandbox. The rest of the notebook runs
+    in the kernel while the kit grades. The kernel's first cell also waits until this process
+    has done its part of the warm-up (importing torch here holds the interpreter lock that
+    nbgrader's message loop needs); the warm worker, a process of its own, may still be
+    starting beside the first notebook's early cells, once a run.
     """
 
     _grading: Grading | None = None
@@ -292,7 +294,7 @@ class KitExecute(Execute):
 
     def preprocess_cell(self, cell, resources, index):
         if self._grading is not None and cell.cell_type == "code":
-            if not self._warm:  # the kernel has started; its first cell waits for the kit
+            if not self._warm:  # the kernel has started; its first cell waits for the warm-up
                 _grader().submit(lambda: None).result()
                 self._warm = True
             if is_kit_test_cell(cell):
