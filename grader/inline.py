@@ -16,6 +16,10 @@ session; VS Code: `__vsc_ipynb_file__`), Colab's live notebook (read through Col
 it is not on disk), or the one notebook in the kernel's folder holding the cells it ran
 (`jupyter nbconvert --execute`, a renamed copy). When it cannot be told, nothing is graded and
 the error says why (`find_notebook`).
+
+Under the kit's nbgrader config the kernel grades nothing: `grader.nbgrader_support.KitExecute`
+computes each test cell's verdict in nbgrader's own process, where no student code runs, and
+sets $PTGRADE_VERDICTS_OUTSIDE for the kernel it starts; `assert_section` then returns at once.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ SANDBOX_ENV = "PTGRADE_SANDBOX"
 NOTEBOOK_ENV = "PTGRADE_NOTEBOOK"
 # Set by nbgrader while its kernel runs a notebook: "autograde" or "validate".
 NBGRADER_ENV = "NBGRADER_EXECUTION"
+# Set by the kit's nbgrader step for the kernel it starts: it gives the verdicts itself.
+VERDICTS_ENV = "PTGRADE_VERDICTS_OUTSIDE"
 # The kit's time limits for grading from a notebook (ptgrade's --cell-timeout and --timeout).
 CELL_TIMEOUT_ENV = "PTGRADE_CELL_TIMEOUT"
 TIMEOUT_ENV = "PTGRADE_TIMEOUT"
@@ -56,6 +62,12 @@ def _inside_sandbox() -> bool:
 
 def _nbgrader_execution() -> str | None:
     return os.environ.get(NBGRADER_ENV) or None
+
+
+def _verdicts_outside() -> bool:
+    """nbgrader's process computes the test cells' verdicts (nbgrader_support.KitExecute);
+    whatever this kernel does or says in a test cell is overwritten there."""
+    return bool(_nbgrader_execution()) and os.environ.get(VERDICTS_ENV) == "1"
 
 
 def _assignment_notebooks_here() -> list[Path]:
@@ -360,7 +372,7 @@ def assert_section(
     autograde the hidden checks always count, whichever call asks, so that every call of a cell
     agrees with `ptgrade grade`; only the visible call prints.
     """
-    if _inside_sandbox():
+    if _inside_sandbox() or _verdicts_outside():
         return None
     autograde = _nbgrader_execution() == "autograde"
     warning = unsaved_warning(section, notebook)
@@ -375,3 +387,27 @@ def assert_section(
     if not hidden:
         print(text)
     return min(result.score, result.max_score)
+
+
+def warm_start_in_background() -> None:
+    """In a live Jupyter kernel, start the grader's warm worker (it imports torch) and pytest's
+    collection of the checks now, while the student works: the first `check()` then costs a
+    warm grade, not a cold start. Nothing where no grading will follow in this process."""
+    if _inside_sandbox() or _verdicts_outside() or "IPython" not in sys.modules:
+        return
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is None:
+            return
+        from grader.checking import open_checks
+        from grader.sandbox import start_warm_worker
+
+        with _quiet_stderr():  # the worker keeps this quiet stderr for its life
+            start_warm_worker()
+        open_checks()
+    except Exception:  # a warm start is only ever a head start: the first check tells
+        pass
+
+
+warm_start_in_background()

@@ -1,30 +1,53 @@
-"""nbgrader reads a kit test cell's verdict from the kit, never from stray stderr output.
+"""nbgrader records the kit's verdicts, computed in nbgrader's own process, never in the kernel.
 
-nbgrader gives a grade cell zero points when any output is on stderr (`utils.determine_grade`).
-A kit test cell (`assert_section(...)`) writes nothing there, but Jupyter forwards file
-descriptor 2 from a thread, so a warning printed late by the student's previous cell can arrive
-while the test cell runs. This step turns such output into stdout (still shown in the feedback)
-after the notebook ran and before nbgrader reads the grades; the verdict stays the kit's: an
-AssertionError (no points), the cell's value (partial credit) or nothing (full points).
-nbgrader_config.py puts it into `nbgrader autograde` and `nbgrader validate`.
+nbgrader gives a test cell its points from the cell's outputs as its kernel left them: an error
+is no points, a number as the cell's value is partial credit, anything else full points. When
+the kit's `assert_section` computed that verdict inside the student's kernel, a student cell
+could replace it (or any of the kit's module attributes there) and get full marks.
 
-A kit test cell that failed by the kit's own fault (`GraderError`: the kit could not grade, no
-mistake of the student's is the cause) is no verdict: this step stops the notebook with the
-reason, which nbgrader logs as an ERROR line, records no grade for it and ends non-zero,
-instead of saving the student's 0.
+`KitExecute` takes the place of nbgrader's `Execute` step (nbgrader_config.py puts it into
+`nbgrader autograde` and `nbgrader validate`). It copies the notebook's code as nbgrader read it
+from disk, before the kernel runs any of it, and when the kernel reaches the first kit test cell
+(where the kit used to grade inside the kernel) hands that copy to the kit in a thread of
+nbgrader's process: the same sandbox and checks as `ptgrade batch`, one warm worker for the
+whole run (torch imported once, a fresh confined child forked per submission, grader/warm.py).
+While that grades, the kernel runs the rest of the notebook, and `assert_section` there only
+defers ($PTGRADE_VERDICTS_OUTSIDE). Then each kit test cell's outputs are rewritten from the
+kit's verdict: nothing when the section passed, the messages and hints with the score as the
+cell's value for partial credit under autograde, else an AssertionError with them. The kernel's
+own outputs in that cell are dropped, but for its stream text (stderr turned into stdout, since
+nbgrader zeroes a cell with any stderr: a late warning from the previous cell must cost
+nothing). docs/nbgrader.md has the timeline and the measurements.
+
+Without this step (a course config of its own), `assert_section` grades in the kernel as before.
 """
 
 from __future__ import annotations
 
+import ast
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
 import nbformat
 from nbgrader.preprocessors import (
     ClearHiddenTests,
+    Execute,
     NbGraderPreprocessor,
     OverwriteCells,
     SaveAutoGrades,
 )
 
+from grader.errors import GraderError
+
 KIT_CALL = "assert_section("
+# While KitExecute runs a notebook, the kernel (which inherits it) leaves the verdict to it.
+VERDICTS_ENV = "PTGRADE_VERDICTS_OUTSIDE"
+NBGRADER_ENV = "NBGRADER_EXECUTION"
 
 
 def is_kit_test_cell(cell) -> bool:
@@ -34,13 +57,277 @@ def is_kit_test_cell(cell) -> bool:
     )
 
 
+def kit_calls(cell) -> list[tuple[str, bool]]:
+    """(section, hidden) for each `assert_section("section", hidden=...)` in the cell, in
+    order; the section named by the cell's grade id where the source cannot tell."""
+    calls = []
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError:
+        tree = None
+    for node in ast.walk(tree) if tree is not None else ():
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        if name != "assert_section" or not node.args:
+            continue
+        section = node.args[0]
+        if not (isinstance(section, ast.Constant) and isinstance(section.value, str)):
+            continue
+        hidden = any(
+            k.arg == "hidden" and isinstance(k.value, ast.Constant) and bool(k.value.value)
+            for k in node.keywords
+        )
+        calls.append((node.lineno, node.col_offset, section.value, hidden))
+    if calls:
+        return [(section, hidden) for _, _, section, hidden in sorted(calls)]
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+    return [(grade_id.removesuffix("_tests"), False)]
+
+
+@dataclass
+class Verdicts:
+    """The kit's grades of one notebook: by `hidden`, a GradeResult; or why there is none."""
+
+    results: dict
+    error: str = ""
+
+    def outputs(self, cell, autograde: bool) -> list:
+        """The outputs that give `cell` the kit's verdict, as `assert_section` would in the
+        kernel: the first failing call decides; under autograde both calls count the hidden
+        checks and a section with some points gets them as the cell's value."""
+        from grader.inline import failure_text
+
+        if self.error:
+            return [_error(f"The kit could not grade this notebook: {self.error}")]
+        for section_id, hidden in kit_calls(cell):
+            result = self.results[hidden or autograde]
+            try:
+                section = result.section(section_id)
+            except StopIteration:
+                known = ", ".join(s.id for s in result.sections)
+                return [_error(f"No section {section_id!r} in this assignment ({known}).")]
+            if section.passed:
+                continue
+            text = failure_text(section)
+            if not autograde or section.score <= 0:
+                return [_error(text)]
+            score = float(min(section.score, section.max_score))
+            return [
+                nbformat.v4.new_output("stream", name="stdout", text=text + "\n"),
+                # What the kernel showed for the value assert_section returned: its repr.
+                nbformat.v4.new_output(
+                    "execute_result", data={"text/plain": repr(score)}, execution_count=None
+                ),
+            ]
+        return []
+
+
+def _error(text: str):
+    return nbformat.v4.new_output(
+        "error", ename="AssertionError", evalue=text, traceback=[f"AssertionError: {text}"]
+    )
+
+
+def _notebook_name(nb, resources: dict) -> str:
+    """The submission's file name: nbgrader names it for autograde; validate does not, and it
+    is then the notebook in the working folder (nbgrader's) whose code cells are these."""
+    name = (resources.get("nbgrader") or {}).get("notebook")
+    if name:
+        return f"{name}.ipynb"
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    matching = []
+    for path in sorted(Path.cwd().glob("*.ipynb")):
+        try:
+            cells = nbformat.read(path, as_version=4).cells
+        except Exception:  # not a notebook: not this one
+            continue
+        if [c.source for c in cells if c.cell_type == "code"] == code:
+            matching.append(path.name)
+    return matching[0] if len(matching) == 1 else "submission.ipynb"
+
+
+# The kit grades in one thread of nbgrader's process, the same for the whole run: the warm
+# worker it starts dies with the thread that started it (PR_SET_PDEATHSIG is a thread's), and
+# one grade at a time shares that worker.
+_GRADER: ThreadPoolExecutor | None = None
+
+
+def _grader() -> ThreadPoolExecutor:
+    global _GRADER
+    if _GRADER is None:
+        _GRADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ptgrade-grading")
+    return _GRADER
+
+
+def warm_up_for(argv: list[str]) -> None:
+    """Under `nbgrader autograde` or `validate`, start the kit's grading now, while nbgrader
+    itself starts: the warm worker (torch imported once, confined), and pytest's collection of
+    the checks, pinned before any student's code runs. Other commands start nothing."""
+    command = next((a for a in argv[1:] if not a.startswith("-")), "")
+    if command in ("autograde", "validate"):
+        _grader().submit(_warm_up, command == "autograde")
+
+
+def _warm_up(hidden: bool) -> None:
+    try:
+        from grader.checking import open_checks
+        from grader.notebook import find_solutions_dir
+        from grader.sandbox import start_warm_worker
+
+        start_warm_worker(many=hidden)  # autograde forks it once a submission
+        _one_torch_thread()
+        solutions = find_solutions_dir()
+        checks = solutions / "checks" if solutions is not None and hidden else None
+        open_checks(checks if checks is not None and checks.is_dir() else None)
+    except Exception:  # only a head start: the first grade says what is wrong
+        pass
+
+
+class Grading:
+    """The kit grades a copy of the notebook in the grading thread of nbgrader's process."""
+
+    def __init__(self, nb, resources: dict, autograde: bool) -> None:
+        self.autograde = autograde
+        self.verdicts = Verdicts({})
+        self.finished = time.monotonic()  # when the grade was ready
+        self.failure: GraderError | None = None
+        self._future = None
+        # The code as nbgrader read it, before the kernel ran any of it: nothing the student's
+        # code writes while it runs (the file on disk included) changes what is graded.
+        self.folder = Path(tempfile.mkdtemp(prefix="ptgrade-nbgrader-"))  # 0700
+        try:
+            self.path = self.folder / _notebook_name(nb, resources)
+            nbformat.write(nb, self.path)
+        except Exception as error:  # nothing to grade: every kit test cell says why
+            self.verdicts = Verdicts({}, f"the notebook could not be copied ({error})")
+            shutil.rmtree(self.folder, ignore_errors=True)
+            return
+        if autograde:
+            self.modes = [True]
+        else:  # validate: what the student's own check shows, and hidden calls if there are
+            hidden = any(h for c in nb.cells if is_kit_test_cell(c) for _, h in kit_calls(c))
+            self.modes = [False, True] if hidden else [False]
+
+    def start(self) -> None:
+        if self._future is None and self.verdicts.results == {} and not self.verdicts.error:
+            self._future = _grader().submit(self._grade)
+
+    def _grade(self) -> None:
+        from grader.grading import Options, grade
+        from grader.inline import _limits
+        from grader.notebook import UnusableNotebook
+
+        try:
+            _one_torch_thread()
+            limits = _limits()
+            for hidden in self.modes:
+                options = Options(limits=limits, hidden=hidden, own_notebook=not hidden)
+                self.verdicts.results[hidden] = grade(self.path, options)
+        except UnusableNotebook as error:  # not a notebook of this kit: no points, and why
+            self.verdicts = Verdicts({}, str(error))
+        except Exception as error:  # the kit's own failure is never a student's 0
+            reason = error.reason if isinstance(error, GraderError) else repr(error)
+            self.failure = GraderError(reason)
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.finished = time.monotonic()
+
+    def wait(self) -> Verdicts:
+        self.start()
+        if self._future is not None:
+            self._future.result()
+        return self.verdicts
+
+
+def _one_torch_thread() -> None:
+    """The checks' tensors are tiny; torch's thread pool would only fight nbgrader's kernel
+    for the cores (as in ptgrade batch's workers)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class KitExecute(Execute):
+    """nbgrader's Execute, with each kit test cell's verdict computed by the kit outside the
+    kernel (see the module's docstring).
+
+    A submission's grading starts when the kernel reaches the first kit test cell, where the
+    kit used to grade inside the kernel: the student's cells before it (the imports, the
+    slowest) never share the cores with a submission's sandbox. The rest of the notebook runs
+    in the kernel while the kit grades. The kernel's first cell also waits until this process
+    has done its part of the warm-up (importing torch here holds the interpreter lock that
+    nbgrader's message loop needs); the warm worker, a process of its own, may still be
+    starting beside the first notebook's early cells, once a run.
+    """
+
+    _grading: Grading | None = None
+    _warm = False  # the kit's warm-up (warm_up_for) is done
+
+    def preprocess(self, nb, resources):
+        if not any(is_kit_test_cell(cell) for cell in nb.cells):
+            return super().preprocess(nb, resources)
+        autograde = os.environ.get(NBGRADER_ENV) == "autograde"
+        started = time.monotonic()
+        self._grading = grading = Grading(nb, resources, autograde)
+        previous = os.environ.get(VERDICTS_ENV)
+        os.environ[VERDICTS_ENV] = "1"  # the kernel inherits it when it starts, just below
+        try:
+            nb, resources = super().preprocess(nb, resources)
+        finally:
+            self._grading = None
+            if previous is None:
+                os.environ.pop(VERDICTS_ENV, None)
+            else:
+                os.environ[VERDICTS_ENV] = previous
+            ran = time.monotonic() - started
+            verdicts = grading.wait()  # never leave it grading beside the next notebook
+            self.log.debug(
+                "ptgrade: the kernel ran the notebook in %.2f s; the kit's grade was ready "
+                "%.2f s later (%.2f s after the kernel started)",
+                ran,
+                max(0.0, grading.finished - started - ran),
+                grading.finished - started,
+            )
+        if grading.failure is not None:
+            # nbgrader then records nothing for this notebook and names the reason (autograde
+            # goes on with the next one): a kit that cannot grade never gives a student a 0.
+            raise grading.failure
+        for cell in nb.cells:
+            if is_kit_test_cell(cell):
+                cell.outputs = _streams_as_stdout(cell) + verdicts.outputs(cell, autograde)
+        return nb, resources
+
+    def preprocess_cell(self, cell, resources, index):
+        if self._grading is not None and cell.cell_type == "code":
+            if not self._warm:  # the kernel has started; its first cell waits for the warm-up
+                _grader().submit(lambda: None).result()
+                self._warm = True
+            if is_kit_test_cell(cell):
+                self._grading.start()
+        return super().preprocess_cell(cell, resources, index)
+
+
+def _streams_as_stdout(cell) -> list:
+    """The text the kernel printed in the cell, none of it on stderr, and nothing else: an
+    error or a value there is not the kit's verdict."""
+    kept = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            output["name"] = "stdout"
+            kept.append(output)
+    return kept
+
+
 class KitFailed(Exception):
     """The kit could not grade a notebook under nbgrader; the message says why."""
 
 
 class KitVerdicts(NbGraderPreprocessor):
-    """In kit test cells, stderr output becomes stdout, so that only the kit's verdict counts;
-    a cell where the kit itself failed stops the notebook with the reason."""
+    """In kit test cells, stderr output becomes stdout, so that only the kit's verdict counts
+    (what KitExecute does too; kept for configs that grade in the kernel). A cell where the kit
+    itself failed in the kernel (`GraderError`) stops the notebook with the reason, which
+    nbgrader logs as an ERROR line, instead of saving the student's 0."""
 
     stop_on_kit_failure = True  # autograde; validate shows the cell's error to the student
 
@@ -86,11 +373,20 @@ class QuietOverwriteCells(OverwriteCells):
         super().report_change(name, attr, old, new)
 
 
+def _with_kit_execute(steps: list) -> list:
+    if KitExecute in steps:  # already the kit's (a config read twice in one process)
+        return steps
+    return [KitExecute if step is Execute else step for step in steps]
+
+
 def autograde_steps() -> list:
-    """nbgrader's autograde steps with KitVerdicts just before the grades are saved."""
+    """nbgrader's autograde steps with KitExecute in place of Execute, and KitVerdicts just
+    before the grades are saved."""
     from nbgrader.converters.autograde import Autograde
 
-    steps = Autograde.class_traits()["autograde_preprocessors"].default()
+    steps = _with_kit_execute(Autograde.class_traits()["autograde_preprocessors"].default())
+    if KitVerdicts in steps:
+        return steps
     at = steps.index(SaveAutoGrades)
     return steps[:at] + [KitVerdicts] + steps[at:]
 
@@ -104,17 +400,27 @@ def sanitize_steps() -> list:
 
 
 def validate_steps() -> list:
-    """nbgrader's validate steps with KitVerdicts after the notebook ran."""
+    """nbgrader's validate steps with KitExecute in place of Execute, then KitVerdictsInValidate."""
     from nbgrader.validator import Validator
 
-    return Validator.class_traits()["preprocessors"].default() + [KitVerdictsInValidate]
+    steps = _with_kit_execute(Validator.class_traits()["preprocessors"].default())
+    return steps if KitVerdictsInValidate in steps else steps + [KitVerdictsInValidate]
+
+
+def use_kit_steps_in_validate() -> None:
+    """Make validate_steps() `nbgrader validate`'s steps. nbgrader's Validator does not read its
+    `preprocessors` from the config (it is no config option: `c.Validator.preprocessors` only
+    draws a warning), so the kit sets the list's default, in this process only."""
+    from nbgrader.validator import Validator
+
+    Validator.class_traits()["preprocessors"].default_value = validate_steps()
 
 
 def configure(c) -> None:
     """The kit's nbgrader settings, for this repository's nbgrader_config.py and a course's
     (`ptgrade init-course`): call after the course's root and source folder are set."""
     import math
-    import os
+    import sys
 
     from grader.inline import seconds_from_env
 
@@ -145,8 +451,13 @@ def configure(c) -> None:
     # A deleted test cell is put back, so that the kit still grades its section.
     c.OverwriteCells.add_missing_cells = True
 
-    # Only the kit's verdict counts in its test cells: stray stderr there (a late warning from
-    # the student's previous cell) does not zero them.
+    # The kit's test cells get their verdicts from the kit, computed in this (nbgrader's)
+    # process while the kernel runs the notebook, never from what the student's kernel printed
+    # there: a student cell cannot fake them, and stray stderr (a late warning) does not zero
+    # them. The grading is warm across an autograde run (one worker, a fresh confined child per
+    # submission). docs/nbgrader.md has the timeline.
     c.Autograde.autograde_preprocessors = autograde_steps()
     c.Autograde.sanitize_preprocessors = sanitize_steps()
-    c.Validator.preprocessors = validate_steps()
+    use_kit_steps_in_validate()  # nbgrader reads no `c.Validator.preprocessors`
+    # Under `autograde` and `validate`, the kit's grader starts now, while nbgrader does.
+    warm_up_for(sys.argv)

@@ -61,3 +61,19 @@ def test_a_check_after_an_unsaved_edit_warns_that_the_saved_file_is_graded(tmp_p
         in stale
     )
     assert "Warning" not in fresh  # the cell run last is the saved one again
+
+
+def test_importing_the_kit_in_a_kernel_starts_the_grader_in_the_background(tmp_path):
+    """So that a student's first check() is a warm grade: the worker (torch imported once) and
+    the checks' collection start at the import, not at the first check."""
+    probe = (
+        "import grader.sandbox, grader.checking\n"
+        "pool = grader.sandbox._POOL\n"
+        "print('worker', pool is not None and pool.worker._process is not None)\n"
+        "print('checks', bool(grader.checking._SESSIONS))"
+    )
+    cells = [new_code_cell("from grader import check"), new_code_cell(probe)]
+    notebook = _run_in_a_kernel(new_notebook(cells=cells), tmp_path)
+    shown = "".join(o.get("text", "") for o in notebook.cells[1].outputs)
+    assert "worker True" in shown and "checks True" in shown
+    assert not any(o.get("name") == "stderr" for c in notebook.cells for o in c.outputs)

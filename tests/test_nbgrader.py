@@ -31,7 +31,11 @@ ASSIGNMENT = "01_pytorch_workflow_exercises"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
 SAMPLES = REPO_ROOT / "samples" / ASSIGNMENT
 # Short limits keep the endless loop quick; the same ones go to nbgrader and to `ptgrade`.
-CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 5, 120
+# Not shorter: on a 2-core machine shared with other work, nbgrader's kernel took over 5 s to
+# `import torch`, and nbgrader fails a whole submission whose cell runs out of time.
+CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 15, 120
+# Where no loop must run out: a cell limit that such a machine keeps.
+ROOMY_CELL_TIMEOUT = 60
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -171,10 +175,102 @@ def test_stray_stderr_in_a_kit_test_cell_costs_nothing_the_kit_verdict_counts():
     assert determine_grade(other)[0] == 0
 
 
+def _grade_result(*sections: SectionResult):
+    from grader.result import GradeResult
+
+    total = sum(s.score for s in sections)
+    return GradeResult("a", "a.ipynb", total, sum(s.max_score for s in sections), list(sections))
+
+
+def test_the_kit_step_writes_the_verdict_nbgrader_reads():
+    """Outside the kernel, KitExecute turns the kit's result into the outputs nbgrader grades:
+    as assert_section would in the kernel (the first failing call decides)."""
+    from nbgrader.utils import determine_grade
+
+    from grader.nbgrader_support import Verdicts
+
+    source = 'from grader.inline import assert_section\nassert_section("split")\n'
+    hidden_source = source + 'assert_section("split", hidden=True)\n'
+    full, partial, zero = _section(2.0), _section(1.0), _section(0.0)
+    cases = [  # (visible result, hidden result, autograde) -> points
+        ((full, full, True), 2.0),
+        ((full, partial, True), 1.0),  # autograde counts the hidden checks in every call
+        ((partial, partial, True), 1.0),
+        ((zero, zero, True), 0.0),
+        ((partial, partial, False), 0.0),  # validate: any failure is an error
+        ((full, partial, False), 0.0),  # ... in the hidden call too
+    ]
+    for (visible, hidden, autograde), points in cases:
+        verdicts = Verdicts({False: _grade_result(visible), True: _grade_result(hidden)})
+        cell = _test_cell(source=hidden_source)
+        cell.outputs = verdicts.outputs(cell, autograde)
+        assert determine_grade(cell) == (points, 2.0), (visible.score, hidden.score, autograde)
+        if 0 < points < 2:
+            assert "`train_split` is 80.0, a float." in cell.outputs[0]["text"]
+        if points == 0:
+            assert "Hint: Use `int(0.8 * len(X))`." in cell.outputs[-1]["evalue"]
+    # The grader's own failure, or a section the result lacks: no points, and why.
+    cell = _test_cell(source=source)
+    cell.outputs = Verdicts({}, "GraderError: no bubblewrap").outputs(cell, True)
+    assert determine_grade(cell)[0] == 0 and "no bubblewrap" in cell.outputs[0]["evalue"]
+    cell = _test_cell(source='assert_section("nope")')
+    cell.outputs = Verdicts({True: _grade_result(full)}).outputs(cell, True)
+    assert determine_grade(cell)[0] == 0 and "'nope'" in cell.outputs[0]["evalue"]
+
+
+def test_a_kit_that_cannot_grade_never_records_a_zero(monkeypatch):
+    """The grader's own failure stops nbgrader on that notebook with the reason (GraderError);
+    a notebook that is not the kit's gets no points and says why."""
+    from grader.errors import GraderError
+    from grader.nbgrader_support import Grading
+    from grader.notebook import UnusableNotebook
+
+    notebook = nbformat.read(SAMPLES / "ada_correct.ipynb", as_version=4)
+    resources = {"nbgrader": {"notebook": ASSIGNMENT}}
+    for raised in (GraderError("bubblewrap is broken"), RuntimeError("no worker")):
+
+        def failing(path, options, raised=raised):
+            raise raised
+
+        monkeypatch.setattr("grader.grading.grade", failing)
+        grading = Grading(notebook, resources, autograde=True)
+        grading.wait()
+        assert isinstance(grading.failure, GraderError)
+        assert str(raised) in str(grading.failure) and not grading.verdicts.results
+
+    def unusable(path, options):
+        raise UnusableNotebook("not a notebook of this kit's assignments")
+
+    monkeypatch.setattr("grader.grading.grade", unusable)
+    grading = Grading(notebook, resources, autograde=True)
+    assert grading.wait().error == "not a notebook of this kit's assignments"
+    assert grading.failure is None
+
+
+def test_the_kit_step_reads_the_sections_a_test_cell_grades():
+    from grader.nbgrader_support import kit_calls
+
+    cell = _test_cell(
+        source='x = 1\nassert_section("data")\nkit.assert_section("data", hidden=True)'
+    )
+    assert kit_calls(cell) == [("data", False), ("data", True)]
+    # Source it cannot read: the section its grade id names.
+    assert kit_calls(_test_cell(source="assert_section(")) == [("split", False)]
+
+
+def test_under_the_kit_step_the_kernel_leaves_the_verdict_to_it(graded_as, monkeypatch):
+    graded_as(_section(0.0))
+    monkeypatch.setenv(inline.VERDICTS_ENV, "1")
+    with pytest.raises(AssertionError):  # outside nbgrader the variable means nothing
+        inline.assert_section("split")
+    monkeypatch.setenv(inline.NBGRADER_ENV, "autograde")
+    assert inline.assert_section("split") is None
+
+
 def test_nbgrader_config_runs_the_kit_step_and_shares_the_kit_time_limits(monkeypatch):
     from traitlets.config import PyFileConfigLoader
 
-    from grader.nbgrader_support import KitVerdicts
+    from grader.nbgrader_support import KitExecute, KitVerdicts
 
     monkeypatch.setenv("PTGRADE_CELL_TIMEOUT", "5")
     monkeypatch.setenv("PTGRADE_TIMEOUT", "120")
@@ -183,7 +279,13 @@ def test_nbgrader_config_runs_the_kit_step_and_shares_the_kit_time_limits(monkey
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config()
     steps = config.Autograde.autograde_preprocessors
     assert steps[steps.index(KitVerdicts) + 1].__name__ == "SaveAutoGrades"
-    assert issubclass(config.Validator.preprocessors[-1], KitVerdicts)
+    # The verdicts are computed outside the kernel, by the step that runs it; nbgrader's
+    # Validator takes no steps from the config, so the kit's are its defaults.
+    from nbgrader.validator import Validator
+
+    assert steps[0] is KitExecute
+    assert Validator().preprocessors[-2] is KitExecute
+    assert issubclass(Validator().preprocessors[-1], KitVerdicts)
     assert config.OverwriteCells.add_missing_cells is True
     timeout = config.Execute.timeout_func
     assert timeout(_test_cell()) == 180  # the kit grades the whole notebook in a test cell
@@ -295,12 +397,12 @@ def _noisy_but_valid() -> dict:
     return entry
 
 
-def nbgrader_env(course: Path) -> dict[str, str]:
+def nbgrader_env(course: Path, cell_timeout: float = CELL_TIMEOUT) -> dict[str, str]:
     env = dict(os.environ)
     # nbgrader shells out to alembic, next to this interpreter in the venv.
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PTGRADE_GRADEBOOK_URL"] = f"sqlite:///{course / 'gradebook.db'}"
-    env["PTGRADE_CELL_TIMEOUT"] = str(CELL_TIMEOUT)
+    env["PTGRADE_CELL_TIMEOUT"] = str(cell_timeout)
     env["PTGRADE_TIMEOUT"] = str(NOTEBOOK_TIMEOUT)
     env["MPLBACKEND"] = "Agg"
     # Stale pointers an instructor's shell may hold: under nbgrader they must be ignored.
@@ -311,12 +413,14 @@ def nbgrader_env(course: Path) -> dict[str, str]:
     return env
 
 
-def nbgrader(course: Path, *args: str, timings: dict | None = None) -> str:
+def nbgrader(
+    course: Path, *args: str, timings: dict | None = None, cell_timeout: float = CELL_TIMEOUT
+) -> str:
     started = time.monotonic()
     result = subprocess.run(
         ["nbgrader", *args],
         cwd=course,
-        env=nbgrader_env(course),
+        env=nbgrader_env(course, cell_timeout),
         capture_output=True,
         text=True,
         timeout=600,
@@ -327,13 +431,13 @@ def nbgrader(course: Path, *args: str, timings: dict | None = None) -> str:
     return result.stdout + result.stderr
 
 
-def ptgrade(*args: str) -> dict:
+def ptgrade(*args: str, cell_timeout: float = CELL_TIMEOUT) -> dict:
     """`ptgrade grade|check NOTEBOOK` with the course's limits, as JSON (in this process)."""
     from grader.grading import Options, grade
     from grader.sandbox import Limits
 
     command, notebook = args
-    limits = Limits(cell_timeout=CELL_TIMEOUT, notebook_timeout=NOTEBOOK_TIMEOUT)
+    limits = Limits(cell_timeout=cell_timeout, notebook_timeout=NOTEBOOK_TIMEOUT)
     return grade(notebook, Options(limits=limits, hidden=command == "grade")).to_dict()
 
 
@@ -469,7 +573,17 @@ def _failed_sections(validate_output: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_nbgrader_validate_gives_the_verdict_of_ptgrade_check(tmp_path):
+@pytest.mark.parametrize("course_config", [False, True], ids=["in-the-kernel", "kit-step"])
+def test_nbgrader_validate_gives_the_verdict_of_ptgrade_check(tmp_path, course_config):
+    """Without the course's config (a student's own nbgrader) the kernel grades; with it, the
+    kit's step in nbgrader's process does. The verdicts are the same."""
+    if course_config:
+        shutil.copy(REPO_ROOT / "nbgrader_config.py", tmp_path)
+        shutil.copytree(
+            REPO_ROOT / "solutions",
+            tmp_path / "solutions",
+            ignore=shutil.ignore_patterns("models", "__pycache__", ".ipynb_checkpoints"),
+        )
     paths = []
     for name in ("ada_correct", "ben_float_split_index"):
         folder = tmp_path / name
@@ -480,13 +594,13 @@ def test_nbgrader_validate_gives_the_verdict_of_ptgrade_check(tmp_path):
         result = subprocess.run(
             ["nbgrader", "validate", str(path)],
             cwd=tmp_path,
-            env=nbgrader_env(tmp_path),
+            env=nbgrader_env(tmp_path, ROOMY_CELL_TIMEOUT),
             capture_output=True,
             text=True,
             timeout=300,
         )
         assert result.returncode == 0, result.stderr
-        check = ptgrade("check", str(path))
+        check = ptgrade("check", str(path), cell_timeout=ROOMY_CELL_TIMEOUT)
         failing = {s["id"]: s for s in check["sections"] if s["score"] < s["max_score"]}
         shown = _failed_sections(result.stdout)
         assert shown.keys() == failing.keys(), result.stdout
@@ -498,3 +612,87 @@ def test_nbgrader_validate_gives_the_verdict_of_ptgrade_check(tmp_path):
                     assert _flat(item["message"]) in shown[section_id]
                     assert _flat(item["hint_text"]) in shown[section_id]
     assert "split" in failing  # ben's float split index, in the second notebook
+
+
+# ---------------------------------------------------------------------------------------------
+# The verdict is computed outside the student's kernel; one submission costs only its own result
+# ---------------------------------------------------------------------------------------------
+
+REPLACES_THE_KIT = """\
+device = "cuda" if torch.cuda.is_available() else "cpu"
+import grader.inline
+grader.inline.assert_section = lambda *args, **kwargs: None
+"""
+EDITS_THE_KIT = """\
+device = "cuda" if torch.cuda.is_available() else "cpu"
+import os
+import grader.inline as kit
+os.environ["PTGRADE_SANDBOX"] = "1"  # the kit does nothing inside its own sandbox
+kit._inside_sandbox = lambda: True
+kit._verdicts_outside = lambda: True
+"""
+# In the kit's sandbox only (nbgrader's kernel runs on): it kills its grading process, then
+# its parent (the warm worker every submission is forked from), then itself.
+KILLS_ITS_GRADER = """\
+import os, signal
+if os.environ.get("PTGRADE_SANDBOX") == "1":
+    try:
+        os.kill(os.getppid(), signal.SIGKILL)
+    except OSError:  # not allowed where the worker is the sandbox's PID 1
+        pass
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _released_with_device_cell(code: str) -> nbformat.NotebookNode:
+    """The released notebook, no exercise answered, the device cell replaced by `code`."""
+    notebook = nbformat.read(REPO_ROOT / "exercises" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    notebook.cells[_code_cell_index(notebook, "device")].source = code
+    return notebook
+
+
+def _with_a_killer_cell(path: Path) -> nbformat.NotebookNode:
+    notebook = nbformat.read(path, as_version=4)
+    index = _code_cell_index(notebook, "model")
+    notebook.cells[index].source = KILLS_ITS_GRADER + notebook.cells[index].source
+    return notebook
+
+
+@pytest.mark.slow
+def test_a_student_kernel_cannot_fake_the_points_nor_cost_others_theirs(course):
+    """Through the real nbgrader autograde: a submission that replaces `assert_section` in its
+    kernel, one that edits the kit's module attributes there, and one that kills its grading
+    process (graded first) get ptgrade's points, 0 for every section they faked; the correct
+    submission graded after them gets its full marks."""
+    nbgrader(course, "generate_assignment", ASSIGNMENT)
+    submitted = {
+        "abe_kills_its_grader": _with_a_killer_cell(SAMPLES / "ada_correct.ipynb"),
+        "bo_replaces_assert_section": _released_with_device_cell(REPLACES_THE_KIT),
+        "cy_edits_the_kit": _released_with_device_cell(EDITS_THE_KIT),
+        "dot_correct": nbformat.read(SAMPLES / "ada_correct.ipynb", as_version=4),
+    }
+    for student, notebook in submitted.items():
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(notebook, folder / NOTEBOOK)
+    nbgrader(course, "autograde", ASSIGNMENT, cell_timeout=ROOMY_CELL_TIMEOUT)
+    recorded = _recorded_points(course, submitted)
+    expected = {
+        student: ptgrade(
+            "grade",
+            str(course / "submitted" / student / ASSIGNMENT / NOTEBOOK),
+            cell_timeout=ROOMY_CELL_TIMEOUT,
+        )
+        for student in submitted
+    }
+    for student, result in expected.items():
+        wanted = {s["id"]: s["score"] for s in result["sections"]}
+        assert recorded[student] == pytest.approx(wanted, abs=1e-6), student
+    for cheat in ("bo_replaces_assert_section", "cy_edits_the_kit"):
+        faked = {s: p for s, p in recorded[cheat].items() if s != "device"}
+        assert faked and not any(faked.values()), (cheat, recorded[cheat])
+    killer = expected["abe_kills_its_grader"]
+    assert killer["execution"]["status"] == "crashed"
+    assert recorded["abe_kills_its_grader"]["model"] == 0
+    assert expected["dot_correct"]["score"] == 20
+    assert sum(recorded["dot_correct"].values()) == 20

@@ -1,0 +1,263 @@
+"""What the kit costs under nbgrader: the same assignment with the kit's test cells and with
+plain hand-written asserts, side by side in one run.
+
+    .venv/bin/python benchmarks/nbgrader_vs_plain.py [--rounds 1] [--validate-rounds 2] [--keep]
+
+One scratch course (this repository's nbgrader_config.py) holds two assignments built from
+solutions/01_pytorch_workflow_exercises: the kit's own (`assert_section` test cells) and
+`plain_asserts`, whose test cells are benchmarks/plain_asserts/asserts.py (same grade ids, same
+points). The same six submissions (five bundled samples and one corpus entry; not the endless
+loop, whose cell limit would dominate both) go to both, then `nbgrader autograde` runs on each
+(plain first, then the kit; a second round in the other order with --rounds 2), and
+`nbgrader validate` on one notebook in each form (twice, in both orders), and the first
+`check()` in a live Jupyter kernel, cold and 15 s after the kit's import. Prints seconds per
+notebook and kit / plain, wall-clock (the figure to quote) and CPU: nbgrader's and that of the
+processes it waited for, so a grader that the kernel starts itself (the kit before issue 20)
+is left out of it. The code under test is this checkout's (PYTHONPATH), whatever the venv has installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.plain_asserts.asserts import TEST_CELLS  # noqa: E402
+from tests.submissions.build import build_submission, load_corpus  # noqa: E402
+
+KIT = "01_pytorch_workflow_exercises"
+PLAIN = "plain_asserts"
+NOTEBOOK = f"{KIT}.ipynb"
+SAMPLES = REPO_ROOT / "samples" / KIT
+SAMPLE_NAMES = [
+    "ada_correct",
+    "ben_float_split_index",
+    "cleo_no_zero_grad",
+    "dev_interence_mode_typo",
+    "eve_whole_model_saved",
+]
+CORPUS_NAME = "valid_tensor_copy_warning"
+
+
+def submissions() -> dict[str, nbformat.NotebookNode]:
+    read = {name: nbformat.read(SAMPLES / f"{name}.ipynb", as_version=4) for name in SAMPLE_NAMES}
+    entry = next(e for e in load_corpus(KIT) if e["name"] == CORPUS_NAME)
+    read[f"gus_{CORPUS_NAME}"] = build_submission(KIT, entry)
+    return read
+
+
+def with_plain_asserts(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook with each `<section>_tests` cell's source replaced by plain asserts."""
+    notebook = nbformat.from_dict(notebook)
+    for cell in notebook.cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+        section = grade_id.removesuffix("_tests")
+        if grade_id.endswith("_tests") and section in TEST_CELLS:
+            cell.source = TEST_CELLS[section]
+    return notebook
+
+
+def environment(course: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PTGRADE_GRADEBOOK_URL"] = f"sqlite:///{course / 'gradebook.db'}"
+    env["MPLBACKEND"] = "Agg"
+    for name in ("PTGRADE_SANDBOX", "PTGRADE_SOLUTIONS", "PTGRADE_NOTEBOOK", "NBGRADER_EXECUTION"):
+        env.pop(name, None)
+    return env
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def nbgrader(course: Path, *args: str, cwd: Path | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of nbgrader and all it started: its kernels, the kit's
+    worker and sandboxes; on a machine shared with other work, the steadier measure)."""
+    cpu = _children_cpu()
+    started = time.monotonic()
+    done = subprocess.run(
+        ["nbgrader", *args],
+        cwd=cwd or course,
+        env=environment(course),
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(
+            f"nbgrader {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-3000:]}"
+        )
+    return seconds, _children_cpu() - cpu
+
+
+def build_course(scratch: Path, notebooks: dict[str, nbformat.NotebookNode]) -> Path:
+    course = scratch / "course"
+    (course / "solutions").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "nbgrader_config.py", course)
+    shutil.copytree(
+        REPO_ROOT / "solutions" / KIT,
+        course / "solutions" / KIT,
+        ignore=shutil.ignore_patterns("models", "__pycache__", ".ipynb_checkpoints"),
+    )
+    if (REPO_ROOT / "solutions" / "checks").is_dir():
+        shutil.copytree(
+            REPO_ROOT / "solutions" / "checks",
+            course / "solutions" / "checks",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    source = nbformat.read(REPO_ROOT / "solutions" / KIT / NOTEBOOK, as_version=4)
+    (course / "solutions" / PLAIN).mkdir()
+    nbformat.write(with_plain_asserts(source), course / "solutions" / PLAIN / NOTEBOOK)
+    for assignment in (KIT, PLAIN):
+        nbgrader(course, "generate_assignment", assignment, "--force")  # (a gradebook entry)
+        for student, notebook in notebooks.items():
+            folder = course / "submitted" / student / assignment
+            folder.mkdir(parents=True)
+            nbformat.write(notebook, folder / NOTEBOOK)
+    return course
+
+
+def recorded_scores(course: Path, assignment: str, students) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return {s: gradebook.find_submission(assignment, s).score for s in students}
+
+
+LIVE_CHECK = """
+import time
+started = time.monotonic()
+check("split", notebook={path!r})
+print(f"FIRST-CHECK {{time.monotonic() - started:.3f}}")
+"""
+
+
+def first_check_in_a_live_kernel(notebook: Path, head_start: float) -> float:
+    """Seconds the first `check()` takes in a fresh Jupyter kernel, `head_start` seconds after
+    the kit was imported there (0: imported and called at once, a cold start)."""
+    from jupyter_client.manager import start_new_kernel
+
+    outputs: list[str] = []
+
+    def run(code: str) -> None:
+        kernel.execute_interactive(
+            code,
+            timeout=300,
+            output_hook=lambda m: outputs.append(m.get("content", {}).get("text", "")),
+        )
+
+    os.environ["MPLBACKEND"] = "Agg"
+    manager, kernel = start_new_kernel(kernel_name="python3", cwd=str(notebook.parent))
+    try:
+        run(f"import sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\nimport torch")
+        run("from grader import check")
+        time.sleep(head_start)  # the student reads, types, runs their cells
+        run(LIVE_CHECK.format(path=str(notebook)))
+    finally:
+        kernel.stop_channels()
+        manager.shutdown_kernel(now=True)
+    line = next(o for o in "".join(outputs).splitlines() if o.startswith("FIRST-CHECK"))
+    return float(line.split()[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=1, help="autograde rounds (order swapped)")
+    parser.add_argument(
+        "--validate-rounds", type=int, default=2, help="validate rounds (default %(default)s)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    args = parser.parse_args(argv)
+    if shutil.which("nbgrader", path=environment(Path(".")).get("PATH")) is None:
+        print("nbgrader is not installed (pip install -e '.[nbgrader]')", file=sys.stderr)
+        return 2
+
+    scratch = Path(tempfile.mkdtemp(prefix="ptgrade-nbplain-"))
+    print(
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; course in {scratch}"
+    )
+    # (wall, CPU) seconds a notebook, per run
+    autograde: dict[str, list[tuple[float, float]]] = {KIT: [], PLAIN: []}
+    validate: dict[str, list[tuple[float, float]]] = {KIT: [], PLAIN: []}
+    try:
+        notebooks = submissions()
+        course = build_course(scratch, notebooks)
+        n = len(notebooks)
+        for round_ in range(args.rounds):
+            order = (PLAIN, KIT) if round_ % 2 == 0 else (KIT, PLAIN)
+            for assignment in order:
+                extra = ["--force"] if round_ else []
+                wall, cpu = nbgrader(course, "autograde", assignment, "--create", *extra)
+                autograde[assignment].append((wall / n, cpu / n))
+                print(
+                    f"autograde {assignment:30s} {wall:6.1f} s ({wall / n:5.2f} s a notebook), "
+                    f"CPU {cpu / n:5.2f} s a notebook"
+                )
+        scores = {a: recorded_scores(course, a, notebooks) for a in (KIT, PLAIN)}
+
+        forms = {KIT: notebooks["ada_correct"], PLAIN: with_plain_asserts(notebooks["ada_correct"])}
+        for assignment, notebook in forms.items():
+            folder = scratch / "validate" / assignment
+            folder.mkdir(parents=True)
+            nbformat.write(notebook, folder / NOTEBOOK)
+        for round_ in range(args.validate_rounds):
+            for assignment in forms if round_ % 2 == 0 else reversed(forms):
+                # From the course folder: nbgrader reads the course's nbgrader_config.py there.
+                path = scratch / "validate" / assignment / NOTEBOOK
+                wall, cpu = nbgrader(course, "validate", str(path))
+                validate[assignment].append((wall, cpu))
+                print(f"validate  {assignment:30s} {wall:6.1f} s, CPU {cpu:5.1f} s")
+        live = scratch / "live" / NOTEBOOK
+        live.parent.mkdir()
+        nbformat.write(notebooks["ada_correct"], live)
+        first_checks = {s: first_check_in_a_live_kernel(live, s) for s in (0.0, 15.0)}
+        for head_start, seconds in first_checks.items():
+            print(
+                f"first check() in a live kernel, {head_start:g} s after the kit's import: "
+                f"{seconds:.2f} s"
+            )
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    print()
+    print("scores recorded by nbgrader (kit | plain):")
+    for student in notebooks:
+        print(f"  {student:36s} {scores[KIT][student]:6.2f} | {scores[PLAIN][student]:6.2f}")
+    print()
+    for name, runs, unit in (
+        ("autograde", autograde, "s a notebook"),
+        ("validate", validate, "s, one notebook"),
+    ):
+        kit = [min(r[i] for r in runs[KIT]) for i in (0, 1)]
+        plain = [min(r[i] for r in runs[PLAIN]) for i in (0, 1)]
+        print(
+            f"{name}, best of {len(runs[KIT])}: wall {unit}: kit {kit[0]:.2f}, plain "
+            f"{plain[0]:.2f}; CPU: kit {kit[1]:.2f}, plain {plain[1]:.2f}"
+        )
+        print(
+            f"{name} kit / plain = {kit[0] / plain[0]:.2f} wall, {kit[1] / plain[1]:.2f} CPU "
+            "(target <= 1.2)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
