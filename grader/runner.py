@@ -370,7 +370,9 @@ def serve(channel, config: dict[str, Any]) -> None:
         elif request["op"] == "run_without_gpu":
             tracer.cell = None
             with tracer.paused():
-                values = _without_gpu(shell, request["source"], timeout, snapshot, request["names"])
+                values = _without_gpu(
+                    shell, request["source"], timeout, snapshot, request["names"], probe_inputs
+                )
             answer(seq, values=values)
         elif request["op"] == "snapshot":
             tracer.cell = None
@@ -382,7 +384,7 @@ def serve(channel, config: dict[str, Any]) -> None:
             break
 
 
-def _without_gpu(shell, source: str, timeout: float, snapshot, names) -> dict[str, Any]:
+def _without_gpu(shell, source: str, timeout: float, snapshot, names, inputs) -> dict[str, Any]:
     """`names` as the cell leaves them on a machine without a GPU: the cell run again with
     torch saying there is none (its `else` branch: "cpu", or a wrong "mps"), then the
     notebook's names put back as they were. A device cell is judged both ways."""
@@ -403,7 +405,7 @@ def _without_gpu(shell, source: str, timeout: float, snapshot, names) -> dict[st
         for owner, name, answer in patches:
             setattr(owner, name, answer)
         outcome = _run_cell(shell, source, timeout)
-        values = snapshot(names) if outcome["status"] == "ok" else {}
+        values = snapshot(names, inputs) if outcome["status"] == "ok" else {}
         if outcome["status"] != "ok":
             error = outcome.get("error") or {}
             values = {

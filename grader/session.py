@@ -175,8 +175,18 @@ class Session:
         )
         values = answer.get("values")
         value = values.get("device") if isinstance(values, dict) else None
-        if isinstance(value, dict) and "kind" in value:
-            self.record["without_gpu"] = {"device": value}
+        if value is None:
+            return
+        if isinstance(value, dict) and value.get("kind") == "error":
+            # The cell raised there: only its message, as text, is kept.
+            self.record["without_gpu"] = {
+                "device": {"kind": "error", "error": str(value.get("error"))[:500]}
+            }
+            return
+        try:
+            self.record["without_gpu"] = {"device": check_value(value)}
+        except FormatError as error:
+            raise ChannelError(f"a value is malformed ({error})") from None
 
     def _substitute(self, outcome: dict, standin) -> None:
         fallback = self._run(outcome["index"], resolve(standin, self.record), True)
