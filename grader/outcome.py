@@ -261,26 +261,32 @@ def judge_training(record, assignment) -> None:
     )
 
 
-def _explanation(record, assignment) -> tuple[str, str] | None:
-    """(hint, why) for a training that did not reach the replay's parameters, where the trace
-    names the mistake (its data, or one of the five steps); None otherwise."""
+def loop_findings(record, loop):
+    """What the trace shows of the five steps in each epoch of the training loop (epochs.py)."""
     from grader.epochs import find_problems
 
-    loop = training_view(record, assignment)
-    found = wrong_data(record, assignment, loop)
-    if found is not None:
-        return found[0], "the loop did not learn from `X_train` and `y_train`"
     cell = record.stub_cell("training_loop")["index"]
-    findings = find_problems(
+    return find_problems(
         loop["epochs"],
         loop["tail"],
         loop["model_id"],
         None if loop["test_is_train"] else loop["X_test"],
         None if loop["test_is_train"] else loop["y_test"],
+        # No backward before the loop: its first epoch has no gradients to zero.
         fresh_gradients=not any(
             e.get("cell") is not None and e["cell"] < cell for e in record.events("backward")
         ),
     )
+
+
+def _explanation(record, assignment) -> tuple[str, str] | None:
+    """(hint, why) for a training that did not reach the replay's parameters, where the trace
+    names the mistake (its data, or one of the five steps); None otherwise."""
+    loop = training_view(record, assignment)
+    found = wrong_data(record, assignment, loop)
+    if found is not None:
+        return found[0], "the loop did not learn from `X_train` and `y_train`"
+    findings = loop_findings(record, loop)
     for hint, count in findings.problems.most_common():
         if count:
             return hint, "the five steps of each epoch explain why (see the loop's checks)"

@@ -6,7 +6,6 @@ import pytest
 
 from grader.cell_source import appends_to, names_made
 from grader.epochs import (
-    find_problems,
     loss_labels,
     loss_shapes,
     plain_sgd,
@@ -15,7 +14,7 @@ from grader.epochs import (
     training_forward,
     training_view,
 )
-from grader.outcome import judge_training, wrong_data
+from grader.outcome import judge_training, loop_findings, wrong_data
 from grader.plugin import check
 from grader.record import Mistake, expect
 
@@ -95,18 +94,7 @@ def _never_steps(record) -> str:
 def test_five_steps_in_order(loop, record):
     if not loop["epochs"]:
         raise Mistake(_never_steps(record), "training.no_step")
-    cell = record.stub_cell("training_loop")["index"]
-    findings = find_problems(
-        loop["epochs"],
-        loop["tail"],
-        loop["model_id"],
-        None if loop["test_is_train"] else loop["X_test"],
-        None if loop["test_is_train"] else loop["y_test"],
-        # No backward before the loop: its first epoch has no gradients to zero.
-        fresh_gradients=not any(
-            e.get("cell") is not None and e["cell"] < cell for e in record.events("backward")
-        ),
-    )
+    findings = loop_findings(record, loop)
     for hint in ORDER:
         if findings.problems[hint]:
             count, total = findings.problems[hint], len(loop["epochs"])
