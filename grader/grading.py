@@ -26,8 +26,6 @@ from grader.safe_text import printable
 from grader.sandbox import Execution, Limits, cleanup, execute
 from grader.sandbox import isolation as sandbox_isolation
 from grader.saved_files import READ_SECONDS, read_saved_files
-from grader.standins import standins
-from grader.trace import MAX_EVENTS
 
 # After the notebook's own limit, the grader's work has bounds of its own: stopping the
 # notebook's processes (sandbox: 30 s at most), reading its saved models (saved_files, 10 s)
@@ -137,6 +135,8 @@ def score(
         cell = record.stub_cell(section.id)
         note = ""
         if cell and record.trace_cut(cell["index"]) and cell["status"] in ("ok", "timeout"):
+            from grader.record_format import MAX_EVENTS  # torch: not before the worker starts
+
             # The same words whether the cell ended in time or not (a loaded machine).
             note = (
                 f"Your cell ran on past the first {MAX_EVENTS:,} calls (of the model, the "
@@ -171,6 +171,8 @@ def grade(
     submission = submission or load_submission(path, options.assignment)
     solutions_dir = find_solutions_dir(options.solutions)
     # Stand-ins come from the contract, never from the solutions: `check` stands in as `grade`.
+    from grader.standins import standins  # torch: not before the worker starts
+
     reference = standins(submission.assignment)
     hidden_dir = solutions_dir / "checks" if solutions_dir is not None else None
     if not (options.hidden and hidden_dir is not None and hidden_dir.is_dir()):

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import gc
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a value is read: not before the worker starts
+    import torch
 
 RECORD_VERSION = 2
 
@@ -85,6 +86,8 @@ def _shape(value: Any) -> list[int]:
 
 
 def _tensor(value: Any) -> torch.Tensor:
+    import torch
+
     if type(value) is not torch.Tensor:  # decoded by answers.py: a plain tensor, never a subclass
         raise FormatError("not a tensor")
     return value
@@ -296,6 +299,8 @@ VALUE_KINDS = (
 def check_value(value: Any, depth: int = 0) -> dict:
     """One snapshotted value, checked: its kind is known, and each tensor in it holds as many
     values as its shape says (the checks read these without asking again)."""
+    import torch
+
     if not isinstance(value, dict) or value.get("kind") not in VALUE_KINDS or depth > 4:
         raise FormatError("a value of no known kind")
     kind = value["kind"]
@@ -331,6 +336,8 @@ def check_value(value: Any, depth: int = 0) -> dict:
 
 
 def _check_tensor_value(value: Any) -> None:
+    import torch
+
     if not isinstance(value, dict):
         raise FormatError("not a tensor value")
     shape = _shape(value.get("shape"))

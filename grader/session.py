@@ -13,7 +13,6 @@ from typing import Any
 
 from grader.channel import ChannelError, ChannelTimeout, receive_answer, send_request
 from grader.record_format import RECORD_VERSION, EventReader, FormatError, check_value
-from grader.standins import resolve
 
 GRACE = 3.0  # seconds past a cell's limit before the grader stops waiting for the process
 START_TIMEOUT = 60.0
@@ -140,6 +139,8 @@ class Session:
                 self.detail = f"its record could not be read ({error})"
 
     def _cell(self, cell: dict, reference: dict[str, str], sections, names) -> None:
+        from grader.standins import resolve  # torch: not before the worker starts
+
         grade_id = cell.get("grade_id")
         source = resolve(cell["source"], self.record)  # a stand-in may depend on earlier values
         outcome = self._run(cell["index"], source, cell["role"] == "reference")
@@ -189,6 +190,8 @@ class Session:
             raise ChannelError(f"a value is malformed ({error})") from None
 
     def _substitute(self, outcome: dict, standin) -> None:
+        from grader.standins import resolve  # torch: not before the worker starts
+
         fallback = self._run(outcome["index"], resolve(standin, self.record), True)
         outcome["substituted"] = True
         outcome["reference_status"] = fallback["status"]
