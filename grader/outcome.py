@@ -149,11 +149,18 @@ def _replayed(record, assignment) -> dict | None:
     optimizer.update({k: v for k, v in settings.items() if v is not None})
     trainable = _trainable(first, start)
     X, y = training_data(record, assignment)
-    steps = assignment.epochs if loop["cut"] else len(epochs)
+    steps = len(epochs)  # a cut trace: the steps it recorded
     batches = _batches(record, assignment, loop, X, y, steps)
     reached = replay_setup(start, batches, optimizer, loss_class, reduction, trainable)
     last = _last(epochs, start, final)
-    return {"start": start, "final": final, "reached": reached, "steps": steps, "last": last}
+    return {
+        "start": start,
+        "final": final,
+        "reached": reached,
+        "steps": steps,
+        "last": last,
+        "cut": loop["cut"],
+    }
 
 
 def _positions(step: dict, start) -> list[int | None]:
@@ -231,6 +238,9 @@ def judge_training(record, assignment) -> None:
     if outcome is None:
         return  # the model is not a line of two parameters: the model section says so
     (found_w, found_b), (w, b) = outcome["final"], outcome["reached"]
+    if outcome["cut"]:
+        _judge_cut_training(record, assignment, outcome)
+        return
     if (
         abs(found_w - w) <= TOLERANCE["weight"] + 1e-6
         and abs(found_b - b) <= TOLERANCE["bias"] + 1e-6
@@ -257,6 +267,30 @@ def judge_training(record, assignment) -> None:
         f"After training, weight={found_w:.4f} and bias={found_b:.4f}; {outcome['steps']} "
         f"steps of your setup from your starting values on `X_train` and `y_train` reach "
         f"weight={w:.4f} and bias={b:.4f}.",
+        "training.final_params",
+    )
+
+
+def _judge_cut_training(record, assignment, outcome) -> None:
+    """A loop past the trace's budget: its end is unknown (the epochs check says so), and near
+    its end L1 training oscillates, so the trained line is not held to one replayed point: it
+    must have learned, fitting the training data at least twice as well as the student's
+    starting line. A flood of calls made to hide the loop does not hide a line that never
+    learned."""
+    X, y = training_data(record, assignment)
+    y = y.reshape(X.shape) if y.numel() == X.numel() else y
+
+    def error(line) -> float:
+        return float((line[0] * X + line[1] - y).abs().mean())
+
+    found, start = error(outcome["final"]), error(outcome["start"])
+    if found <= 0.5 * start:
+        return
+    found_w, found_b = outcome["final"]
+    raise Mistake(
+        f"Your loop ran on past what the grader records of a cell, so it judges where it ended: "
+        f"weight={found_w:.4f} and bias={found_b:.4f} fit the training data no better (mean "
+        f"error {found:.4f}) than half as well as your starting line (mean error {start:.4f}).",
         "training.final_params",
     )
 

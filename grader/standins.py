@@ -90,11 +90,16 @@ def training_standin(assignment: Assignment, record: dict[str, Any]) -> str:
     of the exercise's training (L1, SGD at the contract's lr, its epochs) reaches from the
     model's current values on the student's `X_train` and `y_train`."""
     a = assignment
-    lines = ["torch.manual_seed(42)", f"epochs = {a.epochs}"]
+    lines = ["torch.manual_seed(42)", f"epochs = globals().get('epochs', {a.epochs})"]
     if a.device_agnostic:
         lines += [f"{n} = {n}.to(device)" for n in ("X_train", "y_train", "X_test", "y_test")]
     if a.loss_history:
-        lines.append("train_loss_values, test_loss_values, epoch_count = [], [], []")
+        # The lists the student's loop filled before it stopped stay theirs (their section is
+        # judged on them, the same whether or not the loop ended in time); missing ones are made.
+        lines += [
+            f"{n} = globals().get({n!r}, [])"
+            for n in ("train_loss_values", "test_loss_values", "epoch_count")
+        ]
     values = _latest(record, (a.model_name, "X_train", "y_train"))
     trained = _replayed_parameters(a, values) if values else None
     if trained is None:
