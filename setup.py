@@ -18,10 +18,13 @@ COURSE_FILES = ("*/*.ipynb", "checks/*.py")
 class BuildWithCourse(build_py):
     def run(self) -> None:
         super().run()
-        if getattr(self, "editable_mode", False) or os.environ.get("PTGRADE_WHEEL") != "course":
-            return  # the students' wheel: no solutions, no hidden checks
         source = Path(__file__).resolve().parent / "solutions"
         target = Path(self.build_lib) / "grader" / "course" / "source"
+        if getattr(self, "editable_mode", False) or os.environ.get("PTGRADE_WHEEL") != "course":
+            # The students' wheel: no solutions, no hidden checks, not even from an earlier
+            # course build that left them in the build folder.
+            shutil.rmtree(target, ignore_errors=True)
+            return
         for pattern in COURSE_FILES:
             for path in sorted(source.glob(pattern)):
                 destination = target / path.relative_to(source)
@@ -29,4 +32,6 @@ class BuildWithCourse(build_py):
                 shutil.copyfile(path, destination)
 
 
-setup(cmdclass={"build_py": BuildWithCourse})
+# Each wheel builds in a folder of its own: two builds at once never mix their files.
+BUILD_BASE = "build/course" if os.environ.get("PTGRADE_WHEEL") == "course" else "build/kit"
+setup(cmdclass={"build_py": BuildWithCourse}, options={"build": {"build_base": BUILD_BASE}})

@@ -186,6 +186,6 @@ def test_grades_csv_has_one_row_per_student_of_a_repository_layout(tmp_path):
     assert len(list((output / "results").glob("*.json"))) == 4  # every notebook's own result
     rows = list(csv.DictReader(open(output / "grades.csv")))
     assert [(r["student"], r["submission"], r["score"]) for r in rows] == [
-        ("ana", f"ana/{ASSIGNMENT}", "17.5"),
+        ("ana", f"ana/{ASSIGNMENT}", "17.31"),
         ("bo", "bo/homework", "20.0"),
     ]
