@@ -109,36 +109,15 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class Refused(Exception):
-    """The submission's code would run under a confinement the user did not ask for."""
-
-
-def refuse_weak_confinement(args: argparse.Namespace) -> None:
-    """Raise Refused (one line) before anything starts, where the confinement this machine
-    offers is one that only asking for runs (isolation.refusal)."""
-    import tempfile
-
-    from grader.errors import GraderError
-    from grader.isolation import imported_folders, plan, refusal
-    from grader.notebook import find_solutions_dir
-
-    try:
-        confinement = plan(Path(tempfile.gettempdir()))
-    except GraderError as error:  # a confinement asked for that does not work here
-        raise Refused(error.reason) from None
-    reason = refusal(confinement, imported_folders(find_solutions_dir(args.solutions)))
-    if reason is not None:
-        raise Refused(reason)
-
-
 def _grade(args: argparse.Namespace, hidden: bool):
+    from grader.isolation import refuse_weak_confinement
     from grader.notebook import load_submission
     from grader.sandbox import start_warm_worker
 
     submission = load_submission(args.notebook, args.assignment)  # bad input: no worker started
     own = args.command == "check"  # a student's own notebook
     if not own:
-        refuse_weak_confinement(args)
+        refuse_weak_confinement(args.solutions)
     start_warm_worker()  # it imports torch while this process does too
     from grader.grading import Options, grade
 
@@ -202,6 +181,7 @@ def _grade_or_say_why(args: argparse.Namespace):
     """(the result, the exit code, the one line for stderr): a notebook that cannot be graded
     still gets its report, which says why (CI then shows the reason where it shows grades)."""
     from grader.errors import GraderError
+    from grader.isolation import Refused
     from grader.notebook import UnusableNotebook, load_submission
     from grader.result import not_graded
     from grader.safe_text import printable
@@ -425,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from grader.errors import GraderError
+    from grader.isolation import Refused
     from grader.notebook import UnusableNotebook
 
     args = build_parser().parse_args(argv)

@@ -334,6 +334,26 @@ def imported_folders(solutions_dir: Path | None) -> list[Path]:
     return folders
 
 
+class Refused(Exception):
+    """The submission's code would run under a confinement the user did not ask for."""
+
+
+def refuse_weak_confinement(solutions: str | None) -> None:
+    """Raise Refused (one line) before anything starts, where the confinement this machine
+    offers is one that only asking for runs (`refusal`); `solutions` is --solutions."""
+    import tempfile
+
+    from grader.notebook import find_solutions_dir
+
+    try:
+        confinement = plan(Path(tempfile.gettempdir()))
+    except GraderError as error:  # a confinement asked for that does not work here
+        raise Refused(error.reason) from None
+    reason = refusal(confinement, imported_folders(find_solutions_dir(solutions)))
+    if reason is not None:
+        raise Refused(reason)
+
+
 def require(isolation: Isolation, imported: list[Path]) -> None:
     """Raise GraderError where `refusal` refuses."""
     reason = refusal(isolation, imported)

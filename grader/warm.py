@@ -57,7 +57,7 @@ def _child(request: dict, channel: int) -> None:
         os.chdir(request["workdir"])
         channel = socket.socket(fileno=CHANNEL_FD)
         if request.get("task") == "read_saved":  # the models the notebook saved, nothing else
-            from grader.saved_files import serve as read_saved
+            from grader.saved_reader import serve as read_saved
 
             read_saved(channel, request)
         else:
