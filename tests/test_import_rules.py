@@ -133,7 +133,7 @@ def test_the_sandbox_is_started_by_the_warm_worker():
 
 def test_the_childs_code_imports_nothing_of_the_grader_side():
     chains = reachable(import_graph(), child_entry_points())
-    assert "grader.runner" in chains and "grader.saved_reader" in chains
+    assert "grader.runner" in chains  # the notebook's own cells run there
     wrong = [
         chain
         for module, chain in sorted(chains.items())
