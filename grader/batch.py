@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import io
@@ -24,7 +23,7 @@ from pathlib import Path
 from grader.assignments import ASSIGNMENTS
 from grader.batch_task import Job, grade_one, grader_error, unusable, warm_up
 from grader.safe_text import csv_cell, file_name, printable
-from grader.sandbox import Limits
+from grader.settings import Limits, Settings
 
 EXIT_GRADER_ERROR = 3  # as `ptgrade grade`: some submission has no grade through our fault
 SKIP_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".venv", "feedback", "autograded"}
@@ -155,23 +154,24 @@ def _pool_initializer(limits: Limits, warm: bool) -> None:
         pass
 
 
-def run_batch(args: argparse.Namespace, limits: Limits) -> int:
-    root = Path(args.submissions)
+def run_batch(submissions: str, output_folder: str, settings: Settings) -> int:
+    """Grade everything under `submissions` into `output_folder`; the exit code."""
+    root = Path(submissions)
+    limits = settings.limits
     if not root.exists():
         print(f"ptgrade: {printable(str(root))}: no such file or folder", file=sys.stderr)
         return 2
     from grader.isolation import Refused, refuse_weak_confinement
 
-    if getattr(args, "solutions", None):  # for this process and its pool (Dask: set it there)
-        os.environ["PTGRADE_SOLUTIONS"] = str(Path(args.solutions).resolve())
+    settings.export()  # --solutions, for this process and its pool (Dask: set it there)
 
     try:
-        if not args.scheduler:  # a cluster's workers judge their own (a grader_error row each)
-            refuse_weak_confinement(args.solutions)
+        if not settings.scheduler:  # a cluster's workers judge their own (a grader_error row each)
+            refuse_weak_confinement(settings.solutions)
     except Refused as error:
         print(f"ptgrade: {error}; nothing was graded", file=sys.stderr)
         return 2
-    output = Path(args.output)
+    output = Path(output_folder)
     try:
         (output / "results").mkdir(parents=True, exist_ok=True)
         (output / "feedback").mkdir(parents=True, exist_ok=True)
@@ -205,12 +205,12 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     finished = None
     try:
-        if args.scheduler:
+        if settings.scheduler:
             from grader.distributed import ClusterUnreachable, grade_on_cluster
 
-            finished = grade_on_cluster(args.scheduler, todo, limits)
+            finished = grade_on_cluster(settings.scheduler, todo, limits)
         else:
-            finished = grade_locally(todo, limits, args.jobs or os.cpu_count() or 1)
+            finished = grade_locally(todo, limits, settings.jobs or os.cpu_count() or 1)
         for job, outcome in finished:
             keep(job, outcome)
     except ClusterUnreachable as error:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.errors import GraderError
+from grader.settings import BY_NAME, environment_variable
 
 KINDS = ("bwrap", "unshare", "none")
 # The students' processes run as this uid plus the grading process's pid (distinct uids keep
@@ -271,7 +272,7 @@ def _available(kind: str, probe_root: str) -> bool:
 def plan(scratch_root: Path, wanted: str | None = None) -> Isolation:
     """The strongest confinement that works here, or the one `PTGRADE_ISOLATION` names (a
     GraderError where that one does not work: never a weaker one in its place)."""
-    wanted = wanted or os.environ.get("PTGRADE_ISOLATION") or "auto"
+    wanted = wanted or environment_variable("isolation") or "auto"
     if wanted != "auto" and wanted not in KINDS:
         raise GraderError(f"PTGRADE_ISOLATION={wanted!r} is not one of auto, {', '.join(KINDS)}")
     probe_root = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -428,7 +429,7 @@ SANDBOX_ENV_NAMES = frozenset(
         "OPENBLAS_NUM_THREADS",
         "NVIDIA_VISIBLE_DEVICES",
         "NVIDIA_DRIVER_CAPABILITIES",
-        "PTGRADE_DEBUG",
+        BY_NAME["debug"].env,
     }
 )
 SANDBOX_ENV_PREFIXES = ("LC_", "CUDA_", "CUBLAS_", "PYTORCH_", "TORCH_")

@@ -21,19 +21,8 @@ from grader.probes import probe_inputs
 from grader.sandbox_limits import process_limit
 from grader.scratch import make_scratch, sweep
 from grader.session import Session
+from grader.settings import Limits
 from grader.warm import WarmWorker
-
-
-@dataclass(frozen=True)
-class Limits:
-    cell_timeout: float = 60.0
-    notebook_timeout: float = 300.0
-    memory_mb: int = 4096
-    output_chars: int = 200_000
-    device: str = "auto"  # "cpu" hides any GPU from the submission
-    # Without CUDA, device-agnostic assignments run on a simulated GPU (grader/simulated_gpu.py)
-    # so that device mistakes fail as they would on a real one.
-    simulate_gpu: bool = True
 
 
 @dataclass
