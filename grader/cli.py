@@ -300,7 +300,7 @@ def cmd_classroom50_bundle(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     from grader.doctor import run
 
-    return run(settings.solutions)
+    return run(settings.given("solutions"))  # it says where the folder came from
 
 
 def _versions() -> str:

@@ -154,12 +154,16 @@ class Settings:
     def source(self, name: str) -> str:
         return self.sources.get(name, "default")
 
+    def given(self, name: str) -> Any:
+        """The setting where the command line gave it, else None (doctor tells the two apart)."""
+        return getattr(self, name) if self.source(name) == "command line" else None
+
     def export(self) -> None:
         """Write what the command line set for the processes the kit starts (a batch's pool,
         a Dask worker on this machine, the warm worker) to find in their environment."""
-        if self.source("isolation") == "command line":
+        if self.given("isolation"):
             os.environ[BY_NAME["isolation"].env] = self.isolation
-        if self.source("solutions") == "command line":
+        if self.given("solutions"):
             os.environ[BY_NAME["solutions"].env] = str(Path(self.solutions).resolve())
 
 

@@ -83,3 +83,12 @@ def test_the_environment_is_read_through_the_settings_only():
                 if re.fullmatch(r"PTGRADE_[A-Z0-9_]+", node.value):
                     named.append(f"{path.relative_to(GRADER)}: {node.value}")
     assert not named, "read $PTGRADE_... through grader/settings.py:\n" + "\n".join(named)
+
+
+def test_doctor_is_told_only_what_the_command_line_gave(monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr("grader.doctor.run", lambda solutions: seen.append(solutions) or 0)
+    monkeypatch.setenv("PTGRADE_SOLUTIONS", str(tmp_path))
+    assert cli.main(["doctor"]) == 0
+    assert cli.main(["doctor", "--solutions", str(tmp_path)]) == 0
+    assert seen == [None, str(tmp_path)]  # so it can say "$PTGRADE_SOLUTIONS" or "--solutions"
