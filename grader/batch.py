@@ -22,6 +22,7 @@ from pathlib import Path
 
 from grader.assignments import ASSIGNMENTS
 from grader.batch_task import Job, grade_one, grader_error, unusable, warm_up
+from grader.distributed import ClusterUnreachable, grade_on_cluster
 from grader.safe_text import csv_cell, file_name, printable
 from grader.settings import Limits, Settings
 
@@ -206,8 +207,6 @@ def run_batch(submissions: str, output_folder: str, settings: Settings) -> int:
     finished = None
     try:
         if settings.scheduler:
-            from grader.distributed import ClusterUnreachable, grade_on_cluster
-
             finished = grade_on_cluster(settings.scheduler, todo, limits)
         else:
             finished = grade_locally(todo, limits, settings.jobs or os.cpu_count() or 1)
