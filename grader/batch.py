@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
-import gc
 import hashlib
 import io
 import json
 import multiprocessing
 import os
-import shutil
 import signal
 import stat
 import sys
@@ -24,18 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.assignments import ASSIGNMENTS
+from grader.batch_task import Job, grade_one, grader_error, unusable, warm_up
+from grader.distributed import ClusterUnreachable, grade_on_cluster
 from grader.safe_text import csv_cell, file_name, printable
-from grader.sandbox import Limits
+from grader.settings import Limits, Settings
 
 EXIT_GRADER_ERROR = 3  # as `ptgrade grade`: some submission has no grade through our fault
 SKIP_DIRS = {".git", ".ipynb_checkpoints", "__pycache__", ".venv", "feedback", "autograded"}
-
-
-@dataclass(frozen=True)
-class Job:
-    key: str  # the notebook's path relative to the submissions folder, without .ipynb
-    student: str
-    notebook: Path
 
 
 @dataclass(frozen=True)
@@ -152,91 +144,6 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def grade_one(notebook: str, limits: Limits) -> dict:
-    """Grade one submission in a worker; whatever happens, return a result dict.
-
-    `status` is "graded", "timeout" or "crashed" (the notebook did not finish; still scored on
-    what ran), "unusable" (not a notebook of this kit) or "grader_error" (our fault).
-    """
-    from grader.grading import Options, grade
-    from grader.notebook import UnusableNotebook
-    from grader.reports import html
-
-    started = time.monotonic()
-    try:
-        result = grade(notebook, Options(limits=limits))
-    except UnusableNotebook as error:
-        return unusable(str(error))
-    except Exception as error:  # the grader's own fault: record it, keep the batch going
-        return grader_error(f"{type(error).__name__}: {error}")
-    data = result.to_dict()
-    finished = result.execution.get("status") == "finished"
-    data["status"] = "graded" if finished else result.execution.get("status", "crashed")
-    data["feedback_html"] = html.render(result)
-    data["grading_seconds"] = round(time.monotonic() - started, 3)  # in this worker, end to end
-    return data
-
-
-def grade_bytes(name: str, content: bytes, limits: Limits) -> dict:
-    """Grade a notebook sent as bytes (a remote worker needs no shared disk)."""
-    from grader.scratch import make_scratch, sweep
-
-    sweep("ptgrade-batch-")  # a killed Dask worker's
-    folder = make_scratch("ptgrade-batch-")
-    try:
-        stem = Path(name).stem  # it names the assignment, where it is the assignment's
-        path = folder / f"{file_name(stem)}.ipynb"
-        path.write_bytes(content)
-        outcome = grade_one(str(path), limits)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    if "notebook" in outcome:
-        outcome["notebook"] = name
-    return outcome
-
-
-def unusable(error: str) -> dict:
-    return {"status": "unusable", "error": error, "score": 0.0, "max_score": None}
-
-
-def grader_error(error: str) -> dict:
-    # No score: the kit failed, not the student; grades.csv leaves the cell empty.
-    return {"status": "grader_error", "error": error, "score": None, "max_score": None}
-
-
-def warm_up(limits: Limits) -> None:
-    """Pay a grading process's fixed costs before its first submission.
-
-    Starts this process's warm worker (Python, torch, IPython), and grades the reference
-    solution once so that pytest, the checks, the reference replay and the feedback page's
-    reference training run (cached for the process) are loaded and run once here rather than in
-    the first student's time.
-    """
-    from grader.sandbox import start_warm_worker
-
-    start_warm_worker(many=True)  # it imports torch while this process does too
-    import torch
-
-    from grader.notebook import find_solutions_dir
-
-    # One of several grading processes side by side (--jobs, or a Dask worker per core): torch's
-    # own thread pool would only fight the others for the cores (the checks' tensors are tiny;
-    # measured: the checks took 0.067 s a submission with it, 0.018 s without).
-    torch.set_num_threads(1)
-    solutions = find_solutions_dir()
-    notebooks = sorted(solutions.glob("*/*.ipynb")) if solutions is not None else []
-    if notebooks:
-        grade_one(str(notebooks[0]), limits)
-    else:
-        from grader.sandbox import warm_worker
-
-        warm_worker()
-    # torch, pytest and the checks stay for the process's life: keep them out of the garbage
-    # collector's full passes, which otherwise cost a quarter of a second now and then.
-    gc.collect()
-    gc.freeze()
-
-
 def _pool_initializer(limits: Limits, warm: bool) -> None:
     # Ctrl-C reaches the whole process group: only the batch's own process answers it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -248,27 +155,24 @@ def _pool_initializer(limits: Limits, warm: bool) -> None:
         pass
 
 
-class ClusterUnreachable(Exception):
-    """The Dask scheduler could not be reached: nothing was sent to the cluster."""
-
-
-def run_batch(args: argparse.Namespace, limits: Limits) -> int:
-    root = Path(args.submissions)
+def run_batch(submissions: str, output_folder: str, settings: Settings) -> int:
+    """Grade everything under `submissions` into `output_folder`; the exit code."""
+    root = Path(submissions)
+    limits = settings.limits
     if not root.exists():
         print(f"ptgrade: {printable(str(root))}: no such file or folder", file=sys.stderr)
         return 2
-    from grader.cli import Refused, refuse_weak_confinement
+    from grader.isolation import Refused, refuse_weak_confinement
 
-    if getattr(args, "solutions", None):  # for this process and its pool (Dask: set it there)
-        os.environ["PTGRADE_SOLUTIONS"] = str(Path(args.solutions).resolve())
+    settings.export()  # --solutions, for this process and its pool (Dask: set it there)
 
     try:
-        if not args.scheduler:  # a cluster's workers judge their own (a grader_error row each)
-            refuse_weak_confinement(args)
+        if not settings.scheduler:  # a cluster's workers judge their own (a grader_error row each)
+            refuse_weak_confinement(settings.solutions)
     except Refused as error:
         print(f"ptgrade: {error}; nothing was graded", file=sys.stderr)
         return 2
-    output = Path(args.output)
+    output = Path(output_folder)
     try:
         (output / "results").mkdir(parents=True, exist_ok=True)
         (output / "feedback").mkdir(parents=True, exist_ok=True)
@@ -302,12 +206,10 @@ def run_batch(args: argparse.Namespace, limits: Limits) -> int:
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     finished = None
     try:
-        if args.scheduler:
-            from grader.distributed import grade_on_cluster
-
-            finished = grade_on_cluster(args.scheduler, todo, limits)
+        if settings.scheduler:
+            finished = grade_on_cluster(settings.scheduler, todo, limits)
         else:
-            finished = grade_locally(todo, limits, args.jobs or os.cpu_count() or 1)
+            finished = grade_locally(todo, limits, settings.jobs or os.cpu_count() or 1)
         for job, outcome in finished:
             keep(job, outcome)
     except ClusterUnreachable as error:

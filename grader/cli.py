@@ -9,20 +9,10 @@ import select
 import sys
 from pathlib import Path
 
-from grader.sandbox import Limits
+from grader.settings import Limits, Settings
 
 EXIT_OK, EXIT_BELOW_MIN, EXIT_UNUSABLE, EXIT_GRADER_ERROR = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE's
-
-
-def _limits(args: argparse.Namespace) -> Limits:
-    return Limits(
-        cell_timeout=args.cell_timeout,
-        notebook_timeout=args.timeout,
-        memory_mb=args.memory_mb,
-        output_chars=args.output_limit,
-        device=args.device,
-    )
 
 
 def _at_least(minimum: float, kind=float):
@@ -61,30 +51,30 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--cell-timeout",
         type=_at_least(0.1),
-        default=defaults.cell_timeout,
         metavar="S",
-        help="seconds one cell may run (default %(default)s)",
+        help=f"seconds one cell may run (default: $PTGRADE_CELL_TIMEOUT, else {defaults.cell_timeout})",
     )
     group.add_argument(
         "--timeout",
         type=_at_least(0.1),
-        default=defaults.notebook_timeout,
+        dest="notebook_timeout",
         metavar="S",
-        help="seconds the whole notebook may run (default %(default)s)",
+        help="seconds the whole notebook may run "
+        f"(default: $PTGRADE_TIMEOUT, else {defaults.notebook_timeout})",
     )
     group.add_argument(
         "--memory-mb",
         type=_at_least(MIN_MEMORY_MB, int),
-        default=defaults.memory_mb,
         metavar="MB",
-        help="memory the submission may allocate, beyond what the grader itself holds (default %(default)s)",
+        help="memory the submission may allocate, beyond what the grader itself holds "
+        f"(default {defaults.memory_mb})",
     )
     group.add_argument(
         "--output-limit",
         type=_at_least(0, int),
-        default=defaults.output_chars,
+        dest="output_chars",
         metavar="N",
-        help="characters of printed output kept (default %(default)s)",
+        help=f"characters of printed output kept (default {defaults.output_chars})",
     )
     group.add_argument(
         "--isolation",
@@ -96,9 +86,8 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--device",
         choices=("auto", "cpu"),
-        default=defaults.device,
         help="'cpu' runs the submission on the CPU: any GPU, real or the simulated one of a "
-        "CPU-only grader, is hidden from it (default %(default)s)",
+        f"CPU-only grader, is hidden from it (default {defaults.device})",
     )
     parser.add_argument("--assignment", help="the assignment id (default: read from the notebook)")
     parser.add_argument(
@@ -109,42 +98,21 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class Refused(Exception):
-    """The submission's code would run under a confinement the user did not ask for."""
-
-
-def refuse_weak_confinement(args: argparse.Namespace) -> None:
-    """Raise Refused (one line) before anything starts, where the confinement this machine
-    offers is one that only asking for runs (isolation.refusal)."""
-    import tempfile
-
-    from grader.errors import GraderError
-    from grader.isolation import imported_folders, plan, refusal
-    from grader.notebook import find_solutions_dir
-
-    try:
-        confinement = plan(Path(tempfile.gettempdir()))
-    except GraderError as error:  # a confinement asked for that does not work here
-        raise Refused(error.reason) from None
-    reason = refusal(confinement, imported_folders(find_solutions_dir(args.solutions)))
-    if reason is not None:
-        raise Refused(reason)
-
-
-def _grade(args: argparse.Namespace, hidden: bool):
+def _grade(args: argparse.Namespace, settings: Settings, hidden: bool):
+    from grader.isolation import refuse_weak_confinement
     from grader.notebook import load_submission
     from grader.sandbox import start_warm_worker
 
     submission = load_submission(args.notebook, args.assignment)  # bad input: no worker started
     own = args.command == "check"  # a student's own notebook
     if not own:
-        refuse_weak_confinement(args)
+        refuse_weak_confinement(settings.solutions)
     start_warm_worker()  # it imports torch while this process does too
     from grader.grading import Options, grade
 
     options = Options(
-        limits=_limits(args),
-        solutions=args.solutions,
+        limits=settings.limits,
+        solutions=settings.solutions,
         hidden=hidden,
         assignment=args.assignment,
         own_notebook=own,
@@ -152,15 +120,15 @@ def _grade(args: argparse.Namespace, hidden: bool):
     return grade(args.notebook, options, submission)
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from grader.reports import text
 
-    result = _grade(args, hidden=False)
+    result = _grade(args, settings, hidden=False)
     print(text.render(result, color=sys.stdout.isatty()))
     return EXIT_OK if result.score >= result.max_score else EXIT_BELOW_MIN
 
 
-def cmd_grade(args: argparse.Namespace) -> int:
+def cmd_grade(args: argparse.Namespace, settings: Settings) -> int:
     from grader.reports import render
 
     if args.output:  # a report folder that does not exist yet is made; one that can't be, said
@@ -171,7 +139,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
             why = f"{folder} is a file" if folder.is_file() else error.strerror
             print(f"ptgrade: cannot write {args.output}: {why}", file=sys.stderr)
             return EXIT_UNUSABLE
-    result, code, reason = _grade_or_say_why(args)
+    result, code, reason = _grade_or_say_why(args, settings)
     text = render(result, args.format)
     if args.output:
         try:
@@ -198,10 +166,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _grade_or_say_why(args: argparse.Namespace):
+def _grade_or_say_why(args: argparse.Namespace, settings: Settings):
     """(the result, the exit code, the one line for stderr): a notebook that cannot be graded
     still gets its report, which says why (CI then shows the reason where it shows grades)."""
     from grader.errors import GraderError
+    from grader.isolation import Refused
     from grader.notebook import UnusableNotebook, load_submission
     from grader.result import not_graded
     from grader.safe_text import printable
@@ -209,7 +178,7 @@ def _grade_or_say_why(args: argparse.Namespace):
     notebook = printable(str(args.notebook), newlines=False)
     assignment = args.assignment or ""
     try:
-        return _grade(args, hidden=True), EXIT_OK, ""
+        return _grade(args, settings, hidden=True), EXIT_OK, ""
     except UnusableNotebook as error:
         status, code, reason = "unusable", EXIT_UNUSABLE, str(error)
     except Refused as error:
@@ -237,7 +206,7 @@ def internal_error(error: BaseException) -> str:
     return f"the grader failed: {type(error).__name__}: {error}{place}"
 
 
-def cmd_hints(args: argparse.Namespace) -> int:
+def cmd_hints(args: argparse.Namespace, settings: Settings) -> int:
     from grader.hints import HINTS
 
     for hint in HINTS.values():
@@ -245,13 +214,27 @@ def cmd_hints(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
+def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    from grader.safe_text import printable
+    from grader.settings import describe
+
+    rows = [
+        (name, printable(value, newlines=False), where) for name, value, where in describe(settings)
+    ]
+    width = max(len(name) for name, _, _ in rows)
+    shown = max(len(value) for _, value, _ in rows)
+    for name, value, where in rows:
+        print(f"{name:<{width}}  {value:<{shown}}  {where}")
+    return EXIT_OK
+
+
+def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
     from grader.batch import run_batch
 
-    return run_batch(args, _limits(args))
+    return run_batch(args.submissions, args.output, settings)
 
 
-def cmd_init_course(args: argparse.Namespace) -> int:
+def cmd_init_course(args: argparse.Namespace, settings: Settings) -> int:
     from grader.course import NEXT_STEPS, CourseError, init_course
 
     folder = Path(args.folder)
@@ -265,7 +248,7 @@ def cmd_init_course(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_gradescope_bundle(args: argparse.Namespace) -> int:
+def cmd_gradescope_bundle(args: argparse.Namespace, settings: Settings) -> int:
     from grader.gradescope_bundle import BundleError, write_bundle
 
     try:
@@ -281,7 +264,7 @@ def cmd_gradescope_bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_ci_workflow(args: argparse.Namespace) -> int:
+def cmd_ci_workflow(args: argparse.Namespace, settings: Settings) -> int:
     from grader.course import CourseError
     from grader.student_repos import write_workflow
 
@@ -297,7 +280,7 @@ def cmd_ci_workflow(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_classroom50_bundle(args: argparse.Namespace) -> int:
+def cmd_classroom50_bundle(args: argparse.Namespace, settings: Settings) -> int:
     from grader.course import CourseError
     from grader.student_repos import write_classroom50_bundle
 
@@ -314,10 +297,10 @@ def cmd_classroom50_bundle(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
+def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     from grader.doctor import run
 
-    return run(args.solutions)
+    return run(settings.given("solutions"))  # it says where the folder came from
 
 
 def _versions() -> str:
@@ -368,7 +351,6 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--jobs",
         type=_at_least(1, int),
-        default=0,
         metavar="N",
         help="parallel workers (default: one per CPU)",
     )
@@ -418,6 +400,14 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--isolation", choices=("auto", "bwrap", "unshare", "none"))
     doctor.set_defaults(run=cmd_doctor)
 
+    settings = commands.add_parser(
+        "settings", help="each setting, its value here and where it came from"
+    )
+    _add_limits(settings)
+    settings.add_argument("--jobs", type=_at_least(1, int), metavar="N")
+    settings.add_argument("--scheduler", metavar="ADDRESS")
+    settings.set_defaults(run=cmd_settings)
+
     hints = commands.add_parser("hints", help="list the catalogue of known mistakes")
     hints.set_defaults(run=cmd_hints)
     return parser
@@ -425,15 +415,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from grader.errors import GraderError
+    from grader.isolation import Refused
     from grader.notebook import UnusableNotebook
+    from grader.settings import resolve
 
     args = build_parser().parse_args(argv)
-    if getattr(args, "isolation", None):  # for this process, its pool and their workers
-        os.environ["PTGRADE_ISOLATION"] = args.isolation
-    if getattr(args, "solutions", None):  # the same: a batch's pool finds it there too
-        os.environ["PTGRADE_SOLUTIONS"] = os.path.abspath(args.solutions)
     try:
-        return args.run(args)
+        settings = resolve(args)
+    except ValueError as error:  # a malformed $PTGRADE_... value, named
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    settings.export()  # for this process's pool and their workers
+    try:
+        return args.run(args, settings)
     except (UnusableNotebook, Refused) as error:
         print(f"ptgrade: {error}", file=sys.stderr)
         return EXIT_UNUSABLE

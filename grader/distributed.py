@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-from grader.batch import ClusterUnreachable, grade_bytes, grader_error, unusable, warm_up
+from grader.batch_task import Job, grade_bytes, grader_error, unusable, warm_up
 from grader.safe_text import printable
 from grader.sandbox import Limits
 
-if TYPE_CHECKING:
-    from grader.batch import Job
+
+class ClusterUnreachable(Exception):
+    """The Dask scheduler could not be reached: nothing was sent to the cluster."""
 
 
 def grade_on_cluster(

@@ -3,11 +3,12 @@ what to do when the answer is wrong. Exit 1 when grading cannot work here."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from grader.settings import environment_variable
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 
@@ -96,7 +97,7 @@ def solutions_found(explicit: str | None) -> tuple[list[Line], Path | None]:
     folder = find_solutions_dir(explicit)
     how = (
         "--solutions" if explicit
-        else "$PTGRADE_SOLUTIONS" if os.environ.get("PTGRADE_SOLUTIONS")
+        else "$PTGRADE_SOLUTIONS" if environment_variable("solutions")
         else "the kit's checkout"
     )  # fmt: skip
     if folder is not None and folder.resolve().is_relative_to(Path(__file__).resolve().parent):
@@ -168,7 +169,7 @@ def notebook_here() -> Line:
 def gradebook() -> Line:
     """Where `nbgrader` run from here keeps its grades (nbgrader_config.py in this folder)."""
     config = Path("nbgrader_config.py")
-    url = os.environ.get("PTGRADE_GRADEBOOK_URL")
+    url = environment_variable("gradebook_url")
     if url is None and config.is_file():
         try:
             from traitlets.config import Config

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 import sys
 import tempfile
@@ -41,17 +40,14 @@ from pathlib import Path
 import nbformat
 
 from grader.assignments import ASSIGNMENTS
+from grader.settings import BY_NAME, SANDBOX_ENV, VERDICTS_ENV, from_environment
 
-# Set by the grader's sandbox: a notebook being graded must not start grading itself.
-SANDBOX_ENV = "PTGRADE_SANDBOX"
-NOTEBOOK_ENV = "PTGRADE_NOTEBOOK"
+NOTEBOOK_ENV = BY_NAME["check_notebook"].env
 # Set by nbgrader while its kernel runs a notebook: "autograde" or "validate".
 NBGRADER_ENV = "NBGRADER_EXECUTION"
-# Set by the kit's nbgrader step for the kernel it starts: it gives the verdicts itself.
-VERDICTS_ENV = "PTGRADE_VERDICTS_OUTSIDE"
 # The kit's time limits for grading from a notebook (ptgrade's --cell-timeout and --timeout).
-CELL_TIMEOUT_ENV = "PTGRADE_CELL_TIMEOUT"
-TIMEOUT_ENV = "PTGRADE_TIMEOUT"
+CELL_TIMEOUT_ENV = BY_NAME["cell_timeout"].env
+TIMEOUT_ENV = BY_NAME["notebook_timeout"].env
 TEXT_WIDTH = 80
 COLAB_SECONDS = 30  # how long Colab's front end may take to send the live notebook
 
@@ -222,30 +218,14 @@ def find_notebook(explicit: str | os.PathLike | None = None) -> Path:
     return _notebook_by_its_cells(told)
 
 
-def seconds_from_env(name: str, default: float) -> float:
-    """A time limit from the environment, or a clear error naming the variable (it is the
-    instructor's setting: `60s` or `-1` must not surface as a bare ValueError)."""
-    text = os.environ.get(name)
-    if not text:
-        return default
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < math.inf:  # nan and inf fail too
-        raise ValueError(f"${name} must be a number of seconds above 0, not {text!r}")
-    return seconds
-
-
 def _limits():
     """ptgrade's default limits, with the time limits $PTGRADE_CELL_TIMEOUT and $PTGRADE_TIMEOUT."""
     from grader.sandbox import Limits
 
-    limits = Limits()
     return replace(
-        limits,
-        cell_timeout=seconds_from_env(CELL_TIMEOUT_ENV, limits.cell_timeout),
-        notebook_timeout=seconds_from_env(TIMEOUT_ENV, limits.notebook_timeout),
+        Limits(),
+        cell_timeout=from_environment("cell_timeout"),
+        notebook_timeout=from_environment("notebook_timeout"),
     )
 
 

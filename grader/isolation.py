@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.errors import GraderError
+from grader.settings import BY_NAME, environment_variable
 
 KINDS = ("bwrap", "unshare", "none")
 # The students' processes run as this uid plus the grading process's pid (distinct uids keep
@@ -271,7 +272,7 @@ def _available(kind: str, probe_root: str) -> bool:
 def plan(scratch_root: Path, wanted: str | None = None) -> Isolation:
     """The strongest confinement that works here, or the one `PTGRADE_ISOLATION` names (a
     GraderError where that one does not work: never a weaker one in its place)."""
-    wanted = wanted or os.environ.get("PTGRADE_ISOLATION") or "auto"
+    wanted = wanted or environment_variable("isolation") or "auto"
     if wanted != "auto" and wanted not in KINDS:
         raise GraderError(f"PTGRADE_ISOLATION={wanted!r} is not one of auto, {', '.join(KINDS)}")
     probe_root = Path(os.environ.get("TMPDIR", "/tmp"))
@@ -332,6 +333,26 @@ def imported_folders(solutions_dir: Path | None) -> list[Path]:
     if solutions_dir is not None and (solutions_dir / "checks").is_dir():
         folders.append(solutions_dir / "checks")
     return folders
+
+
+class Refused(Exception):
+    """The submission's code would run under a confinement the user did not ask for."""
+
+
+def refuse_weak_confinement(solutions: str | None) -> None:
+    """Raise Refused (one line) before anything starts, where the confinement this machine
+    offers is one that only asking for runs (`refusal`); `solutions` is --solutions."""
+    import tempfile
+
+    from grader.notebook import find_solutions_dir
+
+    try:
+        confinement = plan(Path(tempfile.gettempdir()))
+    except GraderError as error:  # a confinement asked for that does not work here
+        raise Refused(error.reason) from None
+    reason = refusal(confinement, imported_folders(find_solutions_dir(solutions)))
+    if reason is not None:
+        raise Refused(reason)
 
 
 def require(isolation: Isolation, imported: list[Path]) -> None:
@@ -408,7 +429,7 @@ SANDBOX_ENV_NAMES = frozenset(
         "OPENBLAS_NUM_THREADS",
         "NVIDIA_VISIBLE_DEVICES",
         "NVIDIA_DRIVER_CAPABILITIES",
-        "PTGRADE_DEBUG",
+        BY_NAME["debug"].env,
     }
 )
 SANDBOX_ENV_PREFIXES = ("LC_", "CUDA_", "CUBLAS_", "PYTORCH_", "TORCH_")

@@ -43,10 +43,10 @@ from nbgrader.preprocessors import (
 )
 
 from grader.errors import GraderError
+from grader.settings import BY_NAME, VERDICTS_ENV, from_environment
 
 KIT_CALL = "assert_section("
 # While KitExecute runs a notebook, the kernel (which inherits it) leaves the verdict to it.
-VERDICTS_ENV = "PTGRADE_VERDICTS_OUTSIDE"
 NBGRADER_ENV = "NBGRADER_EXECUTION"
 
 
@@ -422,8 +422,6 @@ def configure(c) -> None:
     import math
     import sys
 
-    from grader.inline import seconds_from_env
-
     # Models saved by running a solution notebook must not be released with it.
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "models"]
 
@@ -431,7 +429,7 @@ def configure(c) -> None:
     # the kernel nbgrader starts (that kernel inherits this process's environment). Hidden
     # checks and points come from this course's source folder, unless $PTGRADE_SOLUTIONS says.
     os.environ.setdefault(
-        "PTGRADE_SOLUTIONS",
+        BY_NAME["solutions"].env,
         os.path.join(c.CourseDirectory.root, c.CourseDirectory.source_directory),
     )
 
@@ -439,8 +437,8 @@ def configure(c) -> None:
     # sandbox: $PTGRADE_CELL_TIMEOUT seconds a cell (ptgrade's --cell-timeout) and
     # $PTGRADE_TIMEOUT seconds the notebook (--timeout). The first test cell grades the whole
     # notebook, so a test cell gets the notebook's time and a minute for the kit to start.
-    cell_limit = seconds_from_env("PTGRADE_CELL_TIMEOUT", 60)
-    notebook_limit = seconds_from_env("PTGRADE_TIMEOUT", 300)
+    cell_limit = from_environment("cell_timeout")
+    notebook_limit = from_environment("notebook_timeout")
 
     def cell_timeout(cell) -> int:
         seconds = notebook_limit + 60 if KIT_CALL in cell.source else cell_limit

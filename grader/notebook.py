@@ -14,6 +14,7 @@ from grader import notebook_shape
 from grader.assignments import ASSIGNMENTS, Assignment, Section
 from grader.cell_source import code_lines, names_made
 from grader.safe_text import one_line, printable
+from grader.settings import environment_variable
 
 
 class UnusableNotebook(Exception):
@@ -300,7 +301,7 @@ def strip_solution_markers(source: str) -> str:
 def find_solutions_dir(explicit: str | os.PathLike | None = None) -> Path | None:
     """The instructor's solutions/ folder: --solutions, $PTGRADE_SOLUTIONS, the kit's checkout,
     or the copy a built kit carries (setup.py)."""
-    candidates = [explicit, os.environ.get("PTGRADE_SOLUTIONS")]
+    candidates = [explicit, environment_variable("solutions")]
     candidates.append(Path(__file__).resolve().parent.parent / "solutions")
     candidates.append(Path(__file__).resolve().parent / "course" / "source")  # a built kit's
     for candidate in candidates:

@@ -217,7 +217,7 @@ class ModuleValue:
             out, x = out.flatten().double(), x.double()
             if x.numel() < 2 or float(x[1] - x[0]) == 0:
                 return None
-            # The grader draws the inputs anew for every snapshot (sandbox.probe_inputs).
+            # The grader draws the inputs anew for every snapshot (probes.probe_inputs).
             weight = float((out[1] - out[0]) / (x[1] - x[0]))
             bias = float(out[0] - weight * x[0])
             if torch.allclose(out, weight * x + bias, atol=1e-5):

@@ -304,10 +304,11 @@ def serve(channel, config: dict[str, Any]) -> None:
     import torch
 
     from grader.channel import receive_request, send_answer
+    from grader.settings import SANDBOX_ENV
     from grader.snapshot import MISSING, describe
     from grader.trace import Tracer
 
-    os.environ["PTGRADE_SANDBOX"] = "1"
+    os.environ[SANDBOX_ENV] = "1"
     output = CappedText(int(config.get("output_limit", 200_000)))
     sys.stdout = sys.stderr = output
 

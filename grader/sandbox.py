@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import multiprocessing.util
 import os
-import random
 import shutil
 import signal
 import socket
@@ -18,35 +17,12 @@ from typing import Any
 from grader.assignments import DATA_NAMES
 from grader.isolation import Isolation, package_root, plan, sandbox_environment
 from grader.notebook import Submission
+from grader.probes import probe_inputs
 from grader.sandbox_limits import process_limit
 from grader.scratch import make_scratch, sweep
 from grader.session import Session
+from grader.settings import Limits
 from grader.warm import WarmWorker
-
-
-def probe_inputs() -> list[list[float]]:
-    """Inputs the model's forward is probed with: drawn by the grader anew for every snapshot,
-    so a `forward` cannot tell the grader's calls from the notebook's by their values. Two
-    decimals and |x| <= 2: a line's value is exact to float32's rounding on them."""
-    draw = random.SystemRandom()
-    values: list[float] = []
-    while len(values) < 5:
-        value = round(draw.uniform(-2, 2), 2)
-        if value not in values:
-            values.append(value)
-    return [values]
-
-
-@dataclass(frozen=True)
-class Limits:
-    cell_timeout: float = 60.0
-    notebook_timeout: float = 300.0
-    memory_mb: int = 4096
-    output_chars: int = 200_000
-    device: str = "auto"  # "cpu" hides any GPU from the submission
-    # Without CUDA, device-agnostic assignments run on a simulated GPU (grader/simulated_gpu.py)
-    # so that device mistakes fail as they would on a real one.
-    simulate_gpu: bool = True
 
 
 @dataclass

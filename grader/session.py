@@ -83,7 +83,7 @@ class Session:
         return _checked_outcome(answer.get("outcome"))
 
     def _snapshot(self, names: list[str]) -> dict[str, Any]:
-        from grader.sandbox import probe_inputs  # fresh inputs for every snapshot's probes
+        from grader.probes import probe_inputs  # fresh inputs for every snapshot's probes
 
         request = {"op": "snapshot", "names": names, "probe_inputs": probe_inputs()}
         answer = self._ask(request, self._limits.cell_timeout + GRACE)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from grader.errors import GraderError
 from grader.sandbox_limits import apply_child_limits, drop_privileges
+from grader.settings import SANDBOX_ENV, from_environment
 
 CHANNEL_FD = 3  # where the child finds its record channel
 MAX_MESSAGE = 1 << 20
@@ -45,7 +46,7 @@ def _child(request: dict, channel: int) -> None:
         os.closerange(CHANNEL_FD + 1, 1 << 16)  # the control channel above all
         null = os.open(os.devnull, os.O_RDWR)
         # Raw writes to fd 1 and 2 go nowhere; print() is captured and capped by the runner.
-        for fd in (0, 1) if os.environ.get("PTGRADE_DEBUG") else (0, 1, 2):
+        for fd in (0, 1) if from_environment("debug") else (0, 1, 2):
             os.dup2(null, fd)
         os.close(null)
         apply_child_limits(request["memory_mb"], request.get("nproc"))
@@ -57,7 +58,7 @@ def _child(request: dict, channel: int) -> None:
         os.chdir(request["workdir"])
         channel = socket.socket(fileno=CHANNEL_FD)
         if request.get("task") == "read_saved":  # the models the notebook saved, nothing else
-            from grader.saved_files import serve as read_saved
+            from grader.saved_reader import serve as read_saved
 
             read_saved(channel, request)
         else:
@@ -66,7 +67,7 @@ def _child(request: dict, channel: int) -> None:
             serve(channel, request["config"])
         code = 0
     except BaseException:
-        if os.environ.get("PTGRADE_DEBUG"):
+        if from_environment("debug"):
             import traceback
 
             traceback.print_exc(file=sys.__stderr__)
@@ -176,7 +177,7 @@ def serve(control_fd: int, huge_pages: bool = False) -> None:
     gc.freeze()
     if huge_pages:
         collapse_to_huge_pages()
-    os.environ["PTGRADE_SANDBOX"] = "1"
+    os.environ[SANDBOX_ENV] = "1"
     _send(control, {"ready": True, "pid": os.getpid()})
     forks = 0
     while True:

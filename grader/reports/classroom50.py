@@ -66,10 +66,9 @@ def runner_fields(env: os._Environ | dict) -> dict:
 
 
 def scale() -> int:
-    try:
-        return max(1, int(os.environ.get("PTGRADE_CLASSROOM50_SCALE", "100")))
-    except ValueError:
-        return 100
+    from grader.settings import from_environment
+
+    return from_environment("classroom50_scale")
 
 
 def render(result: GradeResult) -> str:
