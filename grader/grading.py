@@ -150,6 +150,12 @@ def score(
                 f"Your cell {what}; later sections were graded with the grader's stand-in for "
                 "this cell."
             )
+        elif cell and cell.get("repaired") and any(not c.passed for c in checks):
+            names = " and ".join(f"`{n}`" for n in cell["repaired"]["names"])
+            note = (
+                f"Later sections ran with {names} put right by the grader, so this slip costs "
+                "points here only."
+            )
         sections.append(
             SectionResult(
                 id=section.id,

@@ -166,6 +166,8 @@ class Session:
             gpu = self.record["cuda_available"] or self.record["simulated_gpu"]
             if cell["role"] == "stub" and "device" in sections[grade_id] and gpu:
                 self._without_gpu(cell["source"])
+            if cell["role"] == "stub" and outcome["status"] == "ok" and not outcome["substituted"]:
+                self._repair(outcome, grade_id, snapshot, gpu)
 
     def _without_gpu(self, source: str) -> None:
         """The device cell's `device` on a machine without a GPU too: the branch a GPU
@@ -188,6 +190,21 @@ class Session:
             self.record["without_gpu"] = {"device": check_value(value)}
         except FormatError as error:
             raise ChannelError(f"a value is malformed ({error})") from None
+
+    def _repair(self, outcome: dict, grade_id: str, snapshot: dict, gpu: bool) -> None:
+        """A cell that ran but left a value that breaks the later sections (`device = "gpu"`,
+        the model left on the CPU): the grader puts it right for them, as a stand-in, and the
+        section itself is judged on the snapshot taken before."""
+        from grader.assignments import ASSIGNMENTS
+        from grader.standins import repair  # torch: not before the worker starts
+
+        assignment = ASSIGNMENTS.get(self.record["assignment"])
+        fix = repair(assignment, grade_id, snapshot, gpu) if assignment else None
+        if fix is None:
+            return
+        names, source = fix
+        done = self._run(outcome["index"], source, True)
+        outcome["repaired"] = {"names": names, "status": done["status"]}
 
     def _substitute(self, outcome: dict, standin) -> None:
         from grader.standins import resolve  # torch: not before the worker starts

@@ -23,6 +23,8 @@ from grader.reference import replay_setup
 
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
 
+DEVICE_STANDIN = 'device = "cuda" if torch.cuda.is_available() else "cpu"'
+
 StandIn = str | Callable[[dict[str, Any]], str]
 
 
@@ -33,7 +35,7 @@ def standins(assignment: Assignment) -> dict[str, StandIn]:
     to_device = f"\n{model}.to(device)" if a.device_agnostic else ""
     loaded_to_device = f"\n{loaded}.to(device)" if a.device_agnostic else ""
     sources: dict[str, StandIn] = {
-        "device": 'device = "cuda" if torch.cuda.is_available() else "cpu"',
+        "device": DEVICE_STANDIN,
         "data": (
             f"weight = {a.weight!r}\nbias = {a.bias!r}\n"
             f"X = torch.arange(0, 1, {a.data_step!r}).unsqueeze(dim=1)\n"
@@ -79,6 +81,42 @@ def standins(assignment: Assignment) -> dict[str, StandIn]:
         ),
     }
     return {s.id: sources[s.id] for s in a.sections if s.id in sources}
+
+
+def device_type(value: dict | None, gpu: bool) -> str | None:
+    """The kind of device ("cpu", "cuda") a snapshot's `device` names, where tensors and models
+    can go on this machine; None for anything else ("gpu", "mps" here, None, a number of no
+    GPU), which fails every later `.to(device)`."""
+    value = value or {}
+    found = value.get("value") if value.get("kind") in ("value", "device") else None
+    if isinstance(found, float) and found.is_integer() and found >= 0:
+        return "cuda" if gpu else None  # `torch.cuda.current_device()`: that GPU
+    if not isinstance(found, str):
+        return None
+    kind = found.split(":")[0].strip()
+    return kind if kind == "cpu" or (kind == "cuda" and gpu) else None
+
+
+def repair(assignment: Assignment, section_id: str, snapshot: dict[str, dict], gpu: bool):
+    """(names, source) that puts right what a section's cell, which ran, left wrong for the
+    sections after it, or None where it left nothing wrong.
+
+    A value that breaks its contract costs its own section (the checks judge the snapshot
+    taken before the repair); the later sections run on the repaired value, so one slip is not
+    charged again in each of them. Each repair mirrors the check that charges it: the device
+    section's `device` (`"gpu"`, nothing PyTorch can place tensors on) and the model section's
+    `model_1` left off `device` (`model_1.cuda` without brackets)."""
+    if not assignment.device_agnostic:
+        return None
+    if section_id == "device" and device_type(snapshot.get("device"), gpu) is None:
+        return ["device"], DEVICE_STANDIN
+    model = snapshot.get(assignment.model_name, {})
+    device = device_type(snapshot.get("device"), gpu)
+    if section_id == "model" and model.get("kind") == "module" and device is not None:
+        placed = {p.get("device", "").split(":")[0] for p in model.get("parameters", [])}
+        if placed - {device}:
+            return [assignment.model_name], f"{assignment.model_name}.to(device)"
+    return None
 
 
 def resolve(standin: StandIn, record: dict[str, Any]) -> str:
