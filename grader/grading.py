@@ -92,6 +92,8 @@ ON_A_GPU = {
     "model.not_on_device": "the model would stay on the CPU while the data is on the GPU",
     "training.off_device": "the data and the model would be on different devices",
     "load.not_on_device": "the reloaded model would stay on the CPU while the data is on the GPU",
+    "device.data_not_moved": "the data left on the CPU meets the model on the GPU",
+    "device.to_not_kept": "the data left on the CPU meets the model on the GPU",
 }
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from grader.channel import ChannelError, ChannelTimeout, receive_answer, send_request
 from grader.record_format import RECORD_VERSION, EventReader, FormatError, check_value
 
+SAME_DEVICE = "on the same device"  # torch's words for tensors on two devices
+
 GRACE = 3.0  # seconds past a cell's limit before the grader stops waiting for the process
 START_TIMEOUT = 60.0
 CELL_STATUSES = ("ok", "error", "timeout")
@@ -149,9 +151,15 @@ class Session:
             outcome["source"] = cell["source"]  # the grader's own copy, for messages
         outcome["substituted"] = False
         substitutable = cell["role"] == "stub" and grade_id in reference
+        gpu = self.record["cuda_available"] or self.record["simulated_gpu"]
         try:
+            moved = ""
+            if cell["role"] == "stub" and SAME_DEVICE in str(
+                (outcome["error"] or {}).get("evalue")
+            ):
+                moved = self._placements(outcome, grade_id, names, gpu)
             if substitutable and outcome["status"] != "ok":
-                self._substitute(outcome, reference[grade_id])
+                self._substitute(outcome, moved + resolve(reference[grade_id], self.record))
         finally:
             self.record["cells"].append(outcome)
         if cell["role"] in ("stub", "reference") and grade_id in sections:
@@ -163,7 +171,6 @@ class Session:
             missing = [n for n in sections[grade_id] if snapshot[n].get("kind") == "missing"]
             if substitutable and outcome["status"] == "ok" and missing:
                 self._substitute(outcome, reference[grade_id])
-            gpu = self.record["cuda_available"] or self.record["simulated_gpu"]
             if cell["role"] == "stub" and "device" in sections[grade_id] and gpu:
                 self._without_gpu(cell["source"])
             if cell["role"] == "stub" and outcome["status"] == "ok" and not outcome["substituted"]:
@@ -190,6 +197,18 @@ class Session:
             self.record["without_gpu"] = {"device": check_value(value)}
         except FormatError as error:
             raise ChannelError(f"a value is malformed ({error})") from None
+
+    def _placements(self, outcome: dict, grade_id: str, names: list[str], gpu: bool) -> str:
+        """A cell that raised a same-device error: where each value stood as it raised (the
+        message names the one actually elsewhere), and the lines that move those on its
+        failing line to `device` before the stand-in runs, so that the later sections do not
+        meet the same misplaced tensor again."""
+        from grader.standins import misplaced, moves  # torch: not before the worker starts
+
+        snapshot = self._snapshot(names)
+        self.record.setdefault("at_error", {})[grade_id] = snapshot
+        found = misplaced(snapshot, outcome["error"].get("line") or "", gpu)
+        return moves(snapshot, [n for n in found if n in names])
 
     def _repair(self, outcome: dict, grade_id: str, snapshot: dict, gpu: bool) -> None:
         """A cell that ran but left a value that breaks the later sections (`device = "gpu"`,

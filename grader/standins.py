@@ -14,6 +14,7 @@ far that writes it); the session runs it as a stand-in, and its events are filed
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -117,6 +118,35 @@ def repair(assignment: Assignment, section_id: str, snapshot: dict[str, dict], g
         if placed - {device}:
             return [assignment.model_name], f"{assignment.model_name}.to(device)"
     return None
+
+
+def misplaced(snapshot: dict[str, dict], line: str, gpu: bool) -> list[str]:
+    """The names on `line` (a cell's failing line) that the snapshot, taken as the cell
+    raised a same-device error, finds off `device`: the tensors and models actually elsewhere,
+    in the line's order. [] where `device` itself is unusable or nothing is off it."""
+    device = device_type(snapshot.get("device"), gpu)
+    if device is None:
+        return []
+    found = []
+    for name in dict.fromkeys(re.findall(r"\b[A-Za-z_]\w*\b", line or "")):
+        value = snapshot.get(name) or {}
+        if value.get("kind") == "tensor":
+            places = {str(value.get("device", "")).split(":")[0]}
+        elif value.get("kind") == "module":
+            places = {str(p.get("device", "")).split(":")[0] for p in value["parameters"]}
+        else:
+            continue
+        if places - {device}:
+            found.append(name)
+    return found
+
+
+def moves(snapshot: dict[str, dict], names: list[str]) -> str:
+    """The lines that move `names` (tensors and models of the snapshot) to `device`."""
+    return "".join(
+        f"{n}.to(device)\n" if snapshot[n].get("kind") == "module" else f"{n} = {n}.to(device)\n"
+        for n in names
+    )
 
 
 def resolve(standin: StandIn, record: dict[str, Any]) -> str:
