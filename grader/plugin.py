@@ -133,11 +133,13 @@ def _elsewhere(record: Record, section_id: str, error: dict) -> tuple[str, str]:
     the failing line that were off `device` as the cell raised (the grader looked at them
     then), named, with the hint for moving what is actually elsewhere, not what already is
     on the device."""
-    from grader.standins import misplaced  # torch: only where a check needs it
+    from grader.standins import misplaced_in_cell  # torch: only where a check needs it
 
     snapshot = record.raw.get("at_error", {}).get(section_id)
+    cell = record.stub_cell(section_id) or {}
     gpu = record.expected_device == "cuda"
-    found = misplaced(snapshot, error.get("line") or "", gpu) if snapshot else []
+    line, source = error.get("line") or "", cell.get("source", "")
+    found = misplaced_in_cell(snapshot, line, source, gpu) if snapshot else []
     if not found:
         return "", "device.mismatch"
     device = snapshot["device"]["value"]

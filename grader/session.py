@@ -154,10 +154,8 @@ class Session:
         gpu = self.record["cuda_available"] or self.record["simulated_gpu"]
         try:
             moved = ""
-            if cell["role"] == "stub" and SAME_DEVICE in str(
-                (outcome["error"] or {}).get("evalue")
-            ):
-                moved = self._placements(outcome, grade_id, names, gpu)
+            if substitutable and outcome["status"] == "error":
+                moved = self._at_error(outcome, cell["source"], names, gpu)
             if substitutable and outcome["status"] != "ok":
                 self._substitute(outcome, moved + resolve(reference[grade_id], self.record))
         finally:
@@ -174,7 +172,7 @@ class Session:
             if cell["role"] == "stub" and "device" in sections[grade_id] and gpu:
                 self._without_gpu(cell["source"])
             if cell["role"] == "stub" and outcome["status"] == "ok" and not outcome["substituted"]:
-                self._repair(outcome, grade_id, snapshot, gpu)
+                self._repair(outcome, snapshot, gpu, reference.get(grade_id))
 
     def _without_gpu(self, source: str) -> None:
         """The device cell's `device` on a machine without a GPU too: the branch a GPU
@@ -198,30 +196,35 @@ class Session:
         except FormatError as error:
             raise ChannelError(f"a value is malformed ({error})") from None
 
-    def _placements(self, outcome: dict, grade_id: str, names: list[str], gpu: bool) -> str:
-        """A cell that raised a same-device error: where each value stood as it raised (the
-        message names the one actually elsewhere), and the lines that move those on its
-        failing line to `device` before the stand-in runs, so that the later sections do not
-        meet the same misplaced tensor again."""
-        from grader.standins import misplaced, moves  # torch: not before the worker starts
+    def _at_error(self, outcome: dict, source: str, names: list[str], gpu: bool) -> str:
+        """A cell that raised: its values as it raised, before any stand-in (the stand-in keeps
+        what of the student's is fine, such as their model class; a device error's message
+        names the value actually elsewhere). For a same-device error, the lines that move the
+        values off `device` on its failing line to it, run before the stand-in, so that the
+        later sections do not meet the same misplaced tensor again."""
+        from grader.standins import misplaced_in_cell, moves  # torch: not before the worker
 
         snapshot = self._snapshot(names)
-        self.record.setdefault("at_error", {})[grade_id] = snapshot
-        found = misplaced(snapshot, outcome["error"].get("line") or "", gpu)
+        self.record.setdefault("at_error", {})[outcome["grade_id"]] = snapshot
+        error = outcome["error"] or {}
+        if SAME_DEVICE not in str(error.get("evalue")):
+            return ""
+        found = misplaced_in_cell(snapshot, error.get("line") or "", source, gpu)
         return moves(snapshot, [n for n in found if n in names])
 
-    def _repair(self, outcome: dict, grade_id: str, snapshot: dict, gpu: bool) -> None:
+    def _repair(self, outcome: dict, snapshot: dict, gpu: bool, standin) -> None:
         """A cell that ran but left a value that breaks the later sections (`device = "gpu"`,
         the model left on the CPU): the grader puts it right for them, as a stand-in, and the
         section itself is judged on the snapshot taken before."""
         from grader.assignments import ASSIGNMENTS
-        from grader.standins import repair  # torch: not before the worker starts
+        from grader.standins import repair, resolve  # torch: not before the worker starts
 
         assignment = ASSIGNMENTS.get(self.record["assignment"])
-        fix = repair(assignment, grade_id, snapshot, gpu) if assignment else None
-        if fix is None:
+        fix = repair(assignment, outcome["grade_id"], snapshot, gpu) if assignment else None
+        if fix is None or (fix[1] is None and standin is None):
             return
         names, source = fix
+        source = resolve(standin, self.record) if source is None else source
         done = self._run(outcome["index"], source, True)
         outcome["repaired"] = {"names": names, "status": done["status"]}
 

@@ -35,6 +35,17 @@ def standins(assignment: Assignment) -> dict[str, StandIn]:
     model, loaded, preds = a.model_name, a.loaded_name, a.loaded_preds_name
     to_device = f"\n{model}.to(device)" if a.device_agnostic else ""
     loaded_to_device = f"\n{loaded}.to(device)" if a.device_agnostic else ""
+    reference_model = (
+        "from torch import nn\n\n\n"
+        f"class {CLASS_NAME}(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        f"        self.{a.weight_attr} = nn.Parameter(torch.randn(1, dtype=torch.float))\n"
+        "        self.bias = nn.Parameter(torch.randn(1, dtype=torch.float))\n\n"
+        "    def forward(self, x):\n"
+        f"        return self.{a.weight_attr} * x + self.bias\n\n\n"
+        f"torch.manual_seed(42)\n{model} = {CLASS_NAME}(){to_device}"
+    )
     sources: dict[str, StandIn] = {
         "device": DEVICE_STANDIN,
         "data": (
@@ -47,17 +58,7 @@ def standins(assignment: Assignment) -> dict[str, StandIn]:
             "X_train, y_train = X[:train_split], y[:train_split]\n"
             "X_test, y_test = X[train_split:], y[train_split:]"
         ),
-        "model": (
-            "from torch import nn\n\n\n"
-            f"class {CLASS_NAME}(nn.Module):\n"
-            "    def __init__(self):\n"
-            "        super().__init__()\n"
-            f"        self.{a.weight_attr} = nn.Parameter(torch.randn(1, dtype=torch.float))\n"
-            "        self.bias = nn.Parameter(torch.randn(1, dtype=torch.float))\n\n"
-            "    def forward(self, x):\n"
-            f"        return self.{a.weight_attr} * x + self.bias\n\n\n"
-            f"torch.manual_seed(42)\n{model} = {CLASS_NAME}(){to_device}"
-        ),
+        "model": lambda record: model_standin(a, record, reference_model),
         "loss_optimizer": (
             "loss_fn = nn.L1Loss()\n"
             f"optimizer = torch.optim.SGD(params={model}.parameters(), lr={a.lr!r})"
@@ -106,12 +107,20 @@ def repair(assignment: Assignment, section_id: str, snapshot: dict[str, dict], g
     taken before the repair); the later sections run on the repaired value, so one slip is not
     charged again in each of them. Each repair mirrors the check that charges it: the device
     section's `device` (`"gpu"`, nothing PyTorch can place tensors on) and the model section's
-    `model_1` left off `device` (`model_1.cuda` without brackets)."""
-    if not assignment.device_agnostic:
-        return None
-    if section_id == "device" and device_type(snapshot.get("device"), gpu) is None:
+    `model_1` left off `device` (`model_1.cuda` without brackets), or not a model at all (the
+    source is then None: the section's stand-in)."""
+    if (
+        section_id == "device"
+        and assignment.device_agnostic
+        and device_type(snapshot.get("device"), gpu) is None
+    ):
         return ["device"], DEVICE_STANDIN
     model = snapshot.get(assignment.model_name, {})
+    if section_id == "model" and model.get("kind") not in ("module", "missing", None):
+        # `model_1 = model_1.cuda` (the method), `model_1 = print(...)`: the section's stand-in.
+        return [assignment.model_name], None
+    if not assignment.device_agnostic:
+        return None
     device = device_type(snapshot.get("device"), gpu)
     if section_id == "model" and model.get("kind") == "module" and device is not None:
         placed = {p.get("device", "").split(":")[0] for p in model.get("parameters", [])}
@@ -141,6 +150,16 @@ def misplaced(snapshot: dict[str, dict], line: str, gpu: bool) -> list[str]:
     return found
 
 
+def misplaced_in_cell(snapshot: dict[str, dict], line: str, source: str, gpu: bool) -> list[str]:
+    """`misplaced` on the failing line; where it names none (the line is inside a `forward`
+    the cell itself defines), on the whole cell, less the data `X` and `y`, which no section
+    asks to move."""
+    found = misplaced(snapshot, line, gpu)
+    if found:
+        return found
+    return [n for n in misplaced(snapshot, source, gpu) if n not in ("X", "y")]
+
+
 def moves(snapshot: dict[str, dict], names: list[str]) -> str:
     """The lines that move `names` (tensors and models of the snapshot) to `device`."""
     return "".join(
@@ -151,6 +170,23 @@ def moves(snapshot: dict[str, dict], names: list[str]) -> str:
 
 def resolve(standin: StandIn, record: dict[str, Any]) -> str:
     return standin(record) if callable(standin) else standin
+
+
+def model_standin(assignment: Assignment, record: dict[str, Any], reference: str) -> str:
+    """The model cell's names. Where the cell raised after it made a model of a class of the
+    student's own that is fine (it computes the line of its two parameters: the cell failed on
+    a later line, a print or a plot), that model is kept, moved to `device` where the exercise
+    asks for it: the saved file then holds the student's own keys, which their load cell's
+    instance of their class can load. Otherwise the contract's class and seeded start."""
+    value = record.get("at_error", {}).get("model", {}).get(assignment.model_name, {})
+    if value.get("kind") == "module":
+        model = ModuleValue(assignment.model_name, value)
+        params = model.parameters
+        fine = model.fault() is None and model.computes_its_line() and len(params) == 2
+        if fine and all(p.get("requires_grad") and p.get("dtype") == "float32" for p in params):
+            move = f"{assignment.model_name}.to(device)" if assignment.device_agnostic else ""
+            return move or "pass"
+    return reference
 
 
 def training_standin(assignment: Assignment, record: dict[str, Any]) -> str:
