@@ -149,7 +149,7 @@ def _elsewhere(record: Record, section_id: str, error: dict) -> tuple[str, str]:
     places = set()
     for name in found:
         value = snapshot[name]
-        tensors = value["parameters"] if value["kind"] == "module" else [value]
+        tensors = value.get("parameters", []) if value["kind"] == "module" else [value]
         places |= {str(t.get("device", "")).split(":")[0] for t in tensors}
     where = " and ".join(sorted(places - {str(device).split(":")[0]}))
     text = f" ({names} {verb} on {where}, not on `device` ({device!r}))"

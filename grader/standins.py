@@ -142,7 +142,7 @@ def misplaced(snapshot: dict[str, dict], line: str, gpu: bool) -> list[str]:
         if value.get("kind") == "tensor":
             places = {str(value.get("device", "")).split(":")[0]}
         elif value.get("kind") == "module":
-            places = {str(p.get("device", "")).split(":")[0] for p in value["parameters"]}
+            places = {str(p.get("device", "")).split(":")[0] for p in value.get("parameters", [])}
         else:
             continue
         if places - {device}:
