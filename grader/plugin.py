@@ -119,7 +119,10 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
             message += f" (it comes with `{IMPORTS[name]}`)"
             hint = "cell.import_missing"
     if hint == "device.mismatch":
-        elsewhere, hint = _elsewhere(record, section_id, error)
+        try:
+            elsewhere, hint = _elsewhere(record, section_id, error)
+        except Exception:  # an odd record: torch's own message, and the section's hint
+            elsewhere = ""
         message += elsewhere
     if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
         hint = SECTION_HINTS.get((hint, section_id), hint)

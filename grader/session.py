@@ -209,8 +209,11 @@ class Session:
         error = outcome["error"] or {}
         if SAME_DEVICE not in str(error.get("evalue")):
             return ""
-        found = misplaced_in_cell(snapshot, error.get("line") or "", source, gpu)
-        return moves(snapshot, [n for n in found if n in names])
+        try:
+            found = misplaced_in_cell(snapshot, error.get("line") or "", source, gpu)
+            return moves(snapshot, [n for n in found if n in names])
+        except Exception:  # an odd value: the stand-in alone (the message stays torch's)
+            return ""
 
     def _repair(self, outcome: dict, snapshot: dict, gpu: bool, standin) -> None:
         """A cell that ran but left a value that breaks the later sections (`device = "gpu"`,

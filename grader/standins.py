@@ -179,14 +179,23 @@ def model_standin(assignment: Assignment, record: dict[str, Any], reference: str
     asks for it: the saved file then holds the student's own keys, which their load cell's
     instance of their class can load. Otherwise the contract's class and seeded start."""
     value = record.get("at_error", {}).get("model", {}).get(assignment.model_name, {})
-    if value.get("kind") == "module":
+    if value.get("kind") == "module" and _fine_model(assignment, value):
+        move = f"{assignment.model_name}.to(device)" if assignment.device_agnostic else ""
+        return move or "pass"
+    return reference
+
+
+def _fine_model(assignment: Assignment, value: dict) -> bool:
+    """Whether a snapshot's model computes the line of its two float parameters, both
+    trainable. What the child sent was checked for its form, not its sense: anything odd is
+    not fine (the contract's model stands in)."""
+    try:
         model = ModuleValue(assignment.model_name, value)
         params = model.parameters
         fine = model.fault() is None and model.computes_its_line() and len(params) == 2
-        if fine and all(p.get("requires_grad") and p.get("dtype") == "float32" for p in params):
-            move = f"{assignment.model_name}.to(device)" if assignment.device_agnostic else ""
-            return move or "pass"
-    return reference
+        return fine and all(p.get("requires_grad") and p.get("dtype") == "float32" for p in params)
+    except Exception:  # a value the checks would find malformed: the contract's model
+        return False
 
 
 def training_standin(assignment: Assignment, record: dict[str, Any]) -> str:
