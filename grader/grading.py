@@ -92,6 +92,8 @@ ON_A_GPU = {
     "model.not_on_device": "the model would stay on the CPU while the data is on the GPU",
     "training.off_device": "the data and the model would be on different devices",
     "load.not_on_device": "the reloaded model would stay on the CPU while the data is on the GPU",
+    "device.data_not_moved": "the data left on the CPU meets the model on the GPU",
+    "device.to_not_kept": "the data left on the CPU meets the model on the GPU",
 }
 
 
@@ -149,6 +151,12 @@ def score(
             note = (
                 f"Your cell {what}; later sections were graded with the grader's stand-in for "
                 "this cell."
+            )
+        elif cell and cell.get("repaired") and any(not c.passed for c in checks):
+            names = " and ".join(f"`{n}`" for n in cell["repaired"]["names"])
+            note = (
+                f"Later sections ran with {names} put right by the grader, so this slip costs "
+                "points here only."
             )
         sections.append(
             SectionResult(

@@ -169,6 +169,18 @@ _CATALOGUE: tuple[Hint, ...] = (
         "(`X = X.to(device)`). A GPU raises this error where a CPU stays silent.",
     ),
     Hint(
+        "device.data_not_moved",
+        "Move the data the model meets to its device, and keep the result: "
+        "`X_test = X_test.to(device)`. A tensor's `.to(device)` returns a moved copy and "
+        "leaves the tensor itself where it was.",
+    ),
+    Hint(
+        "device.to_not_kept",
+        "A tensor's `.to(device)` returns a moved copy and leaves the tensor where it was: "
+        "keep the copy, `X_train = X_train.to(device)`. (A model's `.to(device)` moves the "
+        "model itself, so `model_1.to(device)` alone is right.)",
+    ),
+    Hint(
         "model.plain_tensor_attr",
         "A tensor kept as a plain attribute of the model does not follow `model.to(device)`: "
         "make it an `nn.Parameter` if it should learn, or `self.register_buffer(...)` if not.",

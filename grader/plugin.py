@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import queue
 import re
 import threading
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from grader.assignments import Assignment
-from grader.cell_source import code_lines, names_made
+from grader.cell_source import code_lines, names_made, parse
 from grader.hints import hint_for_error
 from grader.record import DATASET_TYPES, Mistake, Record
 
@@ -117,11 +118,84 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
         elif name in IMPORTS:  # `Path("models")` without its import
             message += f" (it comes with `{IMPORTS[name]}`)"
             hint = "cell.import_missing"
+    if hint == "device.mismatch":
+        try:
+            elsewhere, hint = _elsewhere(record, section_id, error)
+        except Exception:  # an odd record: torch's own message, and the section's hint
+            elsewhere = ""
+        message += elsewhere
     if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
         hint = SECTION_HINTS.get((hint, section_id), hint)
     if hint == "load.keys" and _loaded_into_other_class(record, error["evalue"]):
         hint = "load.other_class"
     return Mistake(message, _earlier_fault(record, section_id, error) or hint)
+
+
+def _elsewhere(record: Record, section_id: str, error: dict) -> tuple[str, str]:
+    """(what the message adds, the hint) for a same-device error: the tensors and models on
+    the failing line that were off `device` as the cell raised (the grader looked at them
+    then), named, with the hint for moving what is actually elsewhere, not what already is
+    on the device."""
+    from grader.standins import misplaced_in_cell  # torch: only where a check needs it
+
+    snapshot = record.raw.get("at_error", {}).get(section_id)
+    cell = record.stub_cell(section_id) or {}
+    gpu = record.expected_device == "cuda"
+    line, source = error.get("line") or "", cell.get("source", "")
+    found = misplaced_in_cell(snapshot, line, source, gpu) if snapshot else []
+    if not found:
+        return "", "device.mismatch"
+    device = snapshot["device"]["value"]
+    names = " and ".join(f"`{n}`" for n in found)
+    verb = "is" if len(found) == 1 else "are"
+    kinds = {snapshot[n]["kind"] for n in found}
+    places = set()
+    for name in found:
+        value = snapshot[name]
+        tensors = value.get("parameters", []) if value["kind"] == "module" else [value]
+        places |= {str(t.get("device", "")).split(":")[0] for t in tensors}
+    where = " and ".join(sorted(places - {str(device).split(":")[0]}))
+    text = f" ({names} {verb} on {where}, not on `device` ({device!r}))"
+    a = record.assignment
+    dropped = _dropped_move(record, section_id, found) if kinds == {"tensor"} else ""
+    if dropped:
+        return text + "." + dropped, "device.to_not_kept"
+    if kinds == {"tensor"}:
+        hint = "training.off_device" if section_id == "training_loop" else "device.data_not_moved"
+    elif found == [a.loaded_name]:
+        hint = "load.not_on_device"
+    elif found == [a.model_name]:
+        hint = "model.not_on_device"
+    else:
+        hint = "device.mismatch"
+    return text, hint
+
+
+def _dropped_move(record: Record, section_id: str, names: list[str]) -> str:
+    """Where a graded cell up to this section moves one of `names` without keeping the
+    result (`X_train.to(device)` alone on a line: a tensor's `.to` returns a moved copy), the
+    sentence that names the line; "" where none does."""
+    order = list(record.assignment.section_ids)
+    for earlier in order[: order.index(section_id) + 1] if section_id in order else ():
+        cell = record.stub_cell(earlier)
+        tree = parse(cell.get("source", "")) if cell else None
+        for node in ast.walk(tree) if tree is not None else ():
+            call = node.value if isinstance(node, ast.Expr) else None
+            if (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr in ("to", "cuda")
+                and isinstance(call.func.value, ast.Name)
+                and call.func.value.id in names
+            ):
+                name, where = call.func.value.id, f"line {node.lineno}"
+                if earlier != section_id:
+                    where += f" of your `{earlier}` cell"
+                return (
+                    f" {where[0].upper()}{where[1:]}, `{ast.unparse(call)}`, makes a moved copy "
+                    f"and drops it: write `{name} = {ast.unparse(call)}`."
+                )
+    return ""
 
 
 def _made_below(record: Record, section_id: str, name: str, line: int | None) -> int | None:

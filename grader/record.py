@@ -340,10 +340,16 @@ class Record:
     def module(self, name: str, section_id: str | None = None) -> ModuleValue:
         data = self.value(name, section_id)
         if data["kind"] != "module":
+            # `model_1 = LinearRegressionModel`: the class, not a model made of it.
+            made = data["kind"] == "class" and data.get("is_module")
+            # `model_1 = model_1.cuda`: the method, named without being called.
+            uncalled = "".join(
+                self.uncalled(section_id, m) for m in ("cuda", "to", "eval", "train")
+            )
             raise Mistake(
                 f"`{name}` should be an instance of an `nn.Module` subclass, but it is "
-                f"{what_it_is(data)}.",
-                "model.not_module",
+                f"{what_it_is(data)}.{uncalled if section_id else ''}",
+                "model.class_not_instance" if made else "model.not_module",
             )
         return ModuleValue(name, data, probes_trusted=self._class_computes_another_line())
 

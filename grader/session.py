@@ -14,6 +14,8 @@ from typing import Any
 from grader.channel import ChannelError, ChannelTimeout, receive_answer, send_request
 from grader.record_format import RECORD_VERSION, EventReader, FormatError, check_value
 
+SAME_DEVICE = "on the same device"  # torch's words for tensors on two devices
+
 GRACE = 3.0  # seconds past a cell's limit before the grader stops waiting for the process
 START_TIMEOUT = 60.0
 CELL_STATUSES = ("ok", "error", "timeout")
@@ -149,9 +151,13 @@ class Session:
             outcome["source"] = cell["source"]  # the grader's own copy, for messages
         outcome["substituted"] = False
         substitutable = cell["role"] == "stub" and grade_id in reference
+        gpu = self.record["cuda_available"] or self.record["simulated_gpu"]
         try:
+            moved = ""
+            if substitutable and outcome["status"] == "error":
+                moved = self._at_error(outcome, cell["source"], names, gpu)
             if substitutable and outcome["status"] != "ok":
-                self._substitute(outcome, reference[grade_id])
+                self._substitute(outcome, moved + resolve(reference[grade_id], self.record))
         finally:
             self.record["cells"].append(outcome)
         if cell["role"] in ("stub", "reference") and grade_id in sections:
@@ -163,9 +169,10 @@ class Session:
             missing = [n for n in sections[grade_id] if snapshot[n].get("kind") == "missing"]
             if substitutable and outcome["status"] == "ok" and missing:
                 self._substitute(outcome, reference[grade_id])
-            gpu = self.record["cuda_available"] or self.record["simulated_gpu"]
             if cell["role"] == "stub" and "device" in sections[grade_id] and gpu:
                 self._without_gpu(cell["source"])
+            if cell["role"] == "stub" and outcome["status"] == "ok" and not outcome["substituted"]:
+                self._repair(outcome, snapshot, gpu, reference.get(grade_id))
 
     def _without_gpu(self, source: str) -> None:
         """The device cell's `device` on a machine without a GPU too: the branch a GPU
@@ -188,6 +195,41 @@ class Session:
             self.record["without_gpu"] = {"device": check_value(value)}
         except FormatError as error:
             raise ChannelError(f"a value is malformed ({error})") from None
+
+    def _at_error(self, outcome: dict, source: str, names: list[str], gpu: bool) -> str:
+        """A cell that raised: its values as it raised, before any stand-in (the stand-in keeps
+        what of the student's is fine, such as their model class; a device error's message
+        names the value actually elsewhere). For a same-device error, the lines that move the
+        values off `device` on its failing line to it, run before the stand-in, so that the
+        later sections do not meet the same misplaced tensor again."""
+        from grader.standins import misplaced_in_cell, moves  # torch: not before the worker
+
+        snapshot = self._snapshot(names)
+        self.record.setdefault("at_error", {})[outcome["grade_id"]] = snapshot
+        error = outcome["error"] or {}
+        if SAME_DEVICE not in str(error.get("evalue")):
+            return ""
+        try:
+            found = misplaced_in_cell(snapshot, error.get("line") or "", source, gpu)
+            return moves(snapshot, [n for n in found if n in names])
+        except Exception:  # an odd value: the stand-in alone (the message stays torch's)
+            return ""
+
+    def _repair(self, outcome: dict, snapshot: dict, gpu: bool, standin) -> None:
+        """A cell that ran but left a value that breaks the later sections (`device = "gpu"`,
+        the model left on the CPU): the grader puts it right for them, as a stand-in, and the
+        section itself is judged on the snapshot taken before."""
+        from grader.assignments import ASSIGNMENTS
+        from grader.standins import repair, resolve  # torch: not before the worker starts
+
+        assignment = ASSIGNMENTS.get(self.record["assignment"])
+        fix = repair(assignment, outcome["grade_id"], snapshot, gpu) if assignment else None
+        if fix is None or (fix[1] is None and standin is None):
+            return
+        names, source = fix
+        source = resolve(standin, self.record) if source is None else source
+        done = self._run(outcome["index"], source, True)
+        outcome["repaired"] = {"names": names, "status": done["status"]}
 
     def _substitute(self, outcome: dict, standin) -> None:
         from grader.standins import resolve  # torch: not before the worker starts

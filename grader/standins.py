@@ -14,6 +14,7 @@ far that writes it); the session runs it as a stand-in, and its events are filed
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ from grader.record import ModuleValue
 from grader.reference import replay_setup
 
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
+
+DEVICE_STANDIN = 'device = "cuda" if torch.cuda.is_available() else "cpu"'
 
 StandIn = str | Callable[[dict[str, Any]], str]
 
@@ -32,8 +35,19 @@ def standins(assignment: Assignment) -> dict[str, StandIn]:
     model, loaded, preds = a.model_name, a.loaded_name, a.loaded_preds_name
     to_device = f"\n{model}.to(device)" if a.device_agnostic else ""
     loaded_to_device = f"\n{loaded}.to(device)" if a.device_agnostic else ""
+    reference_model = (
+        "from torch import nn\n\n\n"
+        f"class {CLASS_NAME}(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        f"        self.{a.weight_attr} = nn.Parameter(torch.randn(1, dtype=torch.float))\n"
+        "        self.bias = nn.Parameter(torch.randn(1, dtype=torch.float))\n\n"
+        "    def forward(self, x):\n"
+        f"        return self.{a.weight_attr} * x + self.bias\n\n\n"
+        f"torch.manual_seed(42)\n{model} = {CLASS_NAME}(){to_device}"
+    )
     sources: dict[str, StandIn] = {
-        "device": 'device = "cuda" if torch.cuda.is_available() else "cpu"',
+        "device": DEVICE_STANDIN,
         "data": (
             f"weight = {a.weight!r}\nbias = {a.bias!r}\n"
             f"X = torch.arange(0, 1, {a.data_step!r}).unsqueeze(dim=1)\n"
@@ -44,17 +58,7 @@ def standins(assignment: Assignment) -> dict[str, StandIn]:
             "X_train, y_train = X[:train_split], y[:train_split]\n"
             "X_test, y_test = X[train_split:], y[train_split:]"
         ),
-        "model": (
-            "from torch import nn\n\n\n"
-            f"class {CLASS_NAME}(nn.Module):\n"
-            "    def __init__(self):\n"
-            "        super().__init__()\n"
-            f"        self.{a.weight_attr} = nn.Parameter(torch.randn(1, dtype=torch.float))\n"
-            "        self.bias = nn.Parameter(torch.randn(1, dtype=torch.float))\n\n"
-            "    def forward(self, x):\n"
-            f"        return self.{a.weight_attr} * x + self.bias\n\n\n"
-            f"torch.manual_seed(42)\n{model} = {CLASS_NAME}(){to_device}"
-        ),
+        "model": lambda record: model_standin(a, record, reference_model),
         "loss_optimizer": (
             "loss_fn = nn.L1Loss()\n"
             f"optimizer = torch.optim.SGD(params={model}.parameters(), lr={a.lr!r})"
@@ -81,8 +85,117 @@ def standins(assignment: Assignment) -> dict[str, StandIn]:
     return {s.id: sources[s.id] for s in a.sections if s.id in sources}
 
 
+def device_type(value: dict | None, gpu: bool) -> str | None:
+    """The kind of device ("cpu", "cuda") a snapshot's `device` names, where tensors and models
+    can go on this machine; None for anything else ("gpu", "mps" here, None, a number of no
+    GPU), which fails every later `.to(device)`."""
+    value = value or {}
+    found = value.get("value") if value.get("kind") in ("value", "device") else None
+    if isinstance(found, float) and found.is_integer() and found >= 0:
+        return "cuda" if gpu else None  # `torch.cuda.current_device()`: that GPU
+    if not isinstance(found, str):
+        return None
+    kind = found.split(":")[0].strip()
+    return kind if kind == "cpu" or (kind == "cuda" and gpu) else None
+
+
+def repair(assignment: Assignment, section_id: str, snapshot: dict[str, dict], gpu: bool):
+    """(names, source) that puts right what a section's cell, which ran, left wrong for the
+    sections after it, or None where it left nothing wrong.
+
+    A value that breaks its contract costs its own section (the checks judge the snapshot
+    taken before the repair); the later sections run on the repaired value, so one slip is not
+    charged again in each of them. Each repair mirrors the check that charges it: the device
+    section's `device` (`"gpu"`, nothing PyTorch can place tensors on) and the model section's
+    `model_1` left off `device` (`model_1.cuda` without brackets), or not a model at all (the
+    source is then None: the section's stand-in)."""
+    if (
+        section_id == "device"
+        and assignment.device_agnostic
+        and device_type(snapshot.get("device"), gpu) is None
+    ):
+        return ["device"], DEVICE_STANDIN
+    model = snapshot.get(assignment.model_name, {})
+    if section_id == "model" and model.get("kind") not in ("module", "missing", None):
+        # `model_1 = model_1.cuda` (the method), `model_1 = print(...)`: the section's stand-in.
+        return [assignment.model_name], None
+    if not assignment.device_agnostic:
+        return None
+    device = device_type(snapshot.get("device"), gpu)
+    if section_id == "model" and model.get("kind") == "module" and device is not None:
+        placed = {p.get("device", "").split(":")[0] for p in model.get("parameters", [])}
+        if placed - {device}:
+            return [assignment.model_name], f"{assignment.model_name}.to(device)"
+    return None
+
+
+def misplaced(snapshot: dict[str, dict], line: str, gpu: bool) -> list[str]:
+    """The names on `line` (a cell's failing line) that the snapshot, taken as the cell
+    raised a same-device error, finds off `device`: the tensors and models actually elsewhere,
+    in the line's order. [] where `device` itself is unusable or nothing is off it."""
+    device = device_type(snapshot.get("device"), gpu)
+    if device is None:
+        return []
+    found = []
+    for name in dict.fromkeys(re.findall(r"\b[A-Za-z_]\w*\b", line or "")):
+        value = snapshot.get(name) or {}
+        if value.get("kind") == "tensor":
+            places = {str(value.get("device", "")).split(":")[0]}
+        elif value.get("kind") == "module":
+            places = {str(p.get("device", "")).split(":")[0] for p in value.get("parameters", [])}
+        else:
+            continue
+        if places - {device}:
+            found.append(name)
+    return found
+
+
+def misplaced_in_cell(snapshot: dict[str, dict], line: str, source: str, gpu: bool) -> list[str]:
+    """`misplaced` on the failing line; where it names none (the line is inside a `forward`
+    the cell itself defines), on the whole cell, less the data `X` and `y`, which no section
+    asks to move."""
+    found = misplaced(snapshot, line, gpu)
+    if found:
+        return found
+    return [n for n in misplaced(snapshot, source, gpu) if n not in ("X", "y")]
+
+
+def moves(snapshot: dict[str, dict], names: list[str]) -> str:
+    """The lines that move `names` (tensors and models of the snapshot) to `device`."""
+    return "".join(
+        f"{n}.to(device)\n" if snapshot[n].get("kind") == "module" else f"{n} = {n}.to(device)\n"
+        for n in names
+    )
+
+
 def resolve(standin: StandIn, record: dict[str, Any]) -> str:
     return standin(record) if callable(standin) else standin
+
+
+def model_standin(assignment: Assignment, record: dict[str, Any], reference: str) -> str:
+    """The model cell's names. Where the cell raised after it made a model of a class of the
+    student's own that is fine (it computes the line of its two parameters: the cell failed on
+    a later line, a print or a plot), that model is kept, moved to `device` where the exercise
+    asks for it: the saved file then holds the student's own keys, which their load cell's
+    instance of their class can load. Otherwise the contract's class and seeded start."""
+    value = record.get("at_error", {}).get("model", {}).get(assignment.model_name, {})
+    if value.get("kind") == "module" and _fine_model(assignment, value):
+        move = f"{assignment.model_name}.to(device)" if assignment.device_agnostic else ""
+        return move or "pass"
+    return reference
+
+
+def _fine_model(assignment: Assignment, value: dict) -> bool:
+    """Whether a snapshot's model computes the line of its two float parameters, both
+    trainable. What the child sent was checked for its form, not its sense: anything odd is
+    not fine (the contract's model stands in)."""
+    try:
+        model = ModuleValue(assignment.model_name, value)
+        params = model.parameters
+        fine = model.fault() is None and model.computes_its_line() and len(params) == 2
+        return fine and all(p.get("requires_grad") and p.get("dtype") == "float32" for p in params)
+    except Exception:  # a value the checks would find malformed: the contract's model
+        return False
 
 
 def training_standin(assignment: Assignment, record: dict[str, Any]) -> str:

@@ -22,7 +22,9 @@ pytestmark = [
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "01_pytorch_workflow_exercises"
 DEVICE_ENTRIES = [
-    e["name"] for e in load_corpus(ASSIGNMENT) if e["name"].startswith(("device_", "valid_"))
+    e["name"]
+    for e in load_corpus(ASSIGNMENT)
+    if e["name"].startswith(("device_", "valid_", "state_"))
 ]
 
 

@@ -253,15 +253,17 @@ def test_messages_caused_by_the_simulated_gpu_say_so_and_what_fails_on_a_real_on
     """A mistake that only a GPU shows, found on a CPU-only grader: the message says the
     notebook was graded as if on a GPU, and what a real GPU does with it."""
     _skip_on_a_real_gpu()
-    result = _graded("device_model_not_moved")
+    result = _graded("state_model_and_data_left_on_cpu")
     assert result.execution["device"] == "simulated cuda"
     failed = [c for s in result.sections for c in s.failures()]
-    assert {c.hint for c in failed} >= {"model.not_on_device", "device.mismatch"}
+    assert {c.hint for c in failed} >= {"model.not_on_device", "training.off_device"}
     for check in failed:
         assert "Graded as if on a GPU: this grader has none" in check.message, check.message
         assert "On a real GPU, " in check.message
-    mismatch = next(c for c in failed if c.hint == "device.mismatch")
-    assert "a tensor on the GPU meets one on the CPU" in mismatch.message
+    mismatch = next(c for c in failed if c.hint == "training.off_device")
+    assert "the data and the model would be on different devices" in mismatch.message
+    # The tensor that is elsewhere is named: the model was moved (by the grader's repair).
+    assert "`X_train` is on cpu" in mismatch.message
 
 
 def test_other_messages_and_a_cpu_grade_say_nothing_of_a_gpu():

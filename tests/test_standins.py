@@ -72,3 +72,66 @@ def test_a_failed_training_cell_is_stood_in_for_without_a_training_run(tmp_path)
     assert set(failed(result)) == {"training_loop"}
     for section_id in ("predictions", "save_model", "load_model"):
         assert result.section(section_id).passed, section_id
+
+
+def _value(text):
+    return {"kind": "value", "value": text}
+
+
+def test_only_values_no_later_cell_can_use_are_repaired():
+    """A usable `device` is the student's, even a hand-written "cpu" on a GPU machine (the
+    device section alone says so, and the rest runs on the CPU consistently); a device torch
+    cannot place anything on is put right for the later sections."""
+    from grader.standins import device_type, repair
+
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+    assert device_type(_value("cuda:0"), gpu=True) == "cuda"
+    assert device_type({"kind": "device", "value": "cpu"}, gpu=True) == "cpu"
+    assert device_type(_value(0.0), gpu=True) == "cuda"  # torch.cuda.current_device()
+    for unusable in (_value("gpu"), _value(True), _value(None), {"kind": "missing"}):
+        assert device_type(unusable, gpu=True) is None
+    assert device_type(_value("cuda"), gpu=False) is None  # no GPU at all (--device cpu)
+    assert repair(exercises, "device", {"device": _value("cpu")}, gpu=True) is None
+    assert repair(exercises, "device", {"device": _value("gpu")}, gpu=True)[0] == ["device"]
+
+
+def test_the_model_is_moved_only_where_it_is_off_the_students_device():
+    from grader.standins import repair
+
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+
+    def model(*places):
+        return {"kind": "module", "parameters": [{"device": p} for p in places]}
+
+    on_gpu = {"device": _value("cuda"), "model_1": model("cuda:0", "cuda:0")}
+    assert repair(exercises, "model", on_gpu, gpu=True) is None
+    on_cpu_by_choice = {"device": _value("cpu"), "model_1": model("cpu", "cpu")}
+    assert repair(exercises, "model", on_cpu_by_choice, gpu=True) is None
+    left_behind = {"device": _value("cuda"), "model_1": model("cpu", "cpu")}
+    assert repair(exercises, "model", left_behind, gpu=True) == (["model_1"], "model_1.to(device)")
+    # The walkthrough is not device-agnostic: its model stays where the student made it.
+    walkthrough = ASSIGNMENTS["01_pytorch_workflow"]
+    left = {"device": _value("cuda"), "model_0": model("cpu", "cpu")}
+    assert repair(walkthrough, "model", left, gpu=True) is None
+    # A model cell that left the class itself: the section's stand-in (source None).
+    the_class = {"model_0": {"kind": "class", "name": "LinearRegressionModel", "is_module": True}}
+    assert repair(walkthrough, "model", the_class, gpu=False) == (["model_0"], None)
+
+
+def test_a_device_error_finds_the_value_that_is_elsewhere():
+    from grader.standins import misplaced_in_cell
+
+    snapshot = {
+        "device": _value("cuda"),
+        "X": {"kind": "tensor", "device": "cpu"},
+        "X_test": {"kind": "tensor", "device": "cpu"},
+        "loaded_model": {"kind": "module", "parameters": [{"device": "cuda:0"}]},
+    }
+    line = "loaded_model_preds = loaded_model(X_test)"
+    assert misplaced_in_cell(snapshot, line, line, gpu=True) == ["X_test"]
+    # The line inside a `forward` the cell defines names none: the cell's names, less X and y.
+    source = "plt.plot(X)\nprint(loaded_model(X_test))"
+    assert misplaced_in_cell(snapshot, "return self.w * x", source, gpu=True) == ["X_test"]
+    # An unusable `device`: nothing is "off" it.
+    snapshot["device"] = _value("gpu")
+    assert misplaced_in_cell(snapshot, line, line, gpu=True) == []

@@ -16,11 +16,24 @@ def test_device_matches_the_machine(record):
     expected = record.expected_device
     # Another accelerator where there is no GPU (`else "mps"`): the fallback is the slip.
     other_gpu = expected == "cpu" and found.split(":")[0] in OTHER_ACCELERATORS
+    known = _known(found)
     expect(
         found.split(":")[0] == expected,
-        f"`device` is {found!r}, but on this machine it should be {expected!r}.",
-        "device.fallback" if other_gpu else "device.wrong",
+        f"`device` is {found!r}, but on this machine it should be {expected!r}."
+        + ("" if known else " PyTorch knows no device by that name."),
+        "device.fallback" if other_gpu else ("device.wrong" if known else "device.unknown"),
     )
+
+
+def _known(device: str) -> bool:
+    """Whether PyTorch reads `device` as a device at all (`"gpu"` it does not)."""
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        return False
+    return True
 
 
 # Devices PyTorch knows that a machine without CUDA does not have: a fallback that is not "cpu".
