@@ -265,7 +265,10 @@ class Tracer:
         def __init_subclass__(cls, **kwargs):  # every class defined later: the student's model
             inherited(**kwargs)
             if isinstance(vars(cls).get("forward"), types.FunctionType):
-                tracer._patch(cls, "forward", module_call)
+                try:
+                    tracer._patch(cls, "forward", module_call)
+                except Exception:  # a class that refuses it: its calls of `model(x)` are seen
+                    pass
 
         nn.Module.__init_subclass__ = classmethod(__init_subclass__)
         for layer in (nn.Linear, nn.Sequential):  # a model made of torch's own modules
@@ -543,7 +546,8 @@ def reached_parameters(tensors: list) -> list[int]:
     """The ids of the leaf tensors (a model's parameters) whose gradients backward through
     `tensors` would fill: the model a loss belongs to. Read from autograd's C graph only."""
     found: list[int] = []
-    nodes, seen = [], set()
+    nodes: list = []
+    seen: dict[int, Any] = {}  # the nodes kept alive, so that no id is reused
     for tensor in tensors:
         if not is_tensor(tensor) or not raw_requires_grad(tensor):
             continue
@@ -552,16 +556,19 @@ def reached_parameters(tensors: list) -> list[int]:
             found.append(id(tensor))  # a leaf itself
         else:
             nodes.append(node)
-    while nodes and len(seen) < MAX_GRAPH_NODES:
-        node = nodes.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        variable = getattr(node, "variable", None)  # AccumulateGrad: the leaf it fills
-        if is_tensor(variable):
-            found.append(id(variable))
-            continue
-        nodes.extend(following for following, _ in node.next_functions if following is not None)
+    try:
+        while nodes and len(seen) < MAX_GRAPH_NODES:
+            node = nodes.pop()
+            if id(node) in seen:
+                continue
+            seen[id(node)] = node
+            variable = getattr(node, "variable", None)  # AccumulateGrad: the leaf it fills
+            if is_tensor(variable):
+                found.append(id(variable))
+                continue
+            nodes.extend(after for after, _ in node.next_functions if after is not None)
+    except Exception:  # a student's own autograd node: what was found so far
+        pass
     return sorted(set(found))[:MAX_LIST]
 
 
