@@ -28,28 +28,70 @@ def training_view(record, assignment) -> dict:
 
 def _training_view(record, assignment) -> dict:
     cell = record.stub_cell("training_loop")["index"]
-    events = record.events(cell=cell)
-    epochs, tail = split_epochs(events)
     model = record.module(assignment.model_name, "training_loop")
+    everything = record.events(cell=cell)
     trained = Counter(
-        e["module_id"] for e in events if e["kind"] == "forward" and e["grad_enabled"]
+        e["module_id"] for e in everything if e["kind"] == "forward" and e["grad_enabled"]
     )
     # A cell that makes the model again after its loop: the loop is judged on the model it
     # trained, and only the final parameters (not that model's) fail.
     replaced = bool(trained) and model.id not in trained
+    model_id = trained.most_common(1)[0][0] if replaced else model.id
+    events = own_events(everything, {p["id"] for p in model.parameters}, model_id)
+    epochs, tail = split_epochs(events)
     return {
         "epochs": epochs,
         "cut": record.trace_cut(cell),  # the loop ran on past what the trace kept
         "tail": tail,
         "events": events,
         "model": model,  # the model as the cell left it
-        "model_id": trained.most_common(1)[0][0] if replaced else model.id,  # the one trained
+        "model_id": model_id,  # the one trained
         "replaced": replaced,
         "X_test": record.tensor("X_test", "training_loop").values,
         "y_test": record.tensor("y_test", "training_loop").values,
         # A split whose test set is its training set: training on it is not the loop's fault.
         "test_is_train": _same_data(record, "X_test", "X_train"),
     }
+
+
+def own_events(events: list[dict], params: set[int], model_id: int) -> list[dict]:
+    """The events of the graded model's training, where the cell trains other models too (a
+    second model, its own optimizer): the steps of the optimizers that hold the model's
+    parameters, and no zero_grad, loss or backward of another model's. Where no optimizer
+    steps the model (it holds another model's parameters), every event is the loop's."""
+    steps = [e for e in events if e["kind"] == "step"]
+    ours = {e["optimizer_id"] for e in steps if params & set(e["param_ids"])}
+    if not ours:
+        return events
+    theirs = {e["optimizer_id"] for e in steps} - ours
+    params = params | {i for e in steps if e["optimizer_id"] in ours for i in e["param_ids"]}
+    others = {e["module_id"] for e in events if e["kind"] == "forward"} - {model_id}
+    outputs: dict[int, bool] = {}  # a forward's output id -> whether the model made it
+    kept = []
+    for event in events:
+        kind = event["kind"]
+        if kind == "forward":
+            outputs[event["output_id"]] = event["module_id"] == model_id
+        elif kind == "step" and event["optimizer_id"] in theirs:
+            continue
+        elif kind == "zero_grad" and event["id"] in (
+            theirs if event["owner"] == "optimizer" else others
+        ):
+            continue
+        elif kind in ("loss", "backward") and not _ours(event, params, outputs):
+            continue
+        kept.append(event)
+    return kept
+
+
+def _ours(event: dict, params: set[int], outputs: dict[int, bool]) -> bool:
+    """Whether a loss or backward belongs to the graded model: its graph reaches the model's
+    parameters, or (no graph: a test loss) it compares no other model's output."""
+    reached = event.get("param_ids")
+    if reached:
+        return bool(params & set(reached))
+    made = [outputs.get(i) for i in event.get("arg_ids") or ()]
+    return not (False in made and True not in made)
 
 
 def _same_data(record, a: str, b: str) -> bool:
@@ -176,8 +218,8 @@ def find_problems(
                 None,
             )
         if "forward" not in position:
-            # Predictions that need gradients without a call of the model: `model.forward(x)`
-            # (or the formula by hand), which PyTorch's hooks, and so the trace, never see.
+            # Predictions that need gradients without a call of the model (`model(x)` or
+            # `model.forward(x)`, both traced): the formula written out by hand.
             by_hand = any(
                 e["kind"] == "loss" and e["grad_enabled"] and has_predictions(e) for e in events
             )

@@ -411,9 +411,9 @@ _CATALOGUE: tuple[Hint, ...] = (
     ),
     Hint(
         "training.forward_not_called",
-        "Call the model itself, `y_pred = model(X_train)`, not `model.forward(X_train)`: "
-        "calling the module runs what PyTorch wraps around `forward` (its hooks, which is also "
-        "how the grader sees your forward pass).",
+        "Make the predictions by calling the model, `y_pred = model(X_train)`, not by "
+        "writing its formula out by hand: the model's own `forward` is what you trained and "
+        "will reload.",
     ),
     Hint(
         "training.not_train_mode",

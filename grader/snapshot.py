@@ -17,6 +17,7 @@ from grader.trace import (
     Tracer,
     dtype_name,
     is_tensor,
+    own_function,
     raw,
     raw_requires_grad,
     raw_shape,
@@ -173,7 +174,7 @@ def _own_methods(cls: type) -> list[str]:
 def _notebook_globals(cls: type) -> list[str]:
     """The notebook's tensors and numbers that the class's own `forward` reads as globals
     (`X` for its `x`, the data cell's `weight` for `self.weight`)."""
-    forward = vars(cls).get("forward")
+    forward = own_function(vars(cls).get("forward"))
     if _torch_class(cls) or not isinstance(forward, types.FunctionType):
         return []  # torch's own modules (nn.Linear, a loss module) are not the student's
     names = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import types
 import weakref
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +19,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim import optimizer as optimizer_module
 
-from grader.record_format import MAX_EVENTS, MAX_TENSOR_VALUES, MAX_TRACE_BYTES
+from grader.record_format import MAX_EVENTS, MAX_LIST, MAX_TENSOR_VALUES, MAX_TRACE_BYTES
 from grader.simulated_gpu import device_of
 
 # The record's budgets are record_format.py's. The grader enforces them on receipt; the child
@@ -256,6 +257,23 @@ class Tracer:
 
         self._patch(nn.Module, "__call__", module_call)
 
+        # `model.forward(x)` runs the model as `model(x)` does, past `__call__`: each class's
+        # own `forward` reports a call made from outside `__call__` the same way (inside it,
+        # `__call__` has already recorded it).
+        inherited = nn.Module.__init_subclass__  # object's, bound: takes no class
+
+        def __init_subclass__(cls, **kwargs):  # every class defined later: the student's model
+            inherited(**kwargs)
+            if isinstance(vars(cls).get("forward"), types.FunctionType):
+                try:
+                    tracer._patch(cls, "forward", module_call)
+                except Exception:  # a class that refuses it: its calls of `model(x)` are seen
+                    pass
+
+        nn.Module.__init_subclass__ = classmethod(__init_subclass__)
+        for layer in (nn.Linear, nn.Sequential):  # a model made of torch's own modules
+            self._patch(layer, "forward", module_call)
+
         def functional_loss(class_name):
             def make(original):
                 def loss(input, target, *args, **kwargs):
@@ -307,7 +325,8 @@ class Tracer:
                     return original(tensor, *args, **kwargs)
                 with untracked():
                     value = float(raw(tensor).sum()) if _BASE.numel(tensor) else None
-                tracer.emit("backward", value=value, shape=raw_shape(tensor))
+                    params = reached_parameters([tensor])
+                tracer.emit("backward", value=value, shape=raw_shape(tensor), param_ids=params)
                 tracer._in_backward = True
                 try:
                     return original(tensor, *args, **kwargs)
@@ -510,10 +529,54 @@ class Tracer:
             if len(inputs) > 1
             else None,
             value=_scalar(output),
+            # Which model's loss it is (a cell may train two): the parameters it reaches, and
+            # the tensors compared (a forward's `output_id`, where no graph is kept).
+            param_ids=reached_parameters(inputs[:2]),
+            arg_ids=[id(value) for value in inputs[:2]],
             grad_enabled=torch.is_grad_enabled(),
             inference=torch.is_inference_mode_enabled(),
             output_requires_grad=bool(getattr(output, "requires_grad", False)),
         )
+
+
+MAX_GRAPH_NODES = 2000  # a student's deep model: its parameters past this are not listed
+
+
+def reached_parameters(tensors: list) -> list[int]:
+    """The ids of the leaf tensors (a model's parameters) whose gradients backward through
+    `tensors` would fill: the model a loss belongs to. Read from autograd's C graph only."""
+    found: list[int] = []
+    nodes: list = []
+    seen: dict[int, Any] = {}  # the nodes kept alive, so that no id is reused
+    for tensor in tensors:
+        if not is_tensor(tensor) or not raw_requires_grad(tensor):
+            continue
+        node = _BASE.grad_fn.__get__(tensor)
+        if node is None:
+            found.append(id(tensor))  # a leaf itself
+        else:
+            nodes.append(node)
+    try:
+        while nodes and len(seen) < MAX_GRAPH_NODES:
+            node = nodes.pop()
+            if id(node) in seen:
+                continue
+            seen[id(node)] = node
+            variable = getattr(node, "variable", None)  # AccumulateGrad: the leaf it fills
+            if is_tensor(variable):
+                found.append(id(variable))
+                continue
+            nodes.extend(after for after, _ in node.next_functions if after is not None)
+    except Exception:  # a student's own autograd node: what was found so far
+        pass
+    return sorted(set(found))[:MAX_LIST]
+
+
+def own_function(function: Any) -> Any:
+    """A class's own `forward` as the student wrote it, where the tracer wrapped it."""
+    if isinstance(function, types.FunctionType) and function.__module__ == __name__:
+        return getattr(function, "__wrapped__", function)
+    return function
 
 
 def _settings(group: dict) -> dict[str, float | None]:

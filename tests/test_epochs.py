@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from grader.epochs import find_problems, parameter_values, sgd_mismatches, split_epochs
+from grader.epochs import (
+    find_problems,
+    own_events,
+    parameter_values,
+    sgd_mismatches,
+    split_epochs,
+)
 
 MODEL = 1
 
@@ -98,3 +104,38 @@ def test_zeroing_at_the_end_of_each_epoch_is_right_when_the_loop_starts_fresh():
     assert problems(at_end * 3) == {"training.no_zero_grad"}
     never = [forward(), loss(), other("backward"), step(1.0, 2.0, 0.98)]
     assert problems(never * 3, fresh=True) == {"training.no_zero_grad"}
+
+
+def test_a_second_model_trained_in_the_same_loop_is_not_the_graded_models():
+    """Each epoch also trains model 2 (its optimizer 20 holds parameter 8): only model 1's
+    forward, loss, zero_grad, backward and step make its epochs."""
+
+    def of(event: dict, **fields) -> dict:
+        return {**event, **fields}
+
+    ours = [
+        of(forward(), output_id=100),
+        of(loss(), param_ids=[7], arg_ids=[100, 101]),
+        {"kind": "zero_grad", "owner": "optimizer", "id": 10},
+        {"kind": "backward", "param_ids": [7]},
+        of(step(1, 1, 0.99), optimizer_id=10),
+    ]
+    theirs = [
+        of(forward(), module_id=2, output_id=200),
+        of(loss(), param_ids=[8], arg_ids=[200, 101]),
+        {"kind": "zero_grad", "owner": "module", "id": 2},
+        {"kind": "backward", "param_ids": [8]},
+        of(step(1, 1, 0.99), optimizer_id=20, param_ids=[8]),
+    ]
+    test = of(forward(), module_id=2, output_id=300, grad_enabled=False, training=False)
+    their_test_loss = of(loss(), grad_enabled=False, param_ids=[], arg_ids=[300, 102])
+    events = (ours + theirs + [test, their_test_loss]) * 3
+    mixed, _ = split_epochs(events)
+    assert len(mixed) == 6  # every step read as an epoch
+    kept = own_events(events, {7}, MODEL)
+    epochs, tail = split_epochs(kept)
+    assert len(epochs) == 3
+    assert set(find_problems(epochs, tail, MODEL, None, None).problems) == set()
+    assert their_test_loss not in kept and test in kept  # another model's call: ignored later
+    # An optimizer that holds none of the model's parameters: the loop as it ran is judged.
+    assert own_events(events, {9}, MODEL) == events

@@ -2,6 +2,7 @@
 
 import math
 
+from grader.cell_source import names_made
 from grader.plugin import check
 from grader.record import Mistake, expect, same_values
 
@@ -50,8 +51,24 @@ def test_equals_the_trained_model_on_X_test(record, assignment):
             y_preds = y_preds.reshape(expected.shape)
     expect(
         same_values(y_preds, expected, atol=1e-5),
-        f"`y_preds` is not `{assignment.model_name}(X_test)` for your trained model.",
+        f"`y_preds` is not `{assignment.model_name}(X_test)` for your trained model."
+        + _left_by_an_earlier_cell(record),
         "predictions.not_model",
+    )
+
+
+def _left_by_an_earlier_cell(record) -> str:
+    """The note for predictions this cell stored under another name: the `y_preds` checked is
+    an earlier cell's (the training loop's last test pass, say)."""
+    source = (record.stub_cell("predictions") or {}).get("source", "")
+    made = names_made(source)
+    if "y_preds" in made:
+        return ""
+    others = [f"`{name}`" for name in made if name not in ("X_test", "y_test")]
+    kept = f" (it makes {', '.join(others)})" if others else ""
+    return (
+        f" Your cell never assigns `y_preds`{kept}, so the `y_preds` checked is the one an "
+        "earlier cell left: store this cell's predictions in `y_preds`."
     )
 
 
