@@ -11,7 +11,7 @@ from pathlib import Path
 from grader.assignments import Assignment
 from grader.cell_source import parse
 from grader.checking import CHECKS_TIMEOUT, open_checks, run_checks
-from grader.hints import hint_for_error, hint_text
+from grader.hints import hint_for_error, hint_text, plain_error
 from grader.isolation import imported_folders, require
 from grader.notebook import (
     Submission,
@@ -132,24 +132,7 @@ def score(
                     hidden=verdict.hidden,
                 )
             )
-        cell = record.stub_cell(section.id)
-        note = ""
-        if cell and record.trace_cut(cell["index"]) and cell["status"] in ("ok", "timeout"):
-            from grader.record_format import MAX_EVENTS  # torch: not before the worker starts
-
-            # The same words whether the cell ended in time or not (a loaded machine).
-            note = (
-                f"Your cell ran on past the first {MAX_EVENTS:,} calls (of the model, the "
-                "loss, the optimizer) the grader records of a cell: it was judged on that "
-                "start, the same whether or not it ended within the cell's time limit (where "
-                "it did not, later sections ran on the grader's stand-in for this cell)."
-            )
-        elif cell and cell.get("substituted"):
-            what = "did not run to the end" if cell["status"] != "ok" else "left out a name"
-            note = (
-                f"Your cell {what}; later sections were graded with the grader's stand-in for "
-                "this cell."
-            )
+        note = _note(record, section, submission.assignment)
         sections.append(
             SectionResult(
                 id=section.id,
@@ -161,6 +144,34 @@ def score(
             )
         )
     return sections
+
+
+def _note(record: Record, section, assignment: Assignment) -> str:
+    """What the section's report adds about how its cell ran: a loop judged on its start, or a
+    cell whose mistake the later sections do not pay for again. Only where it is true: the
+    last section has no later ones."""
+    ids = [s.id for s in assignment.sections]
+    later = ids[ids.index(section.id) + 1 :]
+    made = ", ".join(f"`{name}`" for name in section.names)
+    right = (
+        f"the sections after it were graded as if this cell had made {made} right, so that "
+        "each is judged on its own code"
+    )
+    cell = record.stub_cell(section.id)
+    if cell and record.trace_cut(cell["index"]) and cell["status"] in ("ok", "timeout"):
+        from grader.record_format import MAX_EVENTS  # torch: not before the worker starts
+
+        # The same words whether the cell ended in time or not (a loaded machine).
+        note = (
+            f"Your loop made more than {MAX_EVENTS:,} calls of the model, the loss and the "
+            "optimizer, far more than the exercise needs: it was judged on those first calls, "
+            "the same whether or not the cell ended within its time limit"
+        )
+        return f"{note} (where it did not, {right})." if later and made else f"{note}."
+    if cell and cell.get("substituted") and later and made:
+        what = "stopped before its end" if cell["status"] != "ok" else "left out a name"
+        return f"Your cell {what}: {right}."
+    return ""
 
 
 def grade(
@@ -249,7 +260,7 @@ def _given_cell_error(cell: dict, source: str) -> str:
     else:
         first = next((line.strip() for line in source.splitlines() if line.strip()), "")
         where = f"An ungraded cell (`{first[:60]}`)"
-    text = f"{where} raised {error['ename']}: {error['evalue']}"
+    text = f"{where} raised {error['ename']}: {plain_error(error['ename'], error['evalue'])}"
     if error["ename"] == "ModuleNotFoundError":
         text += " (the grader has only the packages it was installed with)"
     return text
