@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from grader.assignments import Assignment
 from grader.cell_source import parse
 from grader.checking import CHECKS_TIMEOUT, open_checks, run_checks
-from grader.hints import hint_for_error, hint_text
+from grader.hints import hint_for_error, hint_text, plain_error
 from grader.isolation import imported_folders, require
 from grader.notebook import (
     Submission,
@@ -134,30 +135,8 @@ def score(
                     hidden=verdict.hidden,
                 )
             )
-        cell = record.stub_cell(section.id)
-        note = ""
-        if cell and record.trace_cut(cell["index"]) and cell["status"] in ("ok", "timeout"):
-            from grader.record_format import MAX_EVENTS  # torch: not before the worker starts
-
-            # The same words whether the cell ended in time or not (a loaded machine).
-            note = (
-                f"Your cell ran on past the first {MAX_EVENTS:,} calls (of the model, the "
-                "loss, the optimizer) the grader records of a cell: it was judged on that "
-                "start, the same whether or not it ended within the cell's time limit (where "
-                "it did not, later sections ran on the grader's stand-in for this cell)."
-            )
-        elif cell and cell.get("substituted"):
-            what = "did not run to the end" if cell["status"] != "ok" else "left out a name"
-            note = (
-                f"Your cell {what}; later sections were graded with the grader's stand-in for "
-                "this cell."
-            )
-        elif cell and cell.get("repaired") and any(not c.passed for c in checks):
-            names = " and ".join(f"`{n}`" for n in cell["repaired"]["names"])
-            note = (
-                f"Later sections ran with {names} put right by the grader, so this slip costs "
-                "points here only."
-            )
+        failed = any(not c.passed for c in checks)
+        note = _note(record, section, submission.assignment, failed)
         sections.append(
             SectionResult(
                 id=section.id,
@@ -169,6 +148,40 @@ def score(
             )
         )
     return sections
+
+
+def _note(record: Record, section, assignment: Assignment, failed: bool) -> str:
+    """What the section's report adds about how its cell ran: a loop judged on its start, or a
+    cell whose mistake the later sections do not pay for again. Only where it is true: the
+    last section has no later ones."""
+    ids = [s.id for s in assignment.sections]
+    later = ids[ids.index(section.id) + 1 :]
+    made = ", ".join(f"`{name}`" for name in section.names)
+    right = (
+        f"the sections after it were graded as if this cell had made {made} right, so that "
+        "each is judged on its own code"
+    )
+    cell = record.stub_cell(section.id)
+    if cell and record.trace_cut(cell["index"]) and cell["status"] in ("ok", "timeout"):
+        from grader.record_format import MAX_EVENTS  # torch: not before the worker starts
+
+        # The same words whether the cell ended in time or not (a loaded machine).
+        note = (
+            f"Your loop made more than {MAX_EVENTS:,} calls of the model, the loss and the "
+            "optimizer, far more than the exercise needs: it was judged on those first calls, "
+            "the same whether or not the cell ended within its time limit"
+        )
+        return f"{note} (where it did not, {right})." if later and made else f"{note}."
+    if cell and cell.get("substituted") and later and made:
+        what = "stopped before its end" if cell["status"] != "ok" else "left out a name"
+        return f"Your cell {what}: {right}."
+    if cell and cell.get("repaired") and failed and later:
+        names = " and ".join(f"`{n}`" for n in cell["repaired"]["names"])
+        return (
+            f"The sections after it ran with {names} put right, so this slip costs points here "
+            "only."
+        )
+    return ""
 
 
 def grade(
@@ -205,11 +218,16 @@ def grade(
     if execution.status != "finished":
         errors.append(f"The notebook did not finish: {execution.detail}.")
     errors += [f"{v.id}: {v.internal_error}" for v in verdicts if v.internal_error]
+    sources = {c.index: c.source for c in submission.cells}
     for cell in record.cells:
         if cell.get("role") == "given" and cell.get("status") != "ok" and cell.get("error"):
-            source = next((c.source for c in submission.cells if c.index == cell["index"]), "")
-            text, cause = _given_cell_error(cell, source), _caused_by(source, sections, record)
-            text = text.rstrip(".") + cause if cause else text
+            source = sources.get(cell["index"], "")
+            text, cause = (
+                _given_cell_error(cell, source),
+                _caused_by(cell, sections, record, sources),
+            )
+            if cause:  # after Python's "Did you mean: ...?" too
+                text = f"{text if text[-1:] in '?!' else text.rstrip('.') + '.'} {cause}"
             if record.simulated_gpu:
                 error = cell["error"]
                 note = as_if_on_a_gpu(hint_for_error(error["ename"], error["evalue"]))
@@ -257,25 +275,24 @@ def _given_cell_error(cell: dict, source: str) -> str:
     else:
         first = next((line.strip() for line in source.splitlines() if line.strip()), "")
         where = f"An ungraded cell (`{first[:60]}`)"
-    text = f"{where} raised {error['ename']}: {error['evalue']}"
+    text = f"{where} raised {error['ename']}: {plain_error(error['ename'], error['evalue'])}"
     if error["ename"] == "ModuleNotFoundError":
         text += " (the grader has only the packages it was installed with)"
     return text
 
 
-def _caused_by(source: str, sections: list[SectionResult], record: Record) -> str:
+def _caused_by(
+    cell: dict, sections: list[SectionResult], record: Record, sources: dict[int, str]
+) -> str:
     """Which of the student's cells made what a failing given cell read: the kit's cells are
     right, so the cause is a value of the student's (the loss tensors appended to
     `train_loss_values`, which the loss-curve plot cannot draw). Names the student's line
-    where a failed check of that section does."""
-    tree = parse(source)
+    where a failed check of that section does, else what the values held and the line that
+    made them so (data moved to the GPU before a plot)."""
+    tree = parse(sources.get(cell["index"], ""))
     if tree is None:
         return ""
-    read = {
-        node.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
-    }
+    read = _names_read(tree)
     contract = {s.id: s.names for s in record.assignment.sections}
     for section in sections:
         names = [n for n in contract.get(section.id, ()) if n in read]
@@ -288,13 +305,130 @@ def _caused_by(source: str, sections: list[SectionResult], record: Record) -> st
         names = [n for n in names if f"`{n}`" in message] or names
         shown = ", ".join(f"`{n}`" for n in names)
         return (
-            f". It reads {shown}, which your `{section.id}` cell makes, and that cell has a "
+            f"It reads {shown}, which your `{section.id}` cell makes, and that cell has a "
             f"mistake: {message}"
         )
+    held = _what_it_held(cell, record, contract, sources)
+    if held:
+        return held
     made = [n for names in contract.values() for n in names if n in read]
     if made:
         shown = ", ".join(f"`{n}`" for n in dict.fromkeys(made))
-        return f". It reads {shown} from your cells: check what they hold there."
+        return f"It reads {shown} from your cells: check what they hold there."
+    return ""
+
+
+def _names_read(tree: ast.AST, only_as_tensors: bool = False) -> set[str]:
+    """The names a cell reads; with `only_as_tensors`, less those it reads only to copy them to
+    the CPU or out of the graph (`y_preds.cpu()`: a tensor on the GPU is fine there)."""
+    copied = {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in ("cpu", "detach", "item", "tolist")
+    }
+    return {
+        node.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name)
+        and isinstance(node.ctx, ast.Load)
+        and not (only_as_tensors and id(node) in copied)
+    }
+
+
+# What a given cell cannot use, by the words of its error: (pattern, whether a tensor has it,
+# how the sentence says it, what to change).
+_UNUSABLE = (
+    (
+        r"cuda|device",
+        lambda value: not str(value.get("device", "cpu")).startswith("cpu"),
+        "on the GPU, where numpy and matplotlib cannot read them",
+        "move the data to `device` in the cells that train and predict, not before",
+    ),
+    (
+        r"requires grad",
+        lambda value: bool(value.get("requires_grad")),
+        "tracking gradients (requires_grad=True), so numpy and matplotlib cannot read them",
+        "make the data from plain numbers",
+    ),
+)
+
+
+def _what_it_held(cell: dict, record: Record, contract: dict, sources: dict[int, str]) -> str:
+    """The student's tensors a failing given cell read that its error names (on the GPU,
+    tracking gradients), and the line of the student's cell that made them so. The values are
+    those the cell saw: of the names it reads, as they were when it ran; of the defaults of a
+    function an earlier given cell made (`plot_predictions(train_data=X_train, ...)`), as they
+    were when that cell ran."""
+    error = cell["error"]
+    cells = [cell]
+    function = (error.get("inner") or {}).get("function")
+    maker = next(
+        (
+            c
+            for c in record.cells
+            if c.get("role") == "given"
+            and c["index"] < cell["index"]
+            and function
+            and re.search(rf"^def {re.escape(function)}\b", sources.get(c["index"], ""), re.M)
+        ),
+        None,
+    )
+    if maker is not None:
+        cells.insert(0, maker)
+    ours = [n for names in contract.values() for n in names]
+    for pattern, has, what, change in _UNUSABLE:
+        if not re.search(pattern, error["evalue"], re.I):
+            continue
+        found: dict[str, int] = {}  # name -> the cell that read it
+        for seen in cells:
+            tree = parse(sources.get(seen["index"], ""))
+            state = _state_at(record, seen["index"])
+            if tree is None or state is None:
+                continue
+            read = _names_read(tree, only_as_tensors=True)
+            for name in [n for n in ours if n in read]:
+                value = record.raw_value(name, state)
+                if value.get("kind") == "tensor" and has(value):
+                    found.setdefault(name, seen["index"])
+        if not found:
+            continue
+        shown = ", ".join(f"`{n}`" for n in found)
+        verb = "is" if len(found) == 1 else "are"
+        where = _line_that_moved(record, min(found.values()), pattern)
+        return f"It reads {shown}, which {verb} {what}{where}: {change}."
+    return ""
+
+
+def _state_at(record: Record, index: int) -> str | None:
+    """The section whose values a cell saw: the last graded cell that ran before it."""
+    before = [
+        c
+        for c in record.cells
+        if c["index"] < index and c.get("grade_id") in record.raw.get("snapshots", {})
+    ]
+    return max(before, key=lambda c: c["index"])["grade_id"] if before else None
+
+
+# The lines that put a tensor on the GPU, or make it track gradients.
+_MOVES = {
+    r"cuda|device": re.compile(r"\.to\(|\.cuda\(|device\s*=\s*device|set_default_device"),
+    r"requires grad": re.compile(r"requires_grad\s*=\s*True|requires_grad_\("),
+}
+
+
+def _line_that_moved(record: Record, index: int, pattern: str) -> str:
+    """'. Your `split` cell makes them so on line 1 (`...`)': the last of the student's cells
+    before the given one with a line that moves a tensor to the GPU (or makes it track
+    gradients), its device cell left out."""
+    for section in reversed(record.assignment.sections):
+        stub = record.stub_cell(section.id)
+        if stub is None or stub["index"] > index or "device" in section.names:
+            continue
+        for number, line in enumerate(stub.get("source", "").splitlines(), 1):
+            if _MOVES[pattern].search(line) and not line.lstrip().startswith("#"):
+                return (
+                    f". Your `{section.id}` cell makes them so on line {number} (`{line.strip()}`)"
+                )
     return ""
 
 

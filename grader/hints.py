@@ -365,7 +365,7 @@ _CATALOGUE: tuple[Hint, ...] = (
     Hint(
         "model.init",
         "Make both parameters with `torch.randn(1, requires_grad=True, dtype=torch.float)` "
-        "after `torch.manual_seed(42)`: the grader (and the exercise's numbers) start from "
+        "after `torch.manual_seed(42)`: the exercise's numbers (and its checks) start from "
         "those values.",
     ),
     Hint("model.not_on_device", "Move the model to the device: `model_1.to(device)`."),
@@ -823,6 +823,63 @@ _ERROR_PATTERNS: tuple[tuple[str, str, str], ...] = (
     ("SyntaxError", r"^incomplete input", "cell.incomplete"),
     ("SyntaxError", r"", "cell.syntax"),
 )
+
+
+# torch's own words for some errors, which a beginner cannot act on (a list of twenty device
+# types, advice to allowlist classes in `torch.load`): (type, pattern, the words shown
+# instead, with the match's groups). The record keeps torch's message, which the hints match.
+_PLAIN_ERRORS: tuple[tuple[str, str, str], ...] = (
+    (
+        "RuntimeError",
+        r"device type at start of device string: (.*)$",
+        '"{0}" is not a device PyTorch knows: write "cuda" for the GPU, or "cpu"',
+    ),
+    (
+        "RuntimeError",
+        r"^Invalid device string: '(.*)'$",
+        '"{0}" is not a device PyTorch can read: write "cuda" (or "cuda:0") for the GPU, or "cpu"',
+    ),
+    (
+        "RuntimeError",
+        r"^Device string must not be empty",
+        'The device is the empty string "": write "cuda" for the GPU, or "cpu"',
+    ),
+    (
+        "UnpicklingError",
+        r"^Weights only load failed.*Unsupported global: GLOBAL ([\w.]+)",
+        "`torch.load` refused the file: it holds `{0}`, and `torch.load` reads only tensors "
+        "(its default, `weights_only=True`)",
+    ),
+    (
+        "UnpicklingError",
+        r"^Weights only load failed.*Unsupported operand",
+        "`torch.load` could not read the file with its default, `weights_only=True`: the file "
+        "was not written the way `torch.save` writes by default",
+    ),
+    (
+        "UnpicklingError",
+        r"^Weights only load failed",
+        "`torch.load` refused the file: it holds more than tensors, and `torch.load` reads "
+        "only tensors (its default, `weights_only=True`)",
+    ),
+    (
+        "RuntimeError",
+        r"^Trying to backward through the graph a second time",
+        "Trying to backward through the graph a second time: an earlier `backward()` already "
+        "went back through (and freed) the graph this loss comes from",
+    ),
+)
+
+
+def plain_error(ename: str, evalue: str) -> str:
+    """An error's message as the student reads it: torch's own where it is short and says what
+    to change, else the words of _PLAIN_ERRORS; on one line (a state_dict's missing keys come
+    on lines of their own)."""
+    for error_type, pattern, words in _PLAIN_ERRORS:
+        found = re.search(pattern, evalue, re.S) if ename == error_type else None
+        if found:
+            return words.format(*found.groups())
+    return " ".join(evalue.split())
 
 
 def hint_for_error(ename: str, evalue: str) -> str:

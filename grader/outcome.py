@@ -141,8 +141,9 @@ def _replayed(record, assignment) -> dict | None:
         or first["lr"][0] is None
     ):
         raise Mistake(
-            f"The grader replays training with SGD or Adam and an L1 or MSE loss; your loop "
-            f"uses {first['optimizer_class']} and {loss_class}, which it cannot check.",
+            f"Your loop trains with `{first['optimizer_class']}` and `{loss_class}`, which "
+            "cannot be checked against the exercise: train with `torch.optim.SGD(..., "
+            "lr=0.01)` and `nn.L1Loss()`, as it asks.",
             "training.final_params",
         )
     optimizer = {"class": first["optimizer_class"], "lr": first["lr"][0]}
@@ -288,9 +289,10 @@ def _judge_cut_training(record, assignment, outcome) -> None:
         return
     found_w, found_b = outcome["final"]
     raise Mistake(
-        f"Your loop ran on past what the grader records of a cell, so it judges where it ended: "
-        f"weight={found_w:.4f} and bias={found_b:.4f} fit the training data no better (mean "
-        f"error {found:.4f}) than half as well as your starting line (mean error {start:.4f}).",
+        f"Your loop ran far longer than the exercise needs, yet the line it ended with "
+        f"(weight={found_w:.4f}, bias={found_b:.4f}) misses the training data by {found:.4f} "
+        f"on average, more than half of your starting line's {start:.4f}: it barely learned. "
+        "Check the five steps in each epoch.",
         "training.final_params",
     )
 

@@ -13,7 +13,7 @@ import pytest
 
 from grader.assignments import Assignment
 from grader.cell_source import code_lines, names_made, parse
-from grader.hints import hint_for_error
+from grader.hints import hint_for_error, plain_error
 from grader.record import DATASET_TYPES, Mistake, Record
 
 
@@ -94,7 +94,7 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
     inner = error.get("inner") or {}
     if inner.get("function"):  # raised in a function another cell defined (`forward`)
         code += f", in `{inner['function']}`" + (f" (`{inner['line']}`)" if inner["line"] else "")
-    message = f"Your cell raised {error['ename']}{where}{code}: {error['evalue']}"
+    message = f"Your cell raised {error['ename']}{where}{code}: {plain_error(error['ename'], error['evalue'])}"
     hint = hint_for_error(error["ename"], error["evalue"])
     if hint == "cell.not_implemented":
         stub_raise = error.get("in_cell") and _at_top_level(record, section_id, error)

@@ -7,6 +7,8 @@ valid variants must get full marks. This is the kit's accuracy on its corpus (se
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
 
@@ -19,6 +21,26 @@ CASES = [
     for assignment in ASSIGNMENTS
     for entry in load_corpus(assignment)
 ]
+
+
+# What a student must never read: a traceback, the grader's own names (`_ptgrade_...`, a
+# record's keys), or its mechanism (a replay, probes, stand-ins, snapshots, the trace).
+INTERNALS = re.compile(
+    r"Traceback \(most recent|File \"|_ptgrade|_standin|grad_enabled|param_ids|params_after|"
+    r"optimizer_class|loss_class|\bsnapshot|\breplay|\bprob(e|ed|es|ing)\b|stand-in|"
+    r"\btrace\b|\btracer\b|internal error|Expected one of cpu",
+    re.IGNORECASE,
+)
+
+
+def student_texts(result) -> list[str]:
+    """Every text a report shows the student: the failing checks' messages and hints, the
+    sections' notes and the notebook's errors."""
+    texts = list(result.errors)
+    for section in result.sections:
+        texts += [section.note] if section.note else []
+        texts += [text for check in section.failures() for text in (check.message, check.hint_text)]
+    return texts
 
 
 def verdicts(result) -> dict[str, set[str]]:
@@ -53,6 +75,19 @@ def test_submission_gets_its_expected_verdict(assignment, entry, tmp_path):
     for section, text in entry.get("says", {}).items():
         messages = " ".join(c.message for c in result.section(section).failures())
         assert text in messages, f"{entry['name']}: {section} said {messages!r}"
+    # Where an entry names what a section's note says ("" for none), or what the report says
+    # of a failing given cell, the report says it.
+    for section, text in entry.get("notes", {}).items():
+        note = result.section(section).note
+        assert (text in note) if text else not note, f"{entry['name']}: {section} noted {note!r}"
+    for text in entry.get("errors", []):
+        assert any(text in error for error in result.errors), (
+            f"{entry['name']}: the report's errors {result.errors!r} lack {text!r}"
+        )
+    # What a student reads names their code and values, never the grader's own workings.
+    for text in student_texts(result):
+        found = INTERNALS.search(text)
+        assert found is None, f"{entry['name']}: {found.group(0)!r} shown to a student: {text!r}"
     # A section whose work is missing or forged keeps none of its points.
     for section in entry.get("no_points", []):
         assert result.section(section).score == 0, (

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from grader.assignments import ASSIGNMENTS
-from grader.hints import HINTS, hint_for_error, hint_text
+from grader.hints import HINTS, hint_for_error, hint_text, plain_error
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = [
@@ -84,3 +84,32 @@ def test_hints_quote_each_assignments_own_names():
     )
     assert "`loaded_model_0.load_state_dict(" in hint_text("load.no_load_state_dict", walkthrough)
     assert "`model_0.to(device)`" in hint_text("model.not_on_device", walkthrough)
+
+
+def test_torchs_words_a_beginner_cannot_act_on_are_rewritten():
+    """torch's list of device types and its allowlisting advice name the student's value and
+    what to write instead; any other message stays torch's, on one line."""
+    devices = (
+        "Expected one of cpu, cuda, ipu, xpu, mkldnn, opengl, opencl, ideep, hip, ve, fpga, "
+        "maia, xla, lazy, vulkan, mps, meta, hpu, mtia, privateuseone device type at start of "
+        "device string: gpu"
+    )
+    assert plain_error("RuntimeError", devices) == (
+        '"gpu" is not a device PyTorch knows: write "cuda" for the GPU, or "cpu"'
+    )
+    assert '"cuda0"' in plain_error("RuntimeError", "Invalid device string: 'cuda0'")
+    refused = (
+        "Weights only load failed. This file can still be loaded [...] WeightsUnpickler error: "
+        "Unsupported global: GLOBAL __main__.LinearRegressionModel was not an allowed global"
+    )
+    text = plain_error("UnpicklingError", refused)
+    assert "`__main__.LinearRegressionModel`" in text and "add_safe_globals" not in text
+    keys = 'Error(s) in loading state_dict for M:\n\tMissing key(s) in state_dict: "weight". '
+    assert plain_error("RuntimeError", keys) == (
+        'Error(s) in loading state_dict for M: Missing key(s) in state_dict: "weight".'
+    )
+    assert plain_error("ValueError", "x and y must be the same size") == (
+        "x and y must be the same size"
+    )
+    # The hints still match torch's own words.
+    assert hint_for_error("RuntimeError", devices) == "device.unknown"

@@ -1,5 +1,8 @@
 """Section `load_model`: a new instance filled by load_state_dict(torch.load(file))."""
 
+import re
+
+from grader.cell_source import names_made
 from grader.epochs import same_input
 from grader.plugin import check
 from grader.record import Mistake, expect, same_values
@@ -111,10 +114,27 @@ def test_predictions_come_from_the_reloaded_model(record, assignment):
         return
     expect(
         any(same_input(e["input"], X_test) for e in calls),
-        f"`{assignment.loaded_preds_name}` does not come from `{assignment.loaded_name}`: the "
-        f"cell never runs `{assignment.loaded_name}` on `X_test`.",
+        f"`{assignment.loaded_preds_name}` does not come from `{assignment.loaded_name}`: "
+        f"{_what_made(cell, assignment)}",
         "load.preds_not_reloaded",
     )
+
+
+def _what_made(cell, assignment) -> str:
+    """What the line that makes the reloaded predictions runs instead of the reloaded model:
+    the trained model (named), else that the cell never runs the reloaded one on `X_test`."""
+    source = cell.get("source", "") if cell else ""
+    line = names_made(source).get(assignment.loaded_preds_name)
+    text = source.splitlines()[line - 1].strip() if line else ""
+    never = f"the cell never runs `{assignment.loaded_name}` on `X_test`."
+    if not text:
+        return never
+    if re.search(rf"(?<![\w.]){re.escape(assignment.model_name)}\b", text):
+        return (
+            f"line {line}, `{text}`, predicts with `{assignment.model_name}`, the model you "
+            f"trained, not the one you reloaded: write `{assignment.loaded_name}(X_test)`."
+        )
+    return f"line {line}, `{text}`, makes it, and {never}"
 
 
 @check("load_model", "on_device", only="01_pytorch_workflow_exercises")

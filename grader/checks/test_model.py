@@ -166,9 +166,10 @@ def _same_forward_in_training(record, assignment, model) -> None:
         if bool(wrong.any()):
             number = entries[int(wrong.nonzero()[0])][0]
             raise Mistake(
-                f"`forward` computes `weight * x + bias` when the grader calls it, but in your "
+                f"`forward` computes `weight * x + bias` when called on its own, but in your "
                 f"training loop (epoch {number}) it returned other values for the same "
-                "parameters.",
+                f"parameters: make it always return `self.{assignment.weight_attr} * x + "
+                "self.bias`.",
                 "model.forward_wrong",
             )
 
