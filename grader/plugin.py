@@ -13,7 +13,7 @@ import pytest
 
 from grader.assignments import Assignment
 from grader.cell_source import code_lines, names_made, parse
-from grader.hints import hint_for_error, plain_error
+from grader.hints import hint_for_error, plain_error, section_hint
 from grader.record import DATASET_TYPES, Mistake, Record
 
 
@@ -35,18 +35,6 @@ class Verdict:
     hint: str | None = None
     hidden: bool = False
     internal_error: str | None = None
-
-
-# The same error means a different fix in each section: (hint for the error, section) -> hint.
-SECTION_HINTS = {
-    ("device.mismatch", "training_loop"): "training.off_device",
-    ("device.mismatch", "load_model"): "load.not_on_device",
-    # `loss.backward()` with nothing to go back through: in the loop, the graph was cut
-    # (unless the model's parameters need no gradient: see _graph_cut_by_the_loop).
-    ("model.requires_grad", "training_loop"): "training.no_graph",
-    ("file.missing", "load_model"): "load.file_missing",
-    ("model.class_not_instance", "load_model"): "load.class_not_instance",
-}
 
 
 # Names this chapter's code uses that only an import makes.
@@ -125,7 +113,7 @@ def _cell_error(record: Record, section_id: str, error: dict) -> Mistake:
             elsewhere = ""
         message += elsewhere
     if hint != "model.requires_grad" or _graph_cut_by_the_loop(record):
-        hint = SECTION_HINTS.get((hint, section_id), hint)
+        hint = section_hint(hint, section_id)  # hints.toml's [[section_hint]]
     if hint == "load.keys" and _loaded_into_other_class(record, error["evalue"]):
         hint = "load.other_class"
     return Mistake(message, _earlier_fault(record, section_id, error) or hint)

@@ -6,7 +6,14 @@ import re
 from pathlib import Path
 
 from grader.assignments import ASSIGNMENTS
-from grader.hints import HINTS, hint_for_error, hint_text, plain_error
+from grader.hints import (
+    ERROR_PATTERNS,
+    HINTS,
+    SECTION_HINTS,
+    hint_for_error,
+    hint_text,
+    plain_error,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = [
@@ -19,6 +26,8 @@ def _hint_ids_in_code() -> set[str]:
     found = set()
     for path in SOURCES:
         found |= set(re.findall(r'"([a-z]+\.[a-z_0-9]+)"', path.read_text()))
+    # What grader/hints.toml reports: the hints of the errors, and a section's own hint for one.
+    found |= {entry.hint for entry in ERROR_PATTERNS} | set(SECTION_HINTS.values())
     return {h for h in found if h.split(".")[0] in {i.split(".")[0] for i in HINTS}}
 
 
