@@ -32,6 +32,17 @@ class ErrorPattern:
     example: str  # a message the pattern must match (tests/test_hint_catalogue.py)
 
 
+@dataclass(frozen=True)
+class PlainError:
+    """Other words for an error whose own a beginner cannot act on; {0} is the match's group."""
+
+    type: str
+    pattern: str
+    words: str
+    example: str  # a message it must match, which reads as `shows` (default: `words`)
+    shows: str | None = None
+
+
 def _load() -> dict:
     with resources.files("grader").joinpath("hints.toml").open("rb") as handle:
         return tomllib.load(handle)
@@ -45,6 +56,8 @@ HINTS: dict[str, Hint] = {
     for entry in _DATA["hint"]
 }
 ERROR_PATTERNS: tuple[ErrorPattern, ...] = tuple(ErrorPattern(**e) for e in _DATA["error"])
+# torch's own words for some errors, which a beginner cannot act on: what the student reads.
+PLAIN_ERRORS: tuple[PlainError, ...] = tuple(PlainError(**e) for e in _DATA["plain_error"])
 SECTION_HINTS: dict[tuple[str, str], str] = {
     (entry["hint"], entry["section"]): entry["becomes"] for entry in _DATA["section_hint"]
 }
@@ -75,60 +88,14 @@ def section_hint(hint_id: str, section_id: str) -> str:
     return SECTION_HINTS.get((hint_id, section_id), hint_id)
 
 
-# torch's own words for some errors, which a beginner cannot act on (a list of twenty device
-# types, advice to allowlist classes in `torch.load`): (type, pattern, the words shown
-# instead, with the match's groups). The record keeps torch's message, which the hints match.
-_PLAIN_ERRORS: tuple[tuple[str, str, str], ...] = (
-    (
-        "RuntimeError",
-        r"device type at start of device string: (.*)$",
-        '"{0}" is not a device PyTorch knows: write "cuda" for the GPU, or "cpu"',
-    ),
-    (
-        "RuntimeError",
-        r"^Invalid device string: '(.*)'$",
-        '"{0}" is not a device PyTorch can read: write "cuda" (or "cuda:0") for the GPU, or "cpu"',
-    ),
-    (
-        "RuntimeError",
-        r"^Device string must not be empty",
-        'The device is the empty string "": write "cuda" for the GPU, or "cpu"',
-    ),
-    (
-        "UnpicklingError",
-        r"^Weights only load failed.*Unsupported global: GLOBAL ([\w.]+)",
-        "`torch.load` refused the file: it holds `{0}`, and `torch.load` reads only tensors "
-        "(its default, `weights_only=True`)",
-    ),
-    (
-        "UnpicklingError",
-        r"^Weights only load failed.*Unsupported operand",
-        "`torch.load` could not read the file with its default, `weights_only=True`: the file "
-        "was not written the way `torch.save` writes by default",
-    ),
-    (
-        "UnpicklingError",
-        r"^Weights only load failed",
-        "`torch.load` refused the file: it holds more than tensors, and `torch.load` reads "
-        "only tensors (its default, `weights_only=True`)",
-    ),
-    (
-        "RuntimeError",
-        r"^Trying to backward through the graph a second time",
-        "Trying to backward through the graph a second time: an earlier `backward()` already "
-        "went back through (and freed) the graph this loss comes from",
-    ),
-)
-
-
 def plain_error(ename: str, evalue: str) -> str:
     """An error's message as the student reads it: torch's own where it is short and says what
-    to change, else the words of _PLAIN_ERRORS; on one line (a state_dict's missing keys come
-    on lines of their own)."""
-    for error_type, pattern, words in _PLAIN_ERRORS:
-        found = re.search(pattern, evalue, re.S) if ename == error_type else None
+    to change, else the words of hints.toml's [[plain_error]]; on one line (a state_dict's
+    missing keys come on lines of their own)."""
+    for entry in PLAIN_ERRORS:
+        found = re.search(entry.pattern, evalue, re.S) if ename == entry.type else None
         if found:
-            return words.format(*found.groups())
+            return entry.words.format(*found.groups())
     return " ".join(evalue.split())
 
 

@@ -17,10 +17,12 @@ from grader.hints import (
     DEFAULT_NAMES,
     ERROR_PATTERNS,
     HINTS,
+    PLAIN_ERRORS,
     SECTION_HINTS,
     assignment_names,
     hint_for_error,
     hint_text,
+    plain_error,
     section_hint,
 )
 
@@ -40,6 +42,19 @@ def test_each_error_example_is_matched_first_by_its_own_pattern(index):
     )
     assert first == index, f"entry {first} ({ERROR_PATTERNS[first].pattern!r}) takes it first"
     assert hint_for_error(entry.type, entry.example) == entry.hint
+
+
+@pytest.mark.parametrize("index", range(len(PLAIN_ERRORS)))
+def test_each_plain_error_example_reads_as_it_says(index):
+    entry = PLAIN_ERRORS[index]
+    first = next(
+        i
+        for i, other in enumerate(PLAIN_ERRORS)
+        if other.type == entry.type and re.search(other.pattern, entry.example, re.S)
+    )
+    assert first == index, f"entry {first} ({PLAIN_ERRORS[first].pattern!r}) takes it first"
+    assert plain_error(entry.type, entry.example) == (entry.shows or entry.words)
+    assert "{" not in plain_error(entry.type, entry.example)
 
 
 def test_an_error_no_pattern_knows_gets_the_general_hint():
