@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,8 +43,11 @@ class PlainError:
     shows: str | None = None
 
 
+CATALOGUE = Path(__file__).with_name("hints.toml")  # package data (pyproject.toml)
+
+
 def _load() -> dict:
-    with resources.files("grader").joinpath("hints.toml").open("rb") as handle:
+    with CATALOGUE.open("rb") as handle:
         return tomllib.load(handle)
 
 
