@@ -214,10 +214,10 @@ FIGURES_HEAD = """\
 
 Written by `benchmarks/nbgrader_vs_plain.py --record` (one row a run, appended; never edited
 by hand). Same course, same six submissions, kit and plain alternated. Seconds are wall-clock,
-best of the run's rounds; a ratio is kit / plain of those bests, and in brackets the lowest and
-highest of the pairs run back to back. CPU: nbgrader and everything it waited for. The load
-average (1 minute) was read before every nbgrader command: lowest to highest. The issue's
-target is kit / plain <= 1.2.
+best of the run's rounds; a ratio is kit / plain of those bests, and in parentheses the lowest
+and highest of the pairs run back to back. CPU: nbgrader and everything it waited for. The
+load average (1 minute) was read before every nbgrader command: lowest to highest. The
+issue's target is kit / plain <= 1.2.
 
 | run (UTC) | code | machine | load | torch | autograde, s a notebook: kit / plain | ratio | validate, s: kit / plain | ratio | CPU ratio: autograde, validate | first `check()`, s: cold, warm |
 |---|---|---|---|---|---|---|---|---|---|---|
@@ -225,11 +225,12 @@ target is kit / plain <= 1.2.
 
 
 def record(row: list[str]) -> None:
+    """Append `row` to the figures file's table, under the heading as this script writes it."""
     FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    if not FIGURES.exists():
-        FIGURES.write_text(FIGURES_HEAD)
-    with FIGURES.open("a") as figures:
-        figures.write("| " + " | ".join(row) + " |\n")
+    old = FIGURES.read_text().splitlines() if FIGURES.exists() else []
+    rows = [line for line in old if line.startswith("| 2")]  # a run's row starts with its date
+    rows.append("| " + " | ".join(row) + " |")
+    FIGURES.write_text(FIGURES_HEAD + "\n".join(rows) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
