@@ -1,19 +1,23 @@
 """What the kit costs under nbgrader: the same assignment with the kit's test cells and with
 plain hand-written asserts, side by side in one run.
 
-    .venv/bin/python benchmarks/nbgrader_vs_plain.py [--rounds 1] [--validate-rounds 2] [--keep]
+    .venv/bin/python benchmarks/nbgrader_vs_plain.py [--rounds 2] [--validate-rounds 2] [--record]
 
 One scratch course (this repository's nbgrader_config.py) holds two assignments built from
 solutions/01_pytorch_workflow_exercises: the kit's own (`assert_section` test cells) and
 `plain_asserts`, whose test cells are benchmarks/plain_asserts/asserts.py (same grade ids, same
 points). The same six submissions (five bundled samples and one corpus entry; not the endless
 loop, whose cell limit would dominate both) go to both, then `nbgrader autograde` runs on each
-(plain first, then the kit; a second round in the other order with --rounds 2), and
-`nbgrader validate` on one notebook in each form (twice, in both orders), and the first
-`check()` in a live Jupyter kernel, cold and 15 s after the kit's import. Prints seconds per
-notebook and kit / plain, wall-clock (the figure to quote) and CPU: nbgrader's and that of the
-processes it waited for, so a grader that the kernel starts itself (the kit before issue 20)
-is left out of it. The code under test is this checkout's (PYTHONPATH), whatever the venv has installed.
+(plain first, then the kit; the next round in the other order, and so on: a machine's load
+weighs on both alike), and `nbgrader validate` on one notebook in each form (alternated the
+same way), and the first `check()` in a live Jupyter kernel, cold and 15 s after the kit's
+import. Prints seconds per notebook and kit / plain, wall-clock (the figure to quote) and CPU:
+nbgrader's and that of the processes it waited for, so a grader that the kernel starts itself
+(the kit before issue 20) is left out of it. The load average is read before every command.
+--record appends the run's figures (date, machine, load, torch, the ratios) to
+docs/figures/nbgrader_vs_plain.md, which docs/nbgrader.md links: the figures quoted are the
+ones measured. The code under test is this checkout's (PYTHONPATH), whatever the venv has
+installed.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ SAMPLE_NAMES = [
     "eve_whole_model_saved",
 ]
 CORPUS_NAME = "valid_tensor_copy_warning"
+FIGURES = REPO_ROOT / "docs" / "figures" / "nbgrader_vs_plain.md"
+LOADS: list[float] = []  # the 1-minute load average before each measured command
 
 
 def submissions() -> dict[str, nbformat.NotebookNode]:
@@ -89,6 +95,7 @@ def _children_cpu() -> float:
 def nbgrader(course: Path, *args: str, cwd: Path | None = None) -> tuple[float, float]:
     """(wall seconds, CPU seconds of nbgrader and all it started: its kernels, the kit's
     worker and sandboxes; on a machine shared with other work, the steadier measure)."""
+    LOADS.append(os.getloadavg()[0])
     cpu = _children_cpu()
     started = time.monotonic()
     done = subprocess.run(
@@ -176,22 +183,83 @@ def first_check_in_a_live_kernel(notebook: Path, head_start: float) -> float:
     return float(line.split()[1])
 
 
+def ratios(runs: dict[str, list[tuple[float, float]]], i: int) -> tuple[float, float, float]:
+    """kit / plain of the best runs, and the lowest and highest of the pairs run back to back
+    (the spread); i: 0 wall, 1 CPU."""
+    pairs = [k[i] / p[i] for k, p in zip(runs[KIT], runs[PLAIN])]
+    best = min(r[i] for r in runs[KIT]) / min(r[i] for r in runs[PLAIN])
+    return best, min(pairs), max(pairs)
+
+
+def torch_version() -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() or "?"
+
+
+def commit() -> str:
+    done = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() or "?"
+
+
+FIGURES_HEAD = """\
+# nbgrader: the kit against plain asserts, as measured
+
+Written by `benchmarks/nbgrader_vs_plain.py --record` (one row a run, appended; never edited
+by hand). Same course, same six submissions, kit and plain alternated. Seconds are wall-clock,
+best of the run's rounds; a ratio is kit / plain of those bests, and in parentheses the lowest
+and highest of the pairs run back to back. CPU: nbgrader and everything it waited for. The
+load average (1 minute) was read before every nbgrader command: lowest to highest. The
+issue's target is kit / plain <= 1.2.
+
+| run (UTC) | code | machine | load | torch | autograde, s a notebook: kit / plain | ratio | validate, s: kit / plain | ratio | CPU ratio: autograde, validate | first `check()`, s: cold, warm |
+|---|---|---|---|---|---|---|---|---|---|---|
+"""
+
+
+def record(row: list[str]) -> None:
+    """Append `row` to the figures file's table, under the heading as this script writes it."""
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    old = FIGURES.read_text().splitlines() if FIGURES.exists() else []
+    rows = [line for line in old if line.startswith("| 2")]  # a run's row starts with its date
+    rows.append("| " + " | ".join(row) + " |")
+    FIGURES.write_text(FIGURES_HEAD + "\n".join(rows) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=1, help="autograde rounds (order swapped)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="autograde rounds, order swapped (%(default)s)"
+    )
     parser.add_argument(
         "--validate-rounds", type=int, default=2, help="validate rounds (default %(default)s)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help=f"append the figures to {FIGURES.relative_to(REPO_ROOT)}",
+    )
+    parser.add_argument(
+        "--label", help="what the row names as the code measured (default: git describe)"
+    )
     args = parser.parse_args(argv)
     if shutil.which("nbgrader", path=environment(Path(".")).get("PATH")) is None:
         print("nbgrader is not installed (pip install -e '.[nbgrader]')", file=sys.stderr)
         return 2
 
     scratch = Path(tempfile.mkdtemp(prefix="ptgrade-nbplain-"))
+    when = datetime.now(timezone.utc)
+    machine = f"{platform.node()}, {os.cpu_count()} CPUs"
     print(
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
-        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; course in {scratch}"
+        f"{when:%Y-%m-%d %H:%M} UTC, {machine}, load {os.getloadavg()[0]:.1f}; course in {scratch}"
     )
     # (wall, CPU) seconds a notebook, per run
     autograde: dict[str, list[tuple[float, float]]] = {KIT: [], PLAIN: []}
@@ -199,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         notebooks = submissions()
         course = build_course(scratch, notebooks)
+        LOADS.clear()
         n = len(notebooks)
         for round_ in range(args.rounds):
             order = (PLAIN, KIT) if round_ % 2 == 0 else (KIT, PLAIN)
@@ -208,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                 autograde[assignment].append((wall / n, cpu / n))
                 print(
                     f"autograde {assignment:30s} {wall:6.1f} s ({wall / n:5.2f} s a notebook), "
-                    f"CPU {cpu / n:5.2f} s a notebook"
+                    f"CPU {cpu / n:5.2f} s a notebook, load {LOADS[-1]:.1f}"
                 )
         scores = {a: recorded_scores(course, a, notebooks) for a in (KIT, PLAIN)}
 
@@ -218,12 +287,14 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir(parents=True)
             nbformat.write(notebook, folder / NOTEBOOK)
         for round_ in range(args.validate_rounds):
-            for assignment in forms if round_ % 2 == 0 else reversed(forms):
+            for assignment in reversed(forms) if round_ % 2 == 0 else forms:
                 # From the course folder: nbgrader reads the course's nbgrader_config.py there.
                 path = scratch / "validate" / assignment / NOTEBOOK
                 wall, cpu = nbgrader(course, "validate", str(path))
                 validate[assignment].append((wall, cpu))
-                print(f"validate  {assignment:30s} {wall:6.1f} s, CPU {cpu:5.1f} s")
+                print(
+                    f"validate  {assignment:30s} {wall:6.1f} s, CPU {cpu:5.1f} s, load {LOADS[-1]:.1f}"
+                )
         live = scratch / "live" / NOTEBOOK
         live.parent.mkdir()
         nbformat.write(notebooks["ada_correct"], live)
@@ -236,26 +307,51 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
+    LOADS.append(os.getloadavg()[0])
 
     print()
     print("scores recorded by nbgrader (kit | plain):")
     for student in notebooks:
         print(f"  {student:36s} {scores[KIT][student]:6.2f} | {scores[PLAIN][student]:6.2f}")
     print()
+    cells = {}
     for name, runs, unit in (
         ("autograde", autograde, "s a notebook"),
         ("validate", validate, "s, one notebook"),
     ):
         kit = [min(r[i] for r in runs[KIT]) for i in (0, 1)]
         plain = [min(r[i] for r in runs[PLAIN]) for i in (0, 1)]
+        wall, low, high = ratios(runs, 0)
+        cpu = ratios(runs, 1)[0]
         print(
             f"{name}, best of {len(runs[KIT])}: wall {unit}: kit {kit[0]:.2f}, plain "
             f"{plain[0]:.2f}; CPU: kit {kit[1]:.2f}, plain {plain[1]:.2f}"
         )
         print(
-            f"{name} kit / plain = {kit[0] / plain[0]:.2f} wall, {kit[1] / plain[1]:.2f} CPU "
-            "(target <= 1.2)"
+            f"{name} kit / plain = {wall:.2f} wall (pairs {low:.2f} to {high:.2f}), "
+            f"{cpu:.2f} CPU (target <= 1.2)"
         )
+        cells[name] = (
+            f"{kit[0]:.2f} / {plain[0]:.2f}",
+            f"**{wall:.2f}** ({low:.2f}-{high:.2f})",
+            cpu,
+        )
+    print(f"load average before each command: {min(LOADS):.1f} to {max(LOADS):.1f}")
+    if args.record:
+        record(
+            [
+                f"{when:%Y-%m-%d %H:%M}",
+                args.label or commit(),
+                machine,
+                f"{min(LOADS):.1f}-{max(LOADS):.1f}",
+                torch_version(),
+                *cells["autograde"][:2],
+                *cells["validate"][:2],
+                f"{cells['autograde'][2]:.2f}, {cells['validate'][2]:.2f}",
+                f"{first_checks[0.0]:.1f}, {first_checks[15.0]:.1f}",
+            ]
+        )
+        print(f"recorded in {FIGURES.relative_to(REPO_ROOT)}")
     return 0
 
 

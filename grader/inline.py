@@ -380,11 +380,14 @@ def warm_start_in_background() -> None:
 
         if get_ipython() is None:
             return
-        from grader.checking import open_checks
-        from grader.sandbox import start_warm_worker
+        from grader.sandbox import start_warm_worker  # (no torch)
 
         with _quiet_stderr():  # the worker keeps this quiet stderr for its life
             start_warm_worker()
+        # After the worker's launch: where the kernel has not imported torch yet, the checks'
+        # modules import it here, beside the worker's own import, not before it.
+        from grader.checking import open_checks
+
         open_checks()
     except Exception:  # a warm start is only ever a head start: the first check tells
         pass

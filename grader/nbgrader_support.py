@@ -28,6 +28,7 @@ import ast
 import os
 import shutil
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -160,28 +161,52 @@ def _grader() -> ThreadPoolExecutor:
     return _GRADER
 
 
-def warm_up_for(argv: list[str]) -> None:
-    """Under `nbgrader autograde` or `validate`, start the kit's grading now, while nbgrader
-    itself starts: the warm worker (torch imported once, confined), and pytest's collection of
-    the checks, pinned before any student's code runs. Other commands start nothing."""
-    command = next((a for a in argv[1:] if not a.startswith("-")), "")
-    if command in ("autograde", "validate"):
-        _grader().submit(_warm_up, command == "autograde")
+# Set once the kit's checks are collected (or could not be): from then on, the student's code
+# in nbgrader's kernel can no longer change what they are.
+_CHECKS_PINNED = threading.Event()
+_WARMING = False
+
+
+def warm_up(hidden: bool) -> None:
+    """Start the kit's grading (once a process), when nbgrader first gets a notebook with kit
+    test cells: an assignment without them, and any other nbgrader command, start nothing.
+    `hidden`: autograde, which forks the worker once a submission and uses the hidden checks."""
+    global _WARMING
+    if not _WARMING:
+        _WARMING = True
+        _grader().submit(_warm_up, hidden)
 
 
 def _warm_up(hidden: bool) -> None:
+    """The kit's warm-up keeps to one core beside nbgrader's kernel: first this process's part
+    (torch, pytest's collection of the checks), then the warm worker's start (torch imported
+    once in a process of its own, confined)."""
     try:
-        from grader.checking import open_checks
+        from grader.checking import open_checks  # (torch)
         from grader.notebook import find_solutions_dir
-        from grader.sandbox import start_warm_worker
 
-        start_warm_worker(many=hidden)  # autograde forks it once a submission
         _one_torch_thread()
         solutions = find_solutions_dir()
         checks = solutions / "checks" if solutions is not None and hidden else None
-        open_checks(checks if checks is not None and checks.is_dir() else None)
+        open_checks(checks if checks is not None and checks.is_dir() else None).wait_collected()
     except Exception:  # only a head start: the first grade says what is wrong
         pass
+    finally:
+        _CHECKS_PINNED.set()
+    try:
+        from grader.sandbox import warm_worker
+
+        warm_worker(wait=True, many=hidden)
+    except Exception:
+        pass
+
+
+def _instructors_code(cell) -> bool:
+    """Under autograde, a code cell whose source nbgrader put back from the course's source
+    (OverwriteCells: a locked cell still named in the gradebook), which the student cannot
+    have written."""
+    nbgrader = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(nbgrader.get("locked")) and bool(nbgrader.get("grade_id"))
 
 
 class Grading:
@@ -255,21 +280,22 @@ class KitExecute(Execute):
     A submission's grading starts when the kernel reaches the first kit test cell, where the
     kit used to grade inside the kernel: the student's cells before it (the imports, the
     slowest) never share the cores with a submission's sandbox. The rest of the notebook runs
-    in the kernel while the kit grades. The kernel's first cell also waits until this process
-    has done its part of the warm-up (importing torch here holds the interpreter lock that
-    nbgrader's message loop needs); the warm worker, a process of its own, may still be
-    starting beside the first notebook's early cells, once a run.
+    in the kernel while the kit grades. The kit's warm-up (warm_up, once a run) runs beside the
+    kernel's first cells, on one core; under autograde the first cell the student could have
+    written waits until it has collected the checks.
     """
 
     _grading: Grading | None = None
-    _warm = False  # the kit's warm-up (warm_up_for) is done
+    _autograde = False
 
     def preprocess(self, nb, resources):
         if not any(is_kit_test_cell(cell) for cell in nb.cells):
             return super().preprocess(nb, resources)
         autograde = os.environ.get(NBGRADER_ENV) == "autograde"
+        warm_up(autograde)
         started = time.monotonic()
         self._grading = grading = Grading(nb, resources, autograde)
+        self._autograde = autograde
         previous = os.environ.get(VERDICTS_ENV)
         os.environ[VERDICTS_ENV] = "1"  # the kernel inherits it when it starts, just below
         try:
@@ -300,9 +326,11 @@ class KitExecute(Execute):
 
     def preprocess_cell(self, cell, resources, index):
         if self._grading is not None and cell.cell_type == "code":
-            if not self._warm:  # the kernel has started; its first cell waits for the warm-up
-                _grader().submit(lambda: None).result()
-                self._warm = True
+            if self._autograde and not _instructors_code(cell):
+                # The student's code waits until the checks are collected: nothing it writes
+                # can then change them (they are pinned by content, grader/checking.py). Under
+                # validate the student runs their own checks, on their own files.
+                _CHECKS_PINNED.wait()
             if is_kit_test_cell(cell):
                 self._grading.start()
         return super().preprocess_cell(cell, resources, index)
@@ -420,7 +448,6 @@ def configure(c) -> None:
     """The kit's nbgrader settings, for this repository's nbgrader_config.py and a course's
     (`ptgrade init-course`): call after the course's root and source folder are set."""
     import math
-    import sys
 
     # Models saved by running a solution notebook must not be released with it.
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "models"]
@@ -457,5 +484,4 @@ def configure(c) -> None:
     c.Autograde.autograde_preprocessors = autograde_steps()
     c.Autograde.sanitize_preprocessors = sanitize_steps()
     use_kit_steps_in_validate()  # nbgrader reads no `c.Validator.preprocessors`
-    # Under `autograde` and `validate`, the kit's grader starts now, while nbgrader does.
-    warm_up_for(sys.argv)
+    # The kit's grading starts with the first notebook that has kit test cells (warm_up).

@@ -696,3 +696,82 @@ def test_a_student_kernel_cannot_fake_the_points_nor_cost_others_theirs(course):
     assert recorded["abe_kills_its_grader"]["model"] == 0
     assert expected["dot_correct"]["score"] == 20
     assert sum(recorded["dot_correct"].values()) == 20
+
+
+# nbgrader's kernel is unconfined: it can find the kit's warm worker (a process nbgrader
+# started) and kill it, with bubblewrap or unshare above it. It writes what it killed in its
+# working folder (autograded/<student>/...).
+KILLS_THE_WARM_WORKER = """\
+import os, signal
+if os.environ.get("PTGRADE_SANDBOX") != "1":  # in nbgrader's kernel
+    parents = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    def _under_nbgrader(pid, nbgrader=os.getppid()):
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == nbgrader:
+                return True
+        return False
+    killed = []
+    for pid in filter(_under_nbgrader, parents):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"grader.warm" in cmdline.read():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+        except OSError:
+            pass
+    with open("killed.txt", "w") as out:
+        out.write(" ".join(map(str, killed)))
+"""
+
+
+@pytest.mark.slow
+def test_a_kernel_that_kills_the_warm_worker_costs_only_its_own_result(course):
+    """Through the real nbgrader autograde: the second submission's kernel kills the kit's warm
+    worker (warm from the first) before its first test cell. The kit starts a new one: the
+    killer gets ptgrade's points or, at worst, nothing recorded (never a wrong score), and the
+    submissions before and after it keep all of theirs."""
+    nbgrader(course, "generate_assignment", ASSIGNMENT)
+    correct = nbformat.read(SAMPLES / "ada_correct.ipynb", as_version=4)
+    killer = nbformat.from_dict(correct)
+    device = killer.cells[_code_cell_index(killer, "device")]
+    device.source = KILLS_THE_WARM_WORKER + device.source
+    submitted = {"ann_correct": correct, "bea_kills_the_worker": killer, "cal_correct": correct}
+    for student, notebook in submitted.items():
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(notebook, folder / NOTEBOOK)
+    # nbgrader exits 1 where the kit could not grade a notebook (it records nothing for it).
+    done = subprocess.run(
+        ["nbgrader", "autograde", ASSIGNMENT],
+        cwd=course,
+        env=nbgrader_env(course, ROOMY_CELL_TIMEOUT),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    log = done.stdout + done.stderr
+    assert done.returncode in (0, 1), log
+
+    killed = course / "autograded" / "bea_kills_the_worker" / ASSIGNMENT / "killed.txt"
+    assert killed.read_text().split(), f"the kernel found no warm worker to kill:\n{log}"
+    recorded = _recorded_points(course, ["ann_correct", "cal_correct"])
+    assert sum(recorded["ann_correct"].values()) == 20
+    assert sum(recorded["cal_correct"].values()) == 20
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        try:
+            own = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "bea_kills_the_worker")
+        except MissingEntry:
+            own = None
+        grades = {g.name: g.score for g in own.grades} if own is not None else {}
+    assert grades or done.returncode == 1, log
+    if grades:  # graded: as ptgrade grades it (in the sandbox the cell kills nothing)
+        assert sum(s for n, s in grades.items() if n.endswith("_tests")) == 20, grades
