@@ -124,6 +124,9 @@ def repair(assignment: Assignment, section_id: str, snapshot: dict[str, dict], g
     if section_id == "model" and model.get("kind") not in ("module", "missing", None):
         # `model_1 = model_1.cuda` (the method), `model_1 = print(...)`: the section's stand-in.
         return [assignment.model_name], None
+    if section_id == "model" and model.get("kind") == "module" and _broken_model(assignment, model):
+        # `def foward`, plain tensors for parameters: every later use of the model fails.
+        return [assignment.model_name], None
     if not assignment.device_agnostic:
         return None
     device = device_type(snapshot.get("device"), gpu)
@@ -211,6 +214,15 @@ def model_standin(assignment: Assignment, record: dict[str, Any], reference: str
         move = f"{assignment.model_name}.to(device)" if assignment.device_agnostic else ""
         return move or "pass"
     return reference
+
+
+def _broken_model(assignment: Assignment, value: dict) -> bool:
+    """Whether a snapshot's model has a fault that breaks every use of it (the model checks
+    charge it): a misspelled `forward`, no parameters to train, a forward that returns None."""
+    try:
+        return ModuleValue(assignment.model_name, value).fault() is not None
+    except Exception:  # a value the checks would find malformed: theirs to charge
+        return False
 
 
 def _fine_model(assignment: Assignment, value: dict) -> bool:
