@@ -25,6 +25,11 @@ from grader.reference import replay_setup
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
 
 DEVICE_STANDIN = 'device = "cuda" if torch.cuda.is_available() else "cpu"'
+_SPLIT_STANDIN = (
+    "train_split = int(0.8 * len(X))\n"
+    "X_train, y_train = X[:train_split], y[:train_split]\n"
+    "X_test, y_test = X[train_split:], y[train_split:]"
+)
 
 StandIn = str | Callable[[dict[str, Any]], str]
 
@@ -53,11 +58,7 @@ def standins(assignment: Assignment) -> dict[str, StandIn]:
             f"X = torch.arange(0, 1, {a.data_step!r}).unsqueeze(dim=1)\n"
             "y = weight * X + bias"
         ),
-        "split": (
-            "train_split = int(0.8 * len(X))\n"
-            "X_train, y_train = X[:train_split], y[:train_split]\n"
-            "X_test, y_test = X[train_split:], y[train_split:]"
-        ),
+        "split": _SPLIT_STANDIN,
         "model": lambda record: model_standin(a, record, reference_model),
         "loss_optimizer": (
             "loss_fn = nn.L1Loss()\n"
@@ -115,9 +116,16 @@ def repair(assignment: Assignment, section_id: str, snapshot: dict[str, dict], g
         and device_type(snapshot.get("device"), gpu) is None
     ):
         return ["device"], DEVICE_STANDIN
+    if section_id == "split" and _rows_mismatch(snapshot):
+        # `y[train_split:]` for `y_train`: every later cell would pair rows that don't match.
+        names = ["train_split", "X_train", "y_train", "X_test", "y_test"]
+        return names, _SPLIT_STANDIN + _moved_back(snapshot, names[1:], gpu)
     model = snapshot.get(assignment.model_name, {})
     if section_id == "model" and model.get("kind") not in ("module", "missing", None):
         # `model_1 = model_1.cuda` (the method), `model_1 = print(...)`: the section's stand-in.
+        return [assignment.model_name], None
+    if section_id == "model" and model.get("kind") == "module" and _broken_model(assignment, model):
+        # `def foward`, plain tensors for parameters: every later use of the model fails.
         return [assignment.model_name], None
     if not assignment.device_agnostic:
         return None
@@ -127,6 +135,29 @@ def repair(assignment: Assignment, section_id: str, snapshot: dict[str, dict], g
         if placed - {device}:
             return [assignment.model_name], f"{assignment.model_name}.to(device)"
     return None
+
+
+def _rows_mismatch(snapshot: dict[str, dict]) -> bool:
+    """Whether the split left `X_train` and `y_train` (or `X_test` and `y_test`) with different
+    numbers of rows: tensors all four, so the split's own stand-in can take their place."""
+    values = [snapshot.get(n, {}) for n in ("X_train", "y_train", "X_test", "y_test")]
+    if any(v.get("kind") != "tensor" or not v.get("shape") for v in values):
+        return False
+    rows = [v["shape"][0] for v in values]
+    return rows[0] != rows[1] or rows[2] != rows[3]
+
+
+def _moved_back(snapshot: dict[str, dict], names: list[str], gpu: bool) -> str:
+    """The lines that put the split's tensors back on `device` where the student's cell had
+    moved them there (the stand-in slices `X` and `y`, which stay where they were made)."""
+    device = device_type(snapshot.get("device"), gpu)
+    on_device = [
+        n
+        for n in names
+        if device not in (None, "cpu")
+        and str(snapshot.get(n, {}).get("device", "")).split(":")[0] == device
+    ]
+    return "".join(f"\n{n} = {n}.to(device)" for n in on_device)
 
 
 def misplaced(snapshot: dict[str, dict], line: str, gpu: bool) -> list[str]:
@@ -183,6 +214,15 @@ def model_standin(assignment: Assignment, record: dict[str, Any], reference: str
         move = f"{assignment.model_name}.to(device)" if assignment.device_agnostic else ""
         return move or "pass"
     return reference
+
+
+def _broken_model(assignment: Assignment, value: dict) -> bool:
+    """Whether a snapshot's model has a fault that breaks every use of it (the model checks
+    charge it): a misspelled `forward`, no parameters to train, a forward that returns None."""
+    try:
+        return ModuleValue(assignment.model_name, value).fault() is not None
+    except Exception:  # a value the checks would find malformed: theirs to charge
+        return False
 
 
 def _fine_model(assignment: Assignment, value: dict) -> bool:

@@ -183,6 +183,8 @@ def test_regular_test_passes(loop, assignment, record):
         ):
             positions.append(steps)
             test_forwards.append(event)
+    if not positions:
+        _tests_on_training_data(loop, training, record, assignment)
     expect(
         bool(positions),
         f"Your loop never runs the model on `X_test`: test it every {assignment.test_every} "
@@ -304,6 +306,31 @@ def _what_the_line_appends(source: str, name: str, items: list[dict]) -> str:
         f", but line {line}, `{code}`, appends the loss tensor itself, which still tracks "
         "gradients (the loss-curve plot cannot draw it)"
     )
+
+
+def _tests_on_training_data(loop, training: set[int], record, assignment) -> None:
+    """A test pass (gradients off, not the training forward) that runs the model on
+    `X_train`: the student tests, on the wrong data, so "never tests" would not help them."""
+    try:
+        X_train = record.tensor("X_train", "training_loop").values
+    except Mistake:  # not a tensor: the split section says why
+        return
+    if X_train is None or loop["test_is_train"]:
+        return
+    for event in loop["events"]:
+        if (
+            event["kind"] == "forward"
+            and event["module_id"] == loop["model_id"]
+            and id(event) not in training
+            and not event["grad_enabled"]
+            and same_input(event["input"], X_train)
+        ):
+            raise Mistake(
+                "Your test pass runs the model on `X_train`, the training data, so its loss "
+                "measures the training loss again: run it on `X_test` and compare with "
+                f"`y_test`, every {assignment.test_every} epochs.",
+                "training.test_loss_data",
+            )
 
 
 def _test_loss_data(loop) -> bool:
