@@ -53,7 +53,18 @@ def test_entry_builds_and_changes_its_notebook(assignment_id, entry, reference_b
 def test_entry_is_well_formed(assignment_id, entry):
     assert re.fullmatch(r"[a-z][a-z0-9_]*", entry["name"]), entry["name"]
     assert entry["description"].strip().endswith("."), entry["name"]
-    known = {"name", "description", "changes", "expect", "says", "unsure", "exact", "no_points"}
+    known = {
+        "name",
+        "description",
+        "changes",
+        "expect",
+        "says",
+        "unsure",
+        "exact",
+        "no_points",
+        "notes",
+        "errors",
+    }
     assert set(entry) <= known, entry["name"]
     assert entry.get("exact", False) is False, f"{entry['name']}: exact is true by default"
     assert "exact" not in entry or entry["expect"], f"{entry['name']}: exact of a valid variant"
