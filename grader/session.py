@@ -223,7 +223,10 @@ class Session:
         from grader.standins import repair, resolve  # torch: not before the worker starts
 
         assignment = ASSIGNMENTS.get(self.record["assignment"])
-        fix = repair(assignment, outcome["grade_id"], snapshot, gpu) if assignment else None
+        saves = [
+            e for e in self.record["trace"] if e["kind"] == "save" and e["cell"] == outcome["index"]
+        ]
+        fix = repair(assignment, outcome["grade_id"], snapshot, gpu, saves) if assignment else None
         if fix is None or (fix[1] is None and standin is None):
             return
         names, source = fix

@@ -100,7 +100,13 @@ def device_type(value: dict | None, gpu: bool) -> str | None:
     return kind if kind == "cpu" or (kind == "cuda" and gpu) else None
 
 
-def repair(assignment: Assignment, section_id: str, snapshot: dict[str, dict], gpu: bool):
+def repair(
+    assignment: Assignment,
+    section_id: str,
+    snapshot: dict[str, dict],
+    gpu: bool,
+    saves: list[dict] | None = None,
+):
     """(names, source) that puts right what a section's cell, which ran, left wrong for the
     sections after it, or None where it left nothing wrong.
 
@@ -109,7 +115,9 @@ def repair(assignment: Assignment, section_id: str, snapshot: dict[str, dict], g
     charged again in each of them. Each repair mirrors the check that charges it: the device
     section's `device` (`"gpu"`, nothing PyTorch can place tensors on) and the model section's
     `model_1` left off `device` (`model_1.cuda` without brackets), or not a model at all (the
-    source is then None: the section's stand-in)."""
+    source is then None: the section's stand-in), and the save section's file when it holds the
+    whole model or its `state_dict` method (`saves`: the cell's save events), which no
+    `load_state_dict(torch.load(...))` can read."""
     if (
         section_id == "device"
         and assignment.device_agnostic
@@ -120,6 +128,8 @@ def repair(assignment: Assignment, section_id: str, snapshot: dict[str, dict], g
         # `y[train_split:]` for `y_train`: every later cell would pair rows that don't match.
         names = ["train_split", "X_train", "y_train", "X_test", "y_test"]
         return names, _SPLIT_STANDIN + _moved_back(snapshot, names[1:], gpu)
+    if section_id == "save_model" and _saved_a_model(snapshot, saves or []):
+        return ["MODEL_SAVE_PATH"], _SAVE_STATE_DICT.format(model=assignment.model_name)
     model = snapshot.get(assignment.model_name, {})
     if section_id == "model" and model.get("kind") not in ("module", "missing", None):
         # `model_1 = model_1.cuda` (the method), `model_1 = print(...)`: the section's stand-in.
@@ -135,6 +145,28 @@ def repair(assignment: Assignment, section_id: str, snapshot: dict[str, dict], g
         if placed - {device}:
             return [assignment.model_name], f"{assignment.model_name}.to(device)"
     return None
+
+
+# The later cells load a state_dict from a file of the grader's, beside the student's: their own
+# file stays as they saved it, for the save section's checks, which read it after the run.
+_SAVE_STATE_DICT = (
+    'MODEL_SAVE_PATH = type(MODEL_SAVE_PATH)(str(MODEL_SAVE_PATH) + ".state_dict.pth")\n'
+    "torch.save(obj={model}.state_dict(), f=MODEL_SAVE_PATH)"
+)
+
+
+def _saved_a_model(snapshot: dict[str, dict], saves: list[dict]) -> bool:
+    """Whether the save cell saved the model object or its method and no state_dict, to a
+    `MODEL_SAVE_PATH` the repair can write beside."""
+    path = snapshot.get("MODEL_SAVE_PATH", {})
+    kinds = {event.get("obj_kind") for event in saves}
+    return (
+        path.get("kind") in ("path", "value")
+        and isinstance(path.get("value"), str)
+        and bool(path["value"])
+        and "state_dict" not in kinds
+        and bool(kinds & {"module", "method"})
+    )
 
 
 def _rows_mismatch(snapshot: dict[str, dict]) -> bool:

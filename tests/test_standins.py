@@ -95,6 +95,26 @@ def test_only_values_no_later_cell_can_use_are_repaired():
     assert repair(exercises, "device", {"device": _value("gpu")}, gpu=True)[0] == ["device"]
 
 
+def test_only_a_saved_model_object_is_repaired_for_the_load():
+    """The whole model (or its `state_dict` method) saved: the later cells load a state_dict of
+    the grader's, beside the student's file; a state_dict saved, even with other things, is the
+    student's to load as it is."""
+    from grader.standins import repair
+
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+    snapshot = {"MODEL_SAVE_PATH": {"kind": "path", "value": "models/x.pth"}}
+    module = [{"obj_kind": "module"}]
+    names, source = repair(exercises, "save_model", snapshot, False, module)
+    assert names == ["MODEL_SAVE_PATH"]
+    assert "model_1.state_dict()" in source and '".state_dict.pth"' in source
+    assert repair(exercises, "save_model", snapshot, False, [{"obj_kind": "method"}])
+    both = module + [{"obj_kind": "state_dict"}]
+    assert repair(exercises, "save_model", snapshot, False, both) is None
+    assert repair(exercises, "save_model", snapshot, False, []) is None
+    no_path = {"MODEL_SAVE_PATH": {"kind": "missing"}}
+    assert repair(exercises, "save_model", no_path, False, module) is None
+
+
 def test_the_model_is_moved_only_where_it_is_off_the_students_device():
     from grader.standins import repair
 
