@@ -26,7 +26,7 @@ from grader.assignments import ASSIGNMENTS
 from grader.record import Record
 from grader.record_format import RECORD_VERSION, EventReader, check_value
 
-# Defaults for an event's fields: what trace.py emits for a plain value of each field's type.
+# The event fields that hold a tensor summary (trace.tensor_summary), not a plain value.
 _TENSOR_FIELDS = {"input", "output", "target"}
 
 
