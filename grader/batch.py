@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.assignments import ASSIGNMENTS
 from grader.batch_task import Job, grade_one, grader_error, unusable, warm_up
 from grader.distributed import ClusterUnreachable, grade_on_cluster
+from grader.packs import all_assignments
 from grader.safe_text import csv_cell, file_name, printable
 from grader.settings import Limits, Settings
 
@@ -70,7 +70,7 @@ def _assignment(job: Job) -> str:
 
 def _nbgrader_folder(job: Job) -> bool:
     parts = job.key.split("/")
-    return len(parts) == 3 and parts[1] in ASSIGNMENTS
+    return len(parts) == 3 and parts[1] in all_assignments()
 
 
 def _notebooks(root: Path) -> tuple[list[Job], list[Passed]]:
@@ -80,9 +80,9 @@ def _notebooks(root: Path) -> tuple[list[Job], list[Passed]]:
     jobs = []
     for path in sorted(paths):
         parts = path.relative_to(root).parts
-        if len(parts) >= 3 and parts[1] in ASSIGNMENTS:
+        if len(parts) >= 3 and parts[1] in all_assignments():
             student = parts[0]  # nbgrader: submitted/<student>/<assignment>/<notebook>
-        elif len(parts) >= 2 and parts[0] not in ASSIGNMENTS:
+        elif len(parts) >= 2 and parts[0] not in all_assignments():
             student = parts[0]  # one folder (a cloned repo) per student
         else:
             student = path.stem  # notebooks named after their student

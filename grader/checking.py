@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from grader.errors import GraderError
+from grader.packs import all_packs, pack_for
 from grader.plugin import CheckJob, RecordPlugin, Verdict
 from grader.record import Record
 
-CHECKS_DIR = Path(__file__).resolve().parent / "checks"
 CHECKS_TIMEOUT = 30.0  # seconds one record's checks may take (they take milliseconds)
 COLLECT_TIMEOUT = 120.0  # seconds pytest may take to start and collect the checks
 # Plugins the checks don't need. Each of these would touch process-wide state (file descriptors,
@@ -49,6 +49,8 @@ class CheckSession:
     `close()`."""
 
     def __init__(self, paths: list[str]) -> None:
+        # The first folder is the pack's checks (grader/packs), with their pytest.ini.
+        self.checks_dir = Path(paths[0])
         self.owner = os.getpid()  # a forked process must open its own: threads don't fork
         self._jobs: queue.Queue = queue.Queue()
         self._plugin = RecordPlugin(self._jobs)
@@ -56,7 +58,7 @@ class CheckSession:
         self.stuck = False
         args = [
             *paths,
-            *("-c", str(CHECKS_DIR / "pytest.ini"), "--rootdir", str(CHECKS_DIR)),
+            *("-c", str(self.checks_dir / "pytest.ini"), "--rootdir", str(self.checks_dir)),
             "--import-mode=importlib",
             "--capture=no",  # the checks print nothing; fd capture would swallow ours
             # The checks raise Mistakes, not bare asserts; rewriting would leave pytest's import
@@ -117,7 +119,8 @@ class CheckSession:
     def _failure(self) -> str:
         errors = "\n".join(self._plugin.collection_errors)
         if not errors:  # pytest said why on stderr only; name what the kit can tell
-            missing = [str(p) for p in (CHECKS_DIR / "pytest.ini", CHECKS_DIR) if not p.exists()]
+            folder = self.checks_dir
+            missing = [str(p) for p in (folder / "pytest.ini", folder) if not p.exists()]
             errors = (
                 f"{missing[0]} is missing from the kit's installation (reinstall ptgrade)"
                 if missing
@@ -148,11 +151,12 @@ def _changed(pinned: dict[str, str], now: dict[str, str]) -> list[str]:
     return sorted(name for name in pinned.keys() | now.keys() if pinned.get(name) != now.get(name))
 
 
-def open_checks(hidden_dir: Path | None = None) -> CheckSession:
-    """This process's session for these checks, opened (collecting in its thread) if need be.
-    Opened before a submission runs, pytest's start-up overlaps the sandbox's work. Raises
-    GraderError where a check file changed since this process loaded the checks."""
-    paths = (str(CHECKS_DIR),) + ((str(hidden_dir),) if hidden_dir is not None else ())
+def open_checks(hidden_dir: Path | None = None, *, checks_dir: Path) -> CheckSession:
+    """This process's session for a pack's checks (and the hidden ones), opened (collecting in
+    its thread) if need be. Opened before a submission runs, pytest's start-up overlaps the
+    sandbox's work. Raises GraderError where a check file changed since this process loaded the
+    checks."""
+    paths = (str(checks_dir),) + ((str(hidden_dir),) if hidden_dir is not None else ())
     now = checks_contents(paths)
     changed = _changed(_PINNED.setdefault(paths, now), now)
     if changed:
@@ -172,8 +176,19 @@ def open_checks(hidden_dir: Path | None = None) -> CheckSession:
 
 
 def run_checks(
-    record: Record, present_sections: set[str], hidden_dir: Path | None = None
+    record: Record,
+    present_sections: set[str],
+    hidden_dir: Path | None = None,
+    checks_dir: Path | None = None,
 ) -> list[Verdict]:
-    """Run the public checks, and the hidden ones in `hidden_dir` (solutions/checks) if given."""
+    """Run the public checks (`checks_dir`, default: the record's pack's), and the hidden ones
+    in `hidden_dir` (solutions/checks) if given."""
+    if checks_dir is None:
+        checks_dir = pack_for(record.assignment).checks_dir
     job = CheckJob(record, present_sections, include_hidden=hidden_dir is not None)
-    return open_checks(hidden_dir).run(job)
+    return open_checks(hidden_dir, checks_dir=checks_dir).run(job)
+
+
+def open_every_pack(hidden_dir: Path | None = None) -> list[CheckSession]:
+    """A session for every pack's checks: a warm-up, before the notebook's pack is known."""
+    return [open_checks(hidden_dir, checks_dir=pack.checks_dir) for pack in all_packs()]

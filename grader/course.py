@@ -12,7 +12,7 @@ import shutil
 from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
-from grader.assignments import ASSIGNMENTS
+from grader.packs import all_assignments
 
 HERE = Path(__file__).resolve().parent / "course"
 CONFIG = HERE / "nbgrader_config.py"
@@ -38,7 +38,7 @@ def source_files() -> list[tuple[Path, str]]:
     """(file, its path under the course's source/) for every file a course needs."""
     source = source_folder()
     files = []
-    for assignment in ASSIGNMENTS:
+    for assignment in all_assignments():
         notebook = source / assignment / f"{assignment}.ipynb"
         if not notebook.is_file():
             raise CourseError(f"the kit has no {notebook}: reinstall it (pip install ptgrade)")

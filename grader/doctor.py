@@ -91,8 +91,8 @@ def worker() -> Line:
 
 
 def solutions_found(explicit: str | None) -> tuple[list[Line], Path | None]:
-    from grader.assignments import ASSIGNMENTS
     from grader.notebook import find_solutions_dir
+    from grader.packs import all_assignments
 
     folder = find_solutions_dir(explicit)
     how = (
@@ -106,7 +106,7 @@ def solutions_found(explicit: str | None) -> tuple[list[Line], Path | None]:
     if folder is None:
         return [Line(FAIL, "solutions", "not found: hidden checks, points and the reference "
                      "code of deleted cells are missing", fix)], None  # fmt: skip
-    found = [a for a in ASSIGNMENTS if (folder / a / f"{a}.ipynb").is_file()]
+    found = [a for a in all_assignments() if (folder / a / f"{a}.ipynb").is_file()]
     lines = [
         Line(
             OK if found else FAIL,
@@ -127,12 +127,12 @@ def solutions_found(explicit: str | None) -> tuple[list[Line], Path | None]:
 
 def self_test(solutions: Path) -> list[Line]:
     """Grade each reference solution as a submission: full marks, or the kit is broken here."""
-    from grader.assignments import ASSIGNMENTS
     from grader.grading import Options, grade
+    from grader.packs import all_assignments
     from grader.sandbox import Limits
 
     lines = []
-    for assignment in ASSIGNMENTS:
+    for assignment in all_assignments():
         notebook = solutions / assignment / f"{assignment}.ipynb"
         if not notebook.is_file():
             continue

@@ -14,8 +14,8 @@ import zipfile
 from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
-from grader.assignments import ASSIGNMENTS
 from grader.course import HERE, kit_files, requirements, source_files
+from grader.packs import all_assignments
 
 EXECUTABLE = 0o100755 << 16  # zip's external attributes: a regular file, rwxr-xr-x
 
@@ -26,8 +26,10 @@ class BundleError(Exception):
 
 def write_bundle(out: Path, assignment: str) -> list[str]:
     """Write the zip; the names in it."""
-    if assignment not in ASSIGNMENTS:
-        raise BundleError(f"no assignment {assignment!r}: choose one of {', '.join(ASSIGNMENTS)}")
+    if assignment not in all_assignments():
+        raise BundleError(
+            f"no assignment {assignment!r}: choose one of {', '.join(all_assignments())}"
+        )
     try:
         needed = requirements()
     except PackageNotFoundError:

@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.assignments import Assignment
 from grader.cell_source import parse
 from grader.checking import CHECKS_TIMEOUT, open_checks, run_checks
+from grader.contract import Assignment
 from grader.hints import hint_for_error, hint_text, plain_error
 from grader.isolation import imported_folders, require
 from grader.notebook import (
@@ -20,6 +20,7 @@ from grader.notebook import (
     load_submission,
     solution_notebook,
 )
+from grader.packs import pack_for
 from grader.plugin import Verdict
 from grader.record import Record
 from grader.result import CheckResult, GradeResult, SectionResult
@@ -72,40 +73,24 @@ def build_record(submission: Submission, execution: Execution) -> Record:
     )
     paths = set()
     for values in [raw.get("final", {})] + list(raw.get("snapshots", {}).values()):
-        value = values.get("MODEL_SAVE_PATH", {})
-        if value.get("kind") in ("path", "value") and isinstance(value.get("value"), str):
-            paths.add(value["value"])
+        for name in pack_for(submission.assignment).saved_file_names:
+            value = values.get(name, {})
+            if value.get("kind") in ("path", "value") and isinstance(value.get("value"), str):
+                paths.add(value["value"])
     if paths:
         record.saved_files = read_saved_files(execution.workdir, paths)
     return record
 
 
-# Mistakes that show only where there is a GPU (hint id: what a real GPU does with them). On a
-# CPU-only grader they show because the simulated GPU (grader/simulated_gpu.py) made them, and
-# a message that does not say so reads as a fault of the student's own machine.
-ON_A_GPU = {
-    "device.wrong": "your code would run on the CPU where `torch.cuda.is_available()` is True",
-    "device.mismatch": "PyTorch raises this error where a tensor on the GPU meets one on the CPU",
-    "model.plain_tensor_attr": "the plain tensor stays on the CPU when the model moves to the "
-    "GPU, and the forward pass raises a device error",
-    "predictions.cpu": "`.numpy()` (and matplotlib) raise this error on a tensor on the GPU",
-    "model.forward_device": "the tensor `forward` makes stays on the CPU and meets the GPU's",
-    "model.not_on_device": "the model would stay on the CPU while the data is on the GPU",
-    "training.off_device": "the data and the model would be on different devices",
-    "load.not_on_device": "the reloaded model would stay on the CPU while the data is on the GPU",
-    "device.data_not_moved": "the data left on the CPU meets the model on the GPU",
-    "device.to_not_kept": "the data left on the CPU meets the model on the GPU",
-}
-
-
-def as_if_on_a_gpu(hint: str | None) -> str:
+def as_if_on_a_gpu(hint: str | None, assignment: Assignment) -> str:
     """What a message caused by the simulated GPU adds: that it was one, and what would fail on
-    a real GPU; "" for any other message."""
-    if hint not in ON_A_GPU:
+    a real GPU (the pack's `gpu_notes`); "" for any other message."""
+    notes = pack_for(assignment).gpu_notes
+    if hint not in notes:
         return ""
     return (
         "Graded as if on a GPU: this grader has none, so your notebook ran on a simulated one "
-        f"(`torch.cuda.is_available()` was True). On a real GPU, {ON_A_GPU[hint]}."
+        f"(`torch.cuda.is_available()` was True). On a real GPU, {notes[hint]}."
     )
 
 
@@ -121,8 +106,9 @@ def score(
         for verdict in mine:
             share = max_points * verdict.weight / total_weight
             message = verdict.message
-            if record.simulated_gpu and not verdict.passed and as_if_on_a_gpu(verdict.hint):
-                message = f"{message} ({as_if_on_a_gpu(verdict.hint)})"
+            note = as_if_on_a_gpu(verdict.hint, record.assignment) if not verdict.passed else ""
+            if record.simulated_gpu and note:
+                message = f"{message} ({note})"
             checks.append(
                 CheckResult(
                     id=verdict.id,
@@ -192,13 +178,12 @@ def grade(
     submission = submission or load_submission(path, options.assignment)
     solutions_dir = find_solutions_dir(options.solutions)
     # Stand-ins come from the contract, never from the solutions: `check` stands in as `grade`.
-    from grader.standins import standins  # torch: not before the worker starts
-
-    reference = standins(submission.assignment)
+    pack = pack_for(submission.assignment)
+    reference = dict(pack.standins(submission.assignment)) if pack.standins else {}
     hidden_dir = solutions_dir / "checks" if solutions_dir is not None else None
     if not (options.hidden and hidden_dir is not None and hidden_dir.is_dir()):
         hidden_dir = None
-    checks = open_checks(hidden_dir)
+    checks = open_checks(hidden_dir, checks_dir=pack.checks_dir)
     confinement = sandbox_isolation()
     if not options.own_notebook:
         require(confinement, imported_folders(solutions_dir))
@@ -223,14 +208,15 @@ def grade(
         if cell.get("role") == "given" and cell.get("status") != "ok" and cell.get("error"):
             source = sources.get(cell["index"], "")
             text, cause = (
-                _given_cell_error(cell, source),
+                _given_cell_error(cell, source, record.assignment),
                 _caused_by(cell, sections, record, sources),
             )
             if cause:  # after Python's "Did you mean: ...?" too
                 text = f"{text if text[-1:] in '?!' else text.rstrip('.') + '.'} {cause}"
             if record.simulated_gpu:
                 error = cell["error"]
-                note = as_if_on_a_gpu(hint_for_error(error["ename"], error["evalue"]))
+                hint = hint_for_error(error["ename"], error["evalue"], record.assignment)
+                note = as_if_on_a_gpu(hint, record.assignment)
                 text += f" ({note})" if note else ""
             errors.append(text)
     return GradeResult(
@@ -262,11 +248,11 @@ def grade(
                 "checks": round(checks_seconds, 4),
             },
         },
-        figures=figure_data(record),
+        figures=pack.figure_data(record) if pack.figure_data else {},
     )
 
 
-def _given_cell_error(cell: dict, source: str) -> str:
+def _given_cell_error(cell: dict, source: str, assignment: Assignment) -> str:
     """A cell outside the graded ones that failed, named by its tag, else by its first line
     (a cell the student added, or one whose tag was lost)."""
     error = cell["error"]
@@ -275,7 +261,7 @@ def _given_cell_error(cell: dict, source: str) -> str:
     else:
         first = next((line.strip() for line in source.splitlines() if line.strip()), "")
         where = f"An ungraded cell (`{first[:60]}`)"
-    text = f"{where} raised {error['ename']}: {plain_error(error['ename'], error['evalue'])}"
+    text = f"{where} raised {error['ename']}: {plain_error(error['ename'], error['evalue'], assignment)}"
     if error["ename"] == "ModuleNotFoundError":
         text += " (the grader has only the packages it was installed with)"
     return text
@@ -436,18 +422,3 @@ def ran_on(record: Record) -> str:
     if record.cuda_available:
         return "cuda"
     return "simulated cuda" if record.simulated_gpu else "cpu"
-
-
-def figure_data(record: Record) -> dict:
-    """What the feedback pictures need: the data, the predictions and the loss curve."""
-    data: dict = {}
-    for name in ("X_train", "y_train", "X_test", "y_test", "y_preds"):
-        value = record.raw.get("final", {}).get(name, {})
-        if value.get("kind") == "tensor" and value.get("values") is not None:
-            data[name] = value["values"].flatten().tolist()
-    cell = record.stub_cell("training_loop")
-    if cell is not None:
-        data["train_loss"] = [
-            e["value"] for e in record.events("loss", cell=cell["index"]) if e["grad_enabled"]
-        ]
-    return data

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.assignments import ASSIGNMENTS
+from grader.packs import all_assignments
 from grader.settings import BY_NAME, SANDBOX_ENV, VERDICTS_ENV, from_environment
 
 NOTEBOOK_ENV = BY_NAME["check_notebook"].env
@@ -67,7 +67,7 @@ def _verdicts_outside() -> bool:
 
 
 def _assignment_notebooks_here() -> list[Path]:
-    return [Path(f"{a}.ipynb") for a in ASSIGNMENTS if Path(f"{a}.ipynb").is_file()]
+    return [Path(f"{a}.ipynb") for a in all_assignments() if Path(f"{a}.ipynb").is_file()]
 
 
 def _cells_run_so_far() -> list[str] | None:
@@ -306,7 +306,7 @@ def unsaved_warning(section: str, notebook=None) -> str | None:
     except Exception:  # no notebook to compare with: nothing to say
         return None
     # The section's instructions in either assignment (their training cells differ).
-    markers = {s.marker for a in ASSIGNMENTS.values() for s in a.sections if s.id == section}
+    markers = {s.marker for a in all_assignments().values() for s in a.sections if s.id == section}
 
     def marked(source: str) -> bool:
         return any(marker and marker in source for marker in markers)
@@ -386,9 +386,9 @@ def warm_start_in_background() -> None:
             start_warm_worker()
         # After the worker's launch: where the kernel has not imported torch yet, the checks'
         # modules import it here, beside the worker's own import, not before it.
-        from grader.checking import open_checks
+        from grader.checking import open_every_pack
 
-        open_checks()
+        open_every_pack()
     except Exception:  # a warm start is only ever a head start: the first check tells
         pass
 

@@ -182,13 +182,14 @@ def _warm_up(hidden: bool) -> None:
     (torch, pytest's collection of the checks), then the warm worker's start (torch imported
     once in a process of its own, confined)."""
     try:
-        from grader.checking import open_checks  # (torch)
+        from grader.checking import open_every_pack  # (torch)
         from grader.notebook import find_solutions_dir
 
         _one_torch_thread()
         solutions = find_solutions_dir()
         checks = solutions / "checks" if solutions is not None and hidden else None
-        open_checks(checks if checks is not None and checks.is_dir() else None).wait_collected()
+        for session in open_every_pack(checks if checks is not None and checks.is_dir() else None):
+            session.wait_collected()
     except Exception:  # only a head start: the first grade says what is wrong
         pass
     finally:

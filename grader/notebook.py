@@ -11,8 +11,9 @@ from pathlib import Path
 import nbformat
 
 from grader import notebook_shape
-from grader.assignments import ASSIGNMENTS, Assignment, Section
 from grader.cell_source import code_lines, names_made
+from grader.contract import Assignment, Section
+from grader.packs import all_assignments
 from grader.safe_text import one_line, printable
 from grader.settings import environment_variable
 
@@ -191,11 +192,11 @@ def _retag(cells: list[Cell], assignment: Assignment, stub_ids: set[str]) -> lis
 
 
 def _guess_assignment(path: Path, stub_ids: set[str], cells: list[Cell]) -> Assignment | None:
-    for assignment in ASSIGNMENTS.values():
+    for assignment in all_assignments().values():
         if path.stem == assignment.id:
             return assignment
     best, best_overlap = None, 0
-    for assignment in ASSIGNMENTS.values():
+    for assignment in all_assignments().values():
         untagged = {s.id for s in assignment.sections if _untagged_cells(cells, s)}
         overlap = len((stub_ids | untagged) & set(assignment.section_ids))
         # The walkthrough's sections are a subset of the exercises': prefer the exact match.
@@ -222,16 +223,16 @@ def load_submission(path: str | os.PathLike, assignment_id: str | None = None) -
         cells.append(Cell(index=index, source=cell.source, role=role, grade_id=grade_id))
     stub_ids = {c.grade_id for c in cells if c.role == "stub" and c.grade_id}
     if assignment_id is not None:
-        if assignment_id not in ASSIGNMENTS:
-            known = ", ".join(sorted(ASSIGNMENTS))
+        if assignment_id not in all_assignments():
+            known = ", ".join(sorted(all_assignments()))
             raise UnusableNotebook(f"unknown assignment {assignment_id!r} (known: {known})")
-        assignment = ASSIGNMENTS[assignment_id]
+        assignment = all_assignments()[assignment_id]
     else:
         assignment = _guess_assignment(path, stub_ids, cells)
         if assignment is None:
             raise UnusableNotebook(
                 f"{printable(str(path), newlines=False)}: not a notebook of this kit's assignments "
-                f"({', '.join(sorted(ASSIGNMENTS))}); its graded cells were not found"
+                f"({', '.join(sorted(all_assignments()))}); its graded cells were not found"
             )
     notes = _retag(cells, assignment, stub_ids)
     notes += _adopt_code_below(cells, assignment)

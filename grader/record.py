@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from grader.assignments import Assignment
 from grader.cell_source import names_made, parse
+from grader.contract import Assignment
 
 
 class Mistake(Exception):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.assignments import ASSIGNMENTS
+from grader.packs import all_assignments, pack_for
 from grader.record import Record
 from grader.record_format import RECORD_VERSION, EventReader, check_value
 
@@ -34,7 +34,7 @@ class RecordBuilder:
     """A record built cell by cell: `.cell(...)`, `.values(...)`, `.event(...)`, `.build()`."""
 
     def __init__(self, assignment_id: str, *, simulated_gpu: bool = False) -> None:
-        self.assignment = ASSIGNMENTS[assignment_id]
+        self.assignment = all_assignments()[assignment_id]
         self._cells: list[dict[str, Any]] = []
         self._snapshots: dict[str, dict[str, dict]] = {}
         self._final: dict[str, dict] = {}
@@ -68,11 +68,11 @@ class RecordBuilder:
     # -- values ---------------------------------------------------------------------------
     def values(self, section_id: str | None, **named: Any):
         """The names as a snapshot after `section_id`'s cell (None: at the notebook's end)."""
-        from grader.sandbox import probe_inputs
         from grader.snapshot import describe
         from grader.trace import Tracer
 
-        tracer, probes = Tracer(), probe_inputs()
+        pack = pack_for(self.assignment)
+        tracer, probes = Tracer(), pack.probe_inputs() if pack.probe_inputs else []
         described = {
             name: check_value(describe(value, tracer, probes)) for name, value in named.items()
         }

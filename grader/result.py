@@ -82,9 +82,9 @@ NO_GRADE = ("grader_error", "refused")
 def not_graded(notebook: str, status: str, reason: str, assignment: str = "") -> GradeResult:
     """The report of a notebook that was not graded at all: `status` is "unusable" (the
     student's file), "refused" or "grader_error" (the grading machine's or the kit's fault)."""
-    from grader.assignments import ASSIGNMENTS
+    from grader.packs import all_assignments
 
-    known = ASSIGNMENTS.get(assignment)
+    known = all_assignments().get(assignment)
     return GradeResult(
         assignment=assignment or "unknown",
         notebook=notebook,

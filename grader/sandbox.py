@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.assignments import DATA_NAMES
 from grader.isolation import Isolation, package_root, plan, sandbox_environment
 from grader.notebook import Submission
-from grader.probes import probe_inputs
+from grader.packs import Pack, pack_for
 from grader.sandbox_limits import process_limit
 from grader.scratch import make_scratch, sweep
 from grader.session import Session
@@ -37,11 +36,13 @@ class Execution:
     duration: float
 
 
-def build_config(limits: Limits, simulate_gpu: bool = False) -> dict[str, Any]:
+def build_config(
+    limits: Limits, simulate_gpu: bool = False, pack: Pack | None = None
+) -> dict[str, Any]:
     """What the child needs before its first cell; cells and reference code come one by one."""
     return {
         "simulate_gpu": simulate_gpu,
-        "probe_inputs": probe_inputs(),
+        "probe_inputs": pack.probe_inputs() if pack and pack.probe_inputs else [],
         "cell_timeout": limits.cell_timeout,
         "output_limit": limits.output_chars,
     }
@@ -50,7 +51,9 @@ def build_config(limits: Limits, simulate_gpu: bool = False) -> dict[str, Any]:
 def section_names(submission: Submission) -> list[str]:
     # Every snapshot holds the whole contract: the values are small, and a check can then
     # read any name as it stood right after any graded cell.
-    contract = [n for s in submission.assignment.sections for n in s.names] + list(DATA_NAMES)
+    contract = [n for s in submission.assignment.sections for n in s.names] + list(
+        pack_for(submission.assignment).snapshot_names
+    )
     return list(dict.fromkeys(contract))
 
 
@@ -167,6 +170,7 @@ def execute(submission: Submission, limits: Limits, reference: dict[str, str]) -
             limits.simulate_gpu
             and submission.assignment.device_agnostic
             and limits.device != "cpu",
+            pack_for(submission.assignment),
         ),
         "workdir": str(workdir),
         "home": str(home),

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from grader.channel import ChannelError, ChannelTimeout, receive_answer, send_request
+from grader.packs import pack_for
 from grader.record_format import RECORD_VERSION, EventReader, FormatError, check_value
 
 SAME_DEVICE = "on the same device"  # torch's words for tensors on two devices
@@ -28,6 +29,7 @@ class Session:
         self._deadline = deadline
         self._seq = 0
         self._events = EventReader()
+        self._pack = pack_for(assignment)  # its stand-ins' repairs, its probes
         self.answered = False
         self.finished = False
         self.status = "finished"
@@ -85,9 +87,9 @@ class Session:
         return _checked_outcome(answer.get("outcome"))
 
     def _snapshot(self, names: list[str]) -> dict[str, Any]:
-        from grader.probes import probe_inputs  # fresh inputs for every snapshot's probes
-
-        request = {"op": "snapshot", "names": names, "probe_inputs": probe_inputs()}
+        # Fresh inputs for every snapshot's probes.
+        inputs = self._pack.probe_inputs() if self._pack.probe_inputs else []
+        request = {"op": "snapshot", "names": names, "probe_inputs": inputs}
         answer = self._ask(request, self._limits.cell_timeout + GRACE)
         values = answer.get("values")
         values = values if isinstance(values, dict) else {}
@@ -141,8 +143,6 @@ class Session:
                 self.detail = f"its record could not be read ({error})"
 
     def _cell(self, cell: dict, reference: dict[str, str], sections, names) -> None:
-        from grader.standins import resolve  # torch: not before the worker starts
-
         grade_id = cell.get("grade_id")
         source = resolve(cell["source"], self.record)  # a stand-in may depend on earlier values
         outcome = self._run(cell["index"], source, cell["role"] == "reference")
@@ -202,16 +202,15 @@ class Session:
         names the value actually elsewhere). For a same-device error, the lines that move the
         values off `device` on its failing line to it, run before the stand-in, so that the
         later sections do not meet the same misplaced tensor again."""
-        from grader.standins import misplaced_in_cell, moves  # torch: not before the worker
-
         snapshot = self._snapshot(names)
         self.record.setdefault("at_error", {})[outcome["grade_id"]] = snapshot
         error = outcome["error"] or {}
-        if SAME_DEVICE not in str(error.get("evalue")):
+        pack = self._pack
+        if SAME_DEVICE not in str(error.get("evalue")) or not (pack.misplaced and pack.moves):
             return ""
         try:
-            found = misplaced_in_cell(snapshot, error.get("line") or "", source, gpu)
-            return moves(snapshot, [n for n in found if n in names])
+            found = pack.misplaced(snapshot, error.get("line") or "", source, gpu)
+            return pack.moves(snapshot, [n for n in found if n in names])
         except Exception:  # an odd value: the stand-in alone (the message stays torch's)
             return ""
 
@@ -219,14 +218,14 @@ class Session:
         """A cell that ran but left a value that breaks the later sections (`device = "gpu"`,
         the model left on the CPU): the grader puts it right for them, as a stand-in, and the
         section itself is judged on the snapshot taken before."""
-        from grader.assignments import ASSIGNMENTS
-        from grader.standins import repair, resolve  # torch: not before the worker starts
-
-        assignment = ASSIGNMENTS.get(self.record["assignment"])
+        pack = self._pack
+        if pack.repair is None:  # the pack puts nothing right
+            return
+        assignment = pack.assignment(self.record["assignment"])
         saves = [
             e for e in self.record["trace"] if e["kind"] == "save" and e["cell"] == outcome["index"]
         ]
-        fix = repair(assignment, outcome["grade_id"], snapshot, gpu, saves) if assignment else None
+        fix = pack.repair(assignment, outcome["grade_id"], snapshot, gpu, saves)
         if fix is None or (fix[1] is None and standin is None):
             return
         names, source = fix
@@ -235,11 +234,14 @@ class Session:
         outcome["repaired"] = {"names": names, "status": done["status"]}
 
     def _substitute(self, outcome: dict, standin) -> None:
-        from grader.standins import resolve  # torch: not before the worker starts
-
         fallback = self._run(outcome["index"], resolve(standin, self.record), True)
         outcome["substituted"] = True
         outcome["reference_status"] = fallback["status"]
+
+
+def resolve(standin, record: dict[str, Any]) -> str:
+    """A stand-in's source: itself, or what the function it is writes from the record so far."""
+    return standin(record) if callable(standin) else standin
 
 
 def _checked_outcome(outcome: Any) -> dict[str, Any]:

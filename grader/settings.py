@@ -118,6 +118,12 @@ SETTINGS = (
         _scale,
     ),  # fmt: skip
     Setting("debug", "the sandbox's tracebacks on stderr", None, "PTGRADE_DEBUG", _flag),
+    Setting(
+        "packs",
+        "more assignment packs (module:attribute, comma-separated; docs/packs.md)",
+        None,
+        "PTGRADE_PACKS",
+    ),  # fmt: skip
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -139,6 +145,7 @@ class Settings:
     gradebook_url: str | None = None  # None: the course's nbgrader_config.py decides
     classroom50_scale: int = 100
     debug: bool = False
+    packs: str | None = None  # None: the built-in and installed packs only (grader/packs)
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

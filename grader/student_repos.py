@@ -7,16 +7,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from grader.assignments import ASSIGNMENTS
 from grader.course import HERE, CourseError, kit_files, requirements
+from grader.packs import all_assignments
 
 WORKFLOW = HERE / "github_workflow.yml"
 AUTOGRADER = HERE / "classroom50_autograder.py"
 
 
 def _assignment(assignment: str) -> None:
-    if assignment not in ASSIGNMENTS:
-        raise CourseError(f"no assignment {assignment!r}: choose one of {', '.join(ASSIGNMENTS)}")
+    if assignment not in all_assignments():
+        raise CourseError(
+            f"no assignment {assignment!r}: choose one of {', '.join(all_assignments())}"
+        )
 
 
 def write_workflow(out: Path, assignment: str, course_repo: str) -> None:

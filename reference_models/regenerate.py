@@ -23,9 +23,9 @@ import nbformat
 import torch
 from nbclient import NotebookClient
 
-from grader.assignments import ASSIGNMENTS as CONTRACTS
-from grader.assignments import Assignment as Contract
-from grader.reference import TOLERANCE
+from grader.packs.workflow01.assignments import ASSIGNMENTS as CONTRACTS
+from grader.packs.workflow01.assignments import Assignment as Contract
+from grader.packs.workflow01.reference import TOLERANCE
 
 REFERENCE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = REFERENCE_DIR.parent

@@ -52,7 +52,7 @@ def test_a_misspelled_name_gets_pythons_suggestion_but_never_ipythons_own(shell)
 
 
 def test_a_missing_name_of_a_cell_that_never_ran_is_a_mistake_not_a_crash():
-    from grader.assignments import EXERCISES
+    from grader.packs.workflow01.assignments import EXERCISES
     from grader.record import Mistake, Record
 
     record = Record(EXERCISES, {"cells": [], "snapshots": {}}, "finished")  # the cell deleted

@@ -12,7 +12,9 @@ import pytest
 
 from grader.checking import run_checks
 from grader.grading import Options, grade
+from grader.packs.workflow01 import PACK
 
+CHECKS = PACK.checks_dir  # chapter 01's public checks
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "01_pytorch_workflow_exercises"
 OPTIONS = Options()
 
@@ -51,7 +53,7 @@ def test_checks_that_cannot_be_collected_stop_grading_with_a_clear_error(tmp_pat
     hidden.mkdir()
     (hidden / "test_broken.py").write_text("def test_(:\n")
     with pytest.raises(RuntimeError, match="the checks could not run"):
-        run_checks(record=None, present_sections=set(), hidden_dir=hidden)
+        run_checks(record=None, present_sections=set(), hidden_dir=hidden, checks_dir=CHECKS)
 
 
 def test_a_failing_check_is_reported_without_printing_its_arguments(monkeypatch):
@@ -99,7 +101,7 @@ def test_checks_that_never_finish_fail_that_submission_only(tmp_path, monkeypatc
         "        time.sleep(5)  # only the first time: past the limit below\n"
     )
     monkeypatch.setattr(grader.checking, "CHECKS_TIMEOUT", 1.0)
-    first = grader.checking.open_checks(hidden)
+    first = grader.checking.open_checks(hidden, checks_dir=CHECKS)
     started = time.monotonic()
     cut = {v.id: v for v in run_checks(record, present, hidden_dir=hidden)}
     # The verdicts come back on time: the checks given so far, the one that never finished
@@ -111,7 +113,7 @@ def test_checks_that_never_finish_fail_that_submission_only(tmp_path, monkeypatc
     # The next record gets a session of its own, not a place behind the stuck one.
     monkeypatch.setattr(grader.checking, "CHECKS_TIMEOUT", 120.0)
     verdicts = run_checks(record, present, hidden_dir=hidden)
-    assert grader.checking.open_checks(hidden) is not first
+    assert grader.checking.open_checks(hidden, checks_dir=CHECKS) is not first
     assert verdicts and all(v.passed for v in verdicts)
 
 
@@ -149,9 +151,11 @@ def test_an_edited_check_stops_grading_instead_of_being_collected_again(tmp_path
         "    assert {outcome}\n"
     )
     check.write_text(source.format(outcome="True"))
-    first = grader.checking.open_checks(hidden)
+    first = grader.checking.open_checks(hidden, checks_dir=CHECKS)
     assert all(v.passed for v in run_checks(record, present, hidden_dir=hidden))
-    assert grader.checking.open_checks(hidden) is first  # unchanged files: the same session
+    assert (
+        grader.checking.open_checks(hidden, checks_dir=CHECKS) is first
+    )  # unchanged files: the same session
     check.write_text(source.format(outcome="False, 'edited to fail'"))
     with pytest.raises(GraderError, match=f"{check} changed on disk while this grader ran"):
         run_checks(record, present, hidden_dir=hidden)

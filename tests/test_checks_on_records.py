@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from grader.checks import test_data, test_loss_optimizer, test_model, test_split
+from grader.packs.workflow01.checks import test_data, test_loss_optimizer, test_model, test_split
 from grader.record import Mistake
 from grader.record_builders import RecordBuilder
 from grader.record_format import FormatError

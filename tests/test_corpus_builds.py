@@ -7,8 +7,8 @@ import re
 import nbformat
 import pytest
 
-from grader.assignments import ASSIGNMENTS
 from grader.hints import HINTS
+from grader.packs.workflow01.assignments import ASSIGNMENTS
 from tests.conftest import REPO_ROOT, load_script
 from tests.submissions.build import (
     StaleChange,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from grader.epochs import (
+from grader.packs.workflow01.epochs import (
     find_problems,
     own_events,
     parameter_values,

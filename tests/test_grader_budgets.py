@@ -31,8 +31,8 @@ def run_python(code: str, timeout: float = 120) -> dict:
 SPLIT_OF_30_000_ROWS = """
 import json, resource, time
 import torch
-from grader.assignments import ASSIGNMENTS
-from grader.checks import test_split
+from grader.packs.workflow01.assignments import ASSIGNMENTS
+from grader.packs.workflow01.checks import test_split
 from grader.record import Record
 
 def tensor(values):

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from grader import cli
-from grader.assignments import ASSIGNMENTS
 from grader.hints import (
     DEFAULT_NAMES,
     ERROR_PATTERNS,
@@ -25,6 +24,7 @@ from grader.hints import (
     plain_error,
     section_hint,
 )
+from grader.packs.workflow01.assignments import ASSIGNMENTS
 
 REPO = Path(__file__).resolve().parent.parent
 IDS = re.compile(r"[a-z_]+\.[a-z_0-9]+")

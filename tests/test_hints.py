@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from grader.assignments import ASSIGNMENTS
 from grader.hints import (
     ERROR_PATTERNS,
     HINTS,
@@ -14,6 +13,7 @@ from grader.hints import (
     hint_text,
     plain_error,
 )
+from grader.packs.workflow01.assignments import ASSIGNMENTS
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = [

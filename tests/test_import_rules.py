@@ -142,3 +142,38 @@ def test_the_childs_code_imports_nothing_of_the_grader_side():
     assert not wrong, "the sandbox's code imports the grader's side:\n" + "\n".join(
         " -> ".join(chain) for chain in wrong
     )
+
+
+PACK = "grader.packs.workflow01"  # chapter 01: the core reaches it only through grader.packs
+
+
+def test_no_core_module_imports_a_pack():
+    graph = import_graph()
+    wrong = [
+        f"{module} -> {target}"
+        for module, targets in sorted(graph.items())
+        if not (module == PACK or module.startswith(PACK + "."))
+        for target in sorted(targets)
+        if target == PACK or target.startswith(PACK + ".")
+    ]
+    assert not wrong, "core modules that import the chapter's pack:\n" + "\n".join(wrong)
+
+
+def test_the_registry_names_the_builtin_pack():
+    from grader.packs import BUILTIN, all_packs
+
+    assert f"{PACK}:PACK" in BUILTIN
+    assert "workflow01" in [pack.id for pack in all_packs()]
+
+
+def test_the_packs_checks_import_only_the_check_api_and_their_own_pack():
+    graph = import_graph()
+    checks = [module for module in graph if module.startswith(PACK + ".checks.")]
+    assert checks  # the chapter's test_*.py are found
+    wrong = [
+        f"{module} -> {target}"
+        for module in sorted(checks)
+        for target in sorted(graph[module])
+        if target != "grader.check_api" and not target.startswith(PACK)
+    ]
+    assert not wrong, "checks that import the core directly:\n" + "\n".join(wrong)

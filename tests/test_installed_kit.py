@@ -48,7 +48,7 @@ def test_the_wheel_holds_every_file_of_the_package(wheel):
     with zipfile.ZipFile(wheel) as archive:
         shipped = set(archive.namelist())
     missing = [name for name in tracked if name not in shipped]
-    assert "grader/checks/pytest.ini" in tracked
+    assert "grader/packs/workflow01/checks/pytest.ini" in tracked
     assert missing == []
 
 
@@ -99,7 +99,7 @@ def test_checks_that_cannot_start_name_the_missing_file(tmp_path, monkeypatch):
     checks = tmp_path / "checks"
     checks.mkdir()
     (checks / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
-    monkeypatch.setattr(checking, "CHECKS_DIR", checks)  # a kit without its pytest.ini
+    # a kit without its pytest.ini: the session's first folder is the pack's checks
     session = checking.CheckSession([str(checks)])
     session._thread.join(60)
     assert session.exit_code == 4

@@ -8,9 +8,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.assignments import ASSIGNMENTS
 from grader.grading import grade
 from grader.notebook import UnusableNotebook, load_submission
+from grader.packs.workflow01.assignments import ASSIGNMENTS
 
 REPO = Path(__file__).resolve().parent.parent
 CORRECT = REPO / "samples" / "01_pytorch_workflow_exercises" / "ada_correct.ipynb"

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from grader.reference import _replay
+from grader.packs.workflow01.reference import _replay
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "01_pytorch_workflow_exercises"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignments import ASSIGNMENTS
 from grader.batch import Job, summary_html
+from grader.packs.workflow01.assignments import ASSIGNMENTS
 from grader.reports import FORMATS, render
 from grader.reports.html import section_table_html
 from grader.reports.svg import Series, chart, histogram, nice_ticks

@@ -6,9 +6,9 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from grader.assignments import ASSIGNMENTS
 from grader.grading import Options, grade
-from grader.standins import standins
+from grader.packs.workflow01.assignments import ASSIGNMENTS
+from grader.packs.workflow01.standins import standins
 from tests.submissions.build import build_submission, reference_sources
 
 FLOAT_SPLIT = {
@@ -82,7 +82,7 @@ def test_only_values_no_later_cell_can_use_are_repaired():
     """A usable `device` is the student's, even a hand-written "cpu" on a GPU machine (the
     device section alone says so, and the rest runs on the CPU consistently); a device torch
     cannot place anything on is put right for the later sections."""
-    from grader.standins import device_type, repair
+    from grader.packs.workflow01.standins import device_type, repair
 
     exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
     assert device_type(_value("cuda:0"), gpu=True) == "cuda"
@@ -99,7 +99,7 @@ def test_only_a_saved_model_object_is_repaired_for_the_load():
     """The whole model (or its `state_dict` method) saved: the later cells load a state_dict of
     the grader's, beside the student's file; a state_dict saved, even with other things, is the
     student's to load as it is."""
-    from grader.standins import repair
+    from grader.packs.workflow01.standins import repair
 
     exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
     snapshot = {"MODEL_SAVE_PATH": {"kind": "path", "value": "models/x.pth"}}
@@ -116,7 +116,7 @@ def test_only_a_saved_model_object_is_repaired_for_the_load():
 
 
 def test_the_model_is_moved_only_where_it_is_off_the_students_device():
-    from grader.standins import repair
+    from grader.packs.workflow01.standins import repair
 
     exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
 
@@ -139,7 +139,7 @@ def test_the_model_is_moved_only_where_it_is_off_the_students_device():
 
 
 def test_a_device_error_finds_the_value_that_is_elsewhere():
-    from grader.standins import misplaced_in_cell
+    from grader.packs.workflow01.standins import misplaced_in_cell
 
     snapshot = {
         "device": _value("cuda"),

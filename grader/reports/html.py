@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 from html import escape
 
-from grader.assignments import ASSIGNMENTS, Assignment
-from grader.reports.svg import Series, chart
+from grader.packs import Pack, all_assignments, pack_for
 from grader.reports.text import about_the_run, points, status_line
 from grader.result import GradeResult, SectionResult
 
@@ -98,80 +96,6 @@ def _failures(result: GradeResult) -> str:
     return "<h2>What to fix</h2>" + "".join(parts)
 
 
-def _pairs(figures: dict, xs: str, ys: str) -> tuple[list, list] | None:
-    x, y = figures.get(xs), figures.get(ys)
-    if not x or not y or len(x) != len(y):
-        return None
-    return x, y
-
-
-def data_picture(figures: dict, assignment: Assignment | None) -> str | None:
-    """The data, the predictions and the true line as an SVG chart; None without data."""
-    train = _pairs(figures, "X_train", "y_train")
-    test = _pairs(figures, "X_test", "y_test")
-    preds = _pairs(figures, "X_test", "y_preds")
-    if train is None and test is None:
-        return None
-    series = []
-    if train is not None:
-        series.append(Series("Training data", "blue", *train))
-    if test is not None:
-        series.append(Series("Testing data", "green", *test))
-    if preds is not None:
-        series.append(Series("Your predictions", "red", *preds))
-    xs = [x for s in series for x, _ in s.points()]
-    if assignment is not None and xs:
-        ends = [min(xs), max(xs)]
-        line = [assignment.weight * x + assignment.bias for x in ends]
-        label = f"y = {assignment.weight:g}·x + {assignment.bias:g}"
-        series.append(Series(label, "grey", ends, line, line=True))
-    return chart(series, "X", "y", "Your data and predictions")
-
-
-def reference_losses(assignment: Assignment) -> tuple[float, ...]:
-    """The L1 loss before each SGD step of a correct run from the seeded start."""
-    a = assignment  # an Assignment is not hashable (it holds a dict): cache on what the run uses
-    return _reference_losses(a.weight, a.bias, a.data_step, a.lr, a.epochs)
-
-
-@functools.lru_cache(maxsize=8)  # a training run per page would cost more than the page
-def _reference_losses(
-    weight: float, bias: float, data_step: float, lr: float, epochs: int
-) -> tuple[float, ...]:
-    import torch  # lazy: only the HTML report needs it
-
-    from grader.reference import sgd_step
-
-    generator = torch.Generator().manual_seed(42)  # same draws as torch.manual_seed(42)
-    w = torch.randn(1, generator=generator).requires_grad_()
-    b = torch.randn(1, generator=generator).requires_grad_()
-    X = torch.arange(0, 1, data_step).unsqueeze(1)
-    y = weight * X + bias
-    split = int(0.8 * len(X))
-    X_train, y_train = X[:split], y[:split]
-    losses = []
-    for _ in range(epochs):
-        loss = torch.nn.functional.l1_loss(w * X_train + b, y_train)
-        losses.append(float(loss.detach()))
-        loss.backward()
-        sgd_step([w, b], lr)
-    return tuple(losses)
-
-
-def loss_picture(figures: dict, assignment: Assignment | None) -> str | None:
-    """The student's training loss per step against a correct run's; None without data."""
-    train_loss = figures.get("train_loss")
-    if not train_loss:
-        return None
-    series = []
-    if assignment is not None:
-        reference = reference_losses(assignment)
-        series.append(Series("Reference run", "grey", range(len(reference)), reference, line=True))
-    steps = range(len(train_loss))
-    series.append(Series("Your training loss", "red", steps, train_loss, line=True))
-    return chart(series, "Step (epoch)", "L1 loss", "Training loss")
-
-
 def _picture(title: str, svg: str | None, missing: str) -> str:
     if svg is None:
         return f'<h3>{escape(title)}</h3><p class="nodata">{escape(missing)}</p>'
@@ -182,22 +106,23 @@ def _ran_under(result: GradeResult) -> str:
     return "".join(f'<p class="notebook">{escape(line)}</p>' for line in about_the_run(result))
 
 
+def _pack(assignment_id: str) -> Pack | None:
+    try:
+        return pack_for(assignment_id)
+    except KeyError:  # a result of an assignment no pack knows: no pictures
+        return None
+
+
 def render(result: GradeResult) -> str:
-    assignment = ASSIGNMENTS.get(result.assignment)
+    assignment = all_assignments().get(result.assignment)
     title = assignment.title if assignment is not None else result.assignment
     warnings = ""
     if result.errors:
         items = "".join(f"<li>{escape(e)}</li>" for e in result.errors)
         warnings = f'<div class="warnings"><strong>Warnings</strong><ul>{items}</ul></div>'
-    pictures = _picture(
-        "Your data and predictions",
-        data_picture(result.figures, assignment),
-        "No data: the training and test sets were not recorded.",
-    ) + _picture(
-        "Training loss",
-        loss_picture(result.figures, assignment),
-        "No data: no training loss was recorded.",
-    )
+    pack = _pack(result.assignment)
+    drawn = pack.pictures(result.figures, assignment) if pack and pack.pictures else []
+    pictures = "".join(_picture(*picture) for picture in drawn)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -215,7 +140,7 @@ def render(result: GradeResult) -> str:
 {warnings}
 {_sections_table(result)}
 {_failures(result)}
-<h2>Pictures</h2>
+{"<h2>Pictures</h2>" if pictures else ""}
 {pictures}
 </body>
 </html>

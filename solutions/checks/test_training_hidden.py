@@ -1,6 +1,6 @@
 """Hidden checks: run by `ptgrade grade` where solutions/ is present, never shipped to students."""
 
-from grader.outcome import judge_training
+from grader.packs.workflow01.outcome import judge_training
 from grader.plugin import check
 
 

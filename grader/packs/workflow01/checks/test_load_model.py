@@ -2,10 +2,8 @@
 
 import re
 
-from grader.cell_source import names_made
-from grader.epochs import same_input
-from grader.plugin import check
-from grader.record import Mistake, expect, same_values
+from grader.check_api import Mistake, check, expect, names_made, same_values
+from grader.packs.workflow01.epochs import same_input
 
 
 def _loaded(record, assignment):

@@ -2,8 +2,7 @@
 
 import torch
 
-from grader.plugin import check
-from grader.record import expect, same_values
+from grader.check_api import check, expect, same_values
 
 
 @check("data", "weight_bias")

@@ -2,9 +2,7 @@
 
 import ast
 
-from grader.cell_source import parse
-from grader.plugin import check
-from grader.record import expect
+from grader.check_api import check, expect, parse
 
 
 @check("loss_optimizer", "l1_loss")

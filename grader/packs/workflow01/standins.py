@@ -18,9 +18,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from grader.assignments import Assignment
-from grader.record import ModuleValue
-from grader.reference import replay_setup
+from grader.check_api import ModuleValue
+from grader.packs.workflow01.assignments import Assignment
+from grader.packs.workflow01.reference import replay_setup
 
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
 
@@ -229,10 +229,6 @@ def moves(snapshot: dict[str, dict], names: list[str]) -> str:
         f"{n}.to(device)\n" if snapshot[n].get("kind") == "module" else f"{n} = {n}.to(device)\n"
         for n in names
     )
-
-
-def resolve(standin: StandIn, record: dict[str, Any]) -> str:
-    return standin(record) if callable(standin) else standin
 
 
 def model_standin(assignment: Assignment, record: dict[str, Any], reference: str) -> str:

@@ -1,7 +1,6 @@
 """Section `device`: device-agnostic code."""
 
-from grader.plugin import check
-from grader.record import Mistake, expect, what_it_is
+from grader.check_api import Mistake, check, expect, what_it_is
 
 
 @check("device", "value")

@@ -2,8 +2,7 @@
 
 from pathlib import PurePath
 
-from grader.plugin import check
-from grader.record import Mistake, expect, same_values
+from grader.check_api import Mistake, check, expect, same_values
 
 
 def _saved(record):

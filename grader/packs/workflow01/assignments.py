@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from grader.contract import Assignment as Contract
+from grader.contract import Section
 
 
-@dataclass(frozen=True)
-class Section:
-    id: str  # the stub cell's nbgrader grade_id
-    title: str
-    names: tuple[str, ...]  # names the stub cell must define (snapshotted after it runs)
-    # How the stub's instructions begin: finds the cell when a student's notebook lost its
-    # nbgrader tag (a cell deleted and typed again, an editor that drops cell metadata).
-    marker: str = ""
-    # Other names the instructions ask the cell to make (`MODEL_PATH` beside `MODEL_SAVE_PATH`):
-    # right as they are, so never offered as a misspelling of a missing one.
-    asked: tuple[str, ...] = ()
+@dataclass(frozen=True, kw_only=True)
+class Assignment(Contract):
+    """Chapter 01's contract: the generic one, with the line's numbers and the names."""
 
-
-@dataclass(frozen=True)
-class Assignment:
-    id: str
-    title: str
-    sections: tuple[Section, ...]
     weight: float  # the true line's slope
     bias: float  # ... and intercept
     data_step: float
@@ -34,27 +23,19 @@ class Assignment:
     loaded_name: str  # the reloaded model's variable name
     loaded_preds_name: str
     weight_attr: str  # the reference model's slope parameter (`self.weight`, `self.weights`)
-    default_points: dict[str, float] = field(default_factory=dict)
-    device_agnostic: bool = False
     loss_history: bool = False  # the walkthrough records epoch_count and loss lists
     save_name: str = ""  # the file name the save cell asks for (`MODEL_NAME`)
     # The walkthrough's split asks for the first `train_split` samples; the exercises' allows
     # a shuffled split too (its instructions say so).
     split_in_order: bool = False
 
-    def section(self, section_id: str) -> Section:
-        for section in self.sections:
-            if section.id == section_id:
-                return section
-        raise KeyError(section_id)
-
-    @property
-    def section_ids(self) -> tuple[str, ...]:
-        return tuple(s.id for s in self.sections)
-
-    @property
-    def notebook_name(self) -> str:
-        return f"{self.id}.ipynb"
+    def hint_names(self) -> dict[str, str]:
+        """hints.toml's placeholders in this notebook's names."""
+        return {
+            "model": self.model_name,
+            "loaded_model": self.loaded_name,
+            "weight": self.weight_attr,
+        }
 
 
 _SPLIT = Section(

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from grader.cell_source import appends_to, names_made
-from grader.epochs import (
+from grader.check_api import Mistake, appends_to, check, expect, names_made
+from grader.packs.workflow01.epochs import (
     loss_labels,
     loss_shapes,
     plain_sgd,
@@ -14,9 +14,7 @@ from grader.epochs import (
     training_forward,
     training_view,
 )
-from grader.outcome import judge_training, loop_findings, wrong_data
-from grader.plugin import check
-from grader.record import Mistake, expect
+from grader.packs.workflow01.outcome import judge_training, loop_findings, wrong_data
 
 ORDER = (
     "training.no_forward",

@@ -2,8 +2,7 @@
 
 import torch
 
-from grader.plugin import check
-from grader.record import Mistake, expect
+from grader.check_api import Mistake, check, expect
 
 NAMES = ("X_train", "y_train", "X_test", "y_test")
 

@@ -12,9 +12,19 @@ from __future__ import annotations
 
 import torch
 
-from grader.epochs import loss_labels, parameter_values, training_forward, training_view
-from grader.record import Mistake
-from grader.reference import REPLAYABLE_LOSSES, REPLAYABLE_OPTIMIZERS, TOLERANCE, replay_setup
+from grader.check_api import Mistake
+from grader.packs.workflow01.epochs import (
+    loss_labels,
+    parameter_values,
+    training_forward,
+    training_view,
+)
+from grader.packs.workflow01.reference import (
+    REPLAYABLE_LOSSES,
+    REPLAYABLE_OPTIMIZERS,
+    TOLERANCE,
+    replay_setup,
+)
 
 
 def training_data(record, assignment) -> tuple[torch.Tensor, torch.Tensor]:
@@ -299,7 +309,7 @@ def _judge_cut_training(record, assignment, outcome) -> None:
 
 def loop_findings(record, loop):
     """What the trace shows of the five steps in each epoch of the training loop (epochs.py)."""
-    from grader.epochs import find_problems
+    from grader.packs.workflow01.epochs import find_problems
 
     cell = record.stub_cell("training_loop")["index"]
     return find_problems(

@@ -2,10 +2,9 @@
 
 import torch
 
-from grader.epochs import parameter_values, training_forward, training_view
-from grader.plugin import check
-from grader.record import Mistake, expect
-from grader.reference import seeded_start
+from grader.check_api import Mistake, check, expect
+from grader.packs.workflow01.epochs import parameter_values, training_forward, training_view
+from grader.packs.workflow01.reference import seeded_start
 
 
 def _model(record, assignment):

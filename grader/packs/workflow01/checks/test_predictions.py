@@ -2,9 +2,7 @@
 
 import math
 
-from grader.cell_source import names_made
-from grader.plugin import check
-from grader.record import Mistake, expect, same_values
+from grader.check_api import Mistake, check, expect, names_made, same_values
 
 
 @check("predictions", "shape")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from grader.record import same_values
+from grader.check_api import same_values
 
 
 @dataclass
