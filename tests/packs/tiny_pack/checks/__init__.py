@@ -1,0 +1,1 @@
+"""The tiny pack's checks."""
