@@ -358,12 +358,15 @@ class Record:
         line of its parameters (then the probes say what it computes; see ModuleValue.line)."""
 
         def compute() -> bool:
-            data = self.raw_value(self.assignment.model_name, "model")
+            model_name = getattr(self.assignment, "model_name", None)
+            if model_name is None:  # a pack with no trained line: the parameters as they are
+                return False
+            data = self.raw_value(model_name, "model")
             if data.get("kind") != "module":
-                data = self.raw_value(self.assignment.model_name, "loss_optimizer")
+                data = self.raw_value(model_name, "loss_optimizer")
             if data.get("kind") != "module":
                 return True
-            return not ModuleValue(self.assignment.model_name, data).computes_its_line()
+            return not ModuleValue(model_name, data).computes_its_line()
 
         return self.memo(("class_line",), compute)
 

@@ -129,3 +129,21 @@ def test_ptgrade_grade_finds_the_pack_named_in_the_environment(tmp_path):
     assert (report["assignment"], report["score"], report["max_score"]) == ("tiny_numbers", 1, 3)
     [total] = [s for s in report["sections"] if s["id"] == "total"]
     assert total["checks"][0]["hint"] == "total.wrong"
+
+
+def test_a_packs_check_can_read_a_model_of_its_own(tiny):
+    """Record.module() asks nothing of chapter 01's contract (its model's name) of a pack
+    that has none."""
+    import torch
+
+    from grader.record_builders import RecordBuilder
+
+    record = (
+        RecordBuilder("tiny_numbers")
+        .cell("make_numbers", "numbers = torch.nn.Linear(1, 1)")
+        .values("make_numbers", numbers=torch.nn.Linear(1, 1))
+        .build()
+    )
+    model = record.module("numbers", "make_numbers")
+    assert model.class_name == "Linear"
+    assert len(model.parameters) == 2
