@@ -6,7 +6,7 @@ import pytest
 
 from grader.cell_source import appends_to, names_made
 from grader.epochs import (
-    loss_labels,
+    compares_with,
     loss_shapes,
     plain_sgd,
     same_input,
@@ -339,7 +339,7 @@ def _test_loss_data(loop) -> bool:
     if loop["test_is_train"]:
         return False  # the split section says why
     losses = [e for e in loop["events"] if e["kind"] == "loss"]
-    if any(same_input(loss_labels(e), loop["y_test"]) for e in losses):
+    if any(compares_with(e, loop["y_test"]) for e in losses):
         return False
     # No test loss at all: test_passes' forward and mode checks speak.
     return any(not e["grad_enabled"] for e in losses)
@@ -351,11 +351,13 @@ def _lists_hold_their_own_losses(record, loop, source: str) -> None:
     epoch numbers appended draw the wrong curves)."""
     if loop["test_is_train"] or _test_loss_data(loop):
         return  # the two kinds of loss can't be told apart: the split (or test pass) says why
+    if loop_findings(record, loop).problems["training.test_data"]:
+        return  # its training loss is a test loss too: the five steps' check says why
     y_test = loop["y_test"]
     test, train = [], []
     for event in loop["events"]:
         if event["kind"] == "loss" and event["value"] is not None:
-            on_test = same_input(loss_labels(event), y_test)
+            on_test = compares_with(event, y_test)
             (test if on_test else train).append(event["value"])
     expected = {
         "train_loss_values": ("training", "loss"),
