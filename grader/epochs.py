@@ -118,10 +118,18 @@ def loss_labels(loss: dict | None) -> dict | None:
 
 
 def compares_with(loss: dict, values: torch.Tensor | None) -> bool:
-    """Whether either side of a loss is `values`: a test loss's predictions and labels both
-    carry no gradient, so nothing tells which side is which (`loss_fn(y_test, test_pred)` is
-    the same L1 or MSE loss as `loss_fn(test_pred, y_test)`)."""
-    return any(same_input(loss.get(side), values) for side in ("input", "target"))
+    """Whether either side of a loss is `values`, in any shape: a test loss's predictions and
+    labels both carry no gradient, so nothing tells which side is which (`loss_fn(y_test,
+    test_pred)` is the same L1 or MSE loss as `loss_fn(test_pred, y_test)`), and both may be
+    squeezed (`y_test.squeeze()` holds y_test's values)."""
+    if values is None:
+        return False
+    for side in ("input", "target"):
+        found = (loss.get(side) or {}).get("values")
+        if found is not None and found.numel() == values.numel():
+            if same_input({"values": found.reshape(values.shape)}, values):
+                return True
+    return False
 
 
 def has_predictions(loss: dict) -> bool:
