@@ -12,7 +12,7 @@ from pathlib import Path
 from grader.cell_source import parse
 from grader.checking import CHECKS_TIMEOUT, open_checks, run_checks
 from grader.contract import Assignment
-from grader.hints import hint_for_error, hint_text, plain_error
+from grader.hints import and_list, hint_for_error, hint_text, plain_error
 from grader.isolation import imported_folders, require
 from grader.notebook import (
     Submission,
@@ -162,7 +162,7 @@ def _note(record: Record, section, assignment: Assignment, failed: bool) -> str:
         what = "stopped before its end" if cell["status"] != "ok" else "left out a name"
         return f"Your cell {what}: {right}."
     if cell and cell.get("repaired") and failed and later:
-        names = " and ".join(f"`{n}`" for n in cell["repaired"]["names"])
+        names = and_list([f"`{n}`" for n in cell["repaired"]["names"]])
         return (
             f"The sections after it ran with {names} put right, so this slip costs points here "
             "only."

@@ -154,6 +154,11 @@ def section_hint(hint_id: str, section_id: str, assignment=None) -> str:
     return catalogue(assignment).section_hints.get((hint_id, section_id), hint_id)
 
 
+def and_list(items: list[str]) -> str:
+    """Items as a sentence lists them: "`a`", "`a` and `b`", "`a`, `b` and `c`"."""
+    return " and ".join(filter(None, [", ".join(items[:-1]), *items[-1:]]))
+
+
 def plain_error(ename: str, evalue: str, assignment=None) -> str:
     """An error's message as the student reads it: torch's own where it is short and says what
     to change, else the words of hints.toml's [[plain_error]]; on one line (a state_dict's

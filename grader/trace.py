@@ -484,8 +484,11 @@ class Tracer:
         return self.copy.counted(_copy(tensor))
 
     def _labels_copy(self, tensor: Any):
-        """How a loss argument is copied: predictions (they require grad) without values."""
-        return _no_values if getattr(tensor, "requires_grad", False) else self.copy
+        """How a loss argument is copied: predictions (they require grad) without values.
+        With gradients off (a test loss) no prediction requires grad: one that does is data
+        made to track gradients (`bias = torch.tensor(0.9, requires_grad=True)`), kept whole."""
+        predictions = getattr(tensor, "requires_grad", False) and torch.is_grad_enabled()
+        return _no_values if predictions else self.copy
 
     def _record_call(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         if self._paused:

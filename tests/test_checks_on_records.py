@@ -136,3 +136,38 @@ def test_the_builder_refuses_what_the_grader_would_refuse_from_a_child():
         builder.event("training_loop", "step", optimizer_id="not a number").build()
     with pytest.raises(FormatError):
         builder.raw_values("training_loop", loss_fn={"kind": "no such kind"})
+
+
+X_GLOBAL = torch.arange(0, 1, 0.01).unsqueeze(dim=1)
+
+
+class ReadsGlobalX(Line):
+    def forward(self, x):
+        return self.weights * X_GLOBAL + self.bias  # the slip: the notebook's X, not x
+
+
+def test_a_repaired_model_is_judged_on_its_parameters_not_the_probes():
+    """A model cell whose `forward` reads the notebook's `X`, put right by the grader: the
+    model the later cells use computes its line, so its line is its parameters' exact values
+    (read off the probes, drawn anew each run, it moved by float32's rounding from run to run,
+    and a replay from that start could end elsewhere)."""
+    builder = RecordBuilder(EXERCISES).cell("model").cell("loss_optimizer")
+    builder.values("model", model_1=ReadsGlobalX()).values("loss_optimizer", model_1=Line())
+    # Not repaired: the class the student wrote computes something else, and the probes speak.
+    assert builder.build().module("model_1", "loss_optimizer").probes_trusted
+    record = builder.build()
+    record.stub_cell("model")["repaired"] = {"names": ["model_1"], "status": "ok"}
+    model = record.module("model_1", "loss_optimizer")
+    assert model.line() == model.parameter_values()
+
+
+def test_the_probes_read_the_slope_between_their_farthest_inputs():
+    """Two probes 0.01 apart read the slope of float32 outputs near 1 up to 1e-5 off."""
+    x = torch.tensor([[0.01], [0.02], [-2.0], [1.99], [0.5]])
+    weight, bias = 0.3366903, 0.9010599
+    output = {"values": (torch.tensor(weight) * x + torch.tensor(bias)).float()}
+    probe = {"shape": "column", "input": x, "output": output}
+    from grader.record import ModuleValue
+
+    found = ModuleValue("model_1", {"probes": [probe]}).probe_line()
+    assert abs(found[0] - weight) < 1e-6 and abs(found[1] - bias) < 1e-6, found

@@ -35,14 +35,23 @@ def stub_sources(notebook: nbformat.NotebookNode) -> dict[str, str]:
     }
 
 
+def graded_sources(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    """Every cell with a grade_id, stub or given: what a corpus change may edit."""
+    return {
+        cell.metadata["nbgrader"]["grade_id"]: cell.source
+        for cell in notebook.cells
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    }
+
+
 @pytest.fixture(scope="module")
 def reference_builds() -> dict[str, dict[str, str]]:
-    return {a: stub_sources(build_submission(a, REFERENCE)) for a in ASSIGNMENTS}
+    return {a: graded_sources(build_submission(a, REFERENCE)) for a in ASSIGNMENTS}
 
 
 @pytest.mark.parametrize(("assignment_id", "entry"), ENTRIES)
 def test_entry_builds_and_changes_its_notebook(assignment_id, entry, reference_builds):
-    built = stub_sources(build_submission(assignment_id, entry))
+    built = graded_sources(build_submission(assignment_id, entry))
     if entry["changes"]:
         assert built != reference_builds[assignment_id], f"{entry['name']} changes nothing"
     else:
@@ -113,6 +122,15 @@ def test_unfilled_cell_is_left_as_released():
     built = stub_sources(build_submission(assignment_id, entry))
     assert built["predictions"] == released["predictions"]
     assert "raise NotImplementedError()" in built["predictions"]
+
+
+def test_given_cell_is_changed_in_place():
+    """A student edits a given cell (the walkthrough's data): the change lands in that cell."""
+    change = {"cell": "data", "old": "bias = 0.3\n", "new": "bias = torch.tensor(0.3)\n"}
+    built = build_submission("01_pytorch_workflow", {"name": "x", "changes": [change]})
+    data = [c for c in built.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "data"]
+    assert len(data) == 1 and "bias = torch.tensor(0.3)\n" in data[0].source
+    assert "data" not in stub_sources(built)
 
 
 def test_deleted_cell_is_gone():

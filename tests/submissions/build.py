@@ -60,14 +60,14 @@ def reference_sources(assignment_id: str, root: Path = ROOT) -> dict[str, str]:
 def _apply(sources: dict[str, str], released: dict[str, str], change: dict[str, Any]) -> None:
     if "delete" in change:
         cell = change["delete"]
-        if cell not in sources:
+        if cell not in sources or cell not in released:  # a given cell stays
             raise StaleChange(f"delete: no stub cell {cell!r}")
         del sources[cell]
         return
     cell = change["cell"]
     if cell not in sources:
         raise StaleChange(f"no stub cell {cell!r}")
-    if change.get("unfilled"):
+    if change.get("unfilled") and cell in released:
         sources[cell] = released[cell]
     elif "source" in change:
         sources[cell] = change["source"].rstrip("\n")
@@ -90,6 +90,10 @@ def build_submission(assignment_id: str, entry: Entry, root: Path = ROOT) -> nbf
     missing = released.keys() - sources.keys()
     if missing:
         raise StaleChange(f"released stub cells without a solution: {sorted(missing)}")
+    # A given cell (the walkthrough's `data`) is changed by its grade_id as a stub is: a
+    # student can edit one where nothing locks it.
+    given = {_grade_id(c): c.source for c in notebook.cells if _grade_id(c) and not _is_stub(c)}
+    sources = {**given, **sources}
     for change in entry.get("changes", []):
         try:
             _apply(sources, released, change)
@@ -98,8 +102,8 @@ def build_submission(assignment_id: str, entry: Entry, root: Path = ROOT) -> nbf
 
     cells = []
     for cell in notebook.cells:
-        if _is_stub(cell):
-            grade_id = _grade_id(cell)
+        grade_id = _grade_id(cell)
+        if _is_stub(cell) or grade_id in given:
             if grade_id not in sources:
                 continue  # deleted by the student
             cell = copy.deepcopy(cell)

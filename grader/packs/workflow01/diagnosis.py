@@ -11,7 +11,7 @@ import ast
 import re
 
 from grader.check_api import Mistake, Record, parse
-from grader.hints import section_hint
+from grader.hints import and_list, section_hint
 from grader.record import DATASET_TYPES
 
 
@@ -54,7 +54,7 @@ def _elsewhere(record: Record, section_id: str, error: dict) -> tuple[str, str]:
     if not found:
         return "", "device.mismatch"
     device = snapshot["device"]["value"]
-    names = " and ".join(f"`{n}`" for n in found)
+    names = and_list([f"`{n}`" for n in found])
     verb = "is" if len(found) == 1 else "are"
     kinds = {snapshot[n]["kind"] for n in found}
     places = set()
@@ -62,7 +62,7 @@ def _elsewhere(record: Record, section_id: str, error: dict) -> tuple[str, str]:
         value = snapshot[name]
         tensors = value.get("parameters", []) if value["kind"] == "module" else [value]
         places |= {str(t.get("device", "")).split(":")[0] for t in tensors}
-    where = " and ".join(sorted(places - {str(device).split(":")[0]}))
+    where = and_list(sorted(places - {str(device).split(":")[0]}))
     text = f" ({names} {verb} on {where}, not on `device` ({device!r}))"
     a = record.assignment
     dropped = _dropped_move(record, section_id, found) if kinds == {"tensor"} else ""

@@ -66,6 +66,7 @@ def own_events(events: list[dict], params: set[int], model_id: int) -> list[dict
     theirs = {e["optimizer_id"] for e in steps} - ours
     params = params | {i for e in steps if e["optimizer_id"] in ours for i in e["param_ids"]}
     others = {e["module_id"] for e in events if e["kind"] == "forward"} - {model_id}
+    stepped = {i for e in steps for i in e["param_ids"]}  # every optimizer's parameters
     outputs: dict[int, bool] = {}  # a forward's output id -> whether the model made it
     kept = []
     for event in events:
@@ -78,18 +79,20 @@ def own_events(events: list[dict], params: set[int], model_id: int) -> list[dict
             theirs if event["owner"] == "optimizer" else others
         ):
             continue
-        elif kind in ("loss", "backward") and not _ours(event, params, outputs):
+        elif kind in ("loss", "backward") and not _ours(event, params, stepped, outputs):
             continue
         kept.append(event)
     return kept
 
 
-def _ours(event: dict, params: set[int], outputs: dict[int, bool]) -> bool:
+def _ours(event: dict, params: set[int], stepped: set[int], outputs: dict[int, bool]) -> bool:
     """Whether a loss or backward belongs to the graded model: its graph reaches the model's
-    parameters, or (no graph: a test loss) it compares no other model's output."""
-    reached = event.get("param_ids")
+    parameters, or (no graph of any optimizer's parameters: a test loss) it compares no other
+    model's output. A graph that reaches only tensors no optimizer steps (data made with
+    `requires_grad=True`, its labels' graph) names no model."""
+    reached = set(event.get("param_ids") or ()) & stepped
     if reached:
-        return bool(params & set(reached))
+        return bool(params & reached)
     made = [outputs.get(i) for i in event.get("arg_ids") or ()]
     return not (False in made and True not in made)
 
@@ -106,9 +109,27 @@ def loss_labels(loss: dict | None) -> dict | None:
     if loss is None:
         return None
     target, given = loss.get("target"), loss.get("input")
-    if target and target.get("requires_grad") and given and not given.get("requires_grad"):
+    # With gradients off no prediction requires grad: labels that do are data made to track
+    # gradients, not predictions.
+    swapped = loss.get("grad_enabled", True) and target and target.get("requires_grad")
+    if swapped and given and not given.get("requires_grad"):
         return given
     return target
+
+
+def compares_with(loss: dict, values: torch.Tensor | None) -> bool:
+    """Whether either side of a loss is `values`, in any shape: a test loss's predictions and
+    labels both carry no gradient, so nothing tells which side is which (`loss_fn(y_test,
+    test_pred)` is the same L1 or MSE loss as `loss_fn(test_pred, y_test)`), and both may be
+    squeezed (`y_test.squeeze()` holds y_test's values)."""
+    if values is None:
+        return False
+    for side in ("input", "target"):
+        found = (loss.get(side) or {}).get("values")
+        if found is not None and found.numel() == values.numel():
+            if same_input({"values": found.reshape(values.shape)}, values):
+                return True
+    return False
 
 
 def has_predictions(loss: dict) -> bool:

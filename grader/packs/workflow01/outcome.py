@@ -312,15 +312,23 @@ def loop_findings(record, loop):
     from grader.packs.workflow01.epochs import find_problems
 
     cell = record.stub_cell("training_loop")["index"]
+    # The parameters the loop trains: the model's, and those its optimizer steps.
+    params = {p["id"] for p in loop["model"].parameters} | {
+        i for e in loop["events"] if e["kind"] == "step" for i in e["param_ids"]
+    }
     return find_problems(
         loop["epochs"],
         loop["tail"],
         loop["model_id"],
         None if loop["test_is_train"] else loop["X_test"],
         None if loop["test_is_train"] else loop["y_test"],
-        # No backward before the loop: its first epoch has no gradients to zero.
+        # No backward into these parameters before the loop (another model's, in an earlier
+        # cell, leaves them none): its first epoch has no gradients to zero.
         fresh_gradients=not any(
-            e.get("cell") is not None and e["cell"] < cell for e in record.events("backward")
+            e.get("cell") is not None
+            and e["cell"] < cell
+            and (e.get("param_ids") is None or params & set(e["param_ids"]))
+            for e in record.events("backward")
         ),
     )
 
