@@ -338,6 +338,12 @@ def check_value(value: Any, depth: int = 0) -> dict:
             isinstance(g, dict) and isinstance(g.get("param_ids"), list) for g in groups
         ):
             raise FormatError("a malformed optimizer")
+        # The replay trains with these settings: numbers or None, whatever the child sent.
+        for group in groups:
+            group["lr"] = _optional(_number)(group.get("lr"))
+            group["settings"] = _settings([group.get("settings")])[0]
+            group["param_ids"] = [i for i in group["param_ids"][:MAX_LIST] if type(i) is int]
+        value["id"] = _optional(_int)(value.get("id"))
     return value
 
 

@@ -17,10 +17,12 @@ import sys
 import time
 import tokenize
 import traceback
+from contextlib import contextmanager
 from typing import Any
 
 from grader.cell_source import is_cell_file
 from grader.isolation import gpu_device_nodes
+from grader.safe_text import error_text, type_name
 
 
 class CellTimeout(BaseException):
@@ -159,6 +161,21 @@ def _matplotlib_magic(line: str = "") -> None:
 
 
 def _error_info(error: BaseException, source: str, namespace: dict | None = None) -> dict[str, Any]:
+    """What the student reads of a cell's error; never raises, whatever the exception does."""
+    try:
+        return _read_error(error, source, namespace)
+    except BaseException:  # a student's exception whose attributes raise
+        return {
+            "ename": type_name(error),
+            "evalue": error_text(error, 500),
+            "line_number": None,
+            "line": None,
+            "inner": None,
+            "in_cell": True,
+        }
+
+
+def _read_error(error: BaseException, source: str, namespace: dict | None) -> dict[str, Any]:
     line_number = getattr(error, "lineno", None) if isinstance(error, SyntaxError) else None
     inner = None
     in_cell = isinstance(error, SyntaxError)
@@ -174,7 +191,7 @@ def _error_info(error: BaseException, source: str, namespace: dict | None = None
             if cells[-1].filename != cells[0].filename:
                 inner = {"function": cells[-1].name, "line": (cells[-1].line or "").strip()}
             in_cell = frames[-1].filename == cells[0].filename  # raised by the cell's own code
-    message = error.msg if isinstance(error, SyntaxError) else str(error)
+    message = error_text(error)
     if isinstance(error, SyntaxError) and message == "incomplete input":
         # Python names the cell's last line; a bracket left open names where it was opened.
         opened = _unclosed_bracket_line(source)
@@ -187,7 +204,7 @@ def _error_info(error: BaseException, source: str, namespace: dict | None = None
     lines = source.splitlines()
     line = lines[line_number - 1].strip() if line_number and 0 < line_number <= len(lines) else None
     return {
-        "ename": type(error).__name__,
+        "ename": type_name(error),
         "evalue": short_error(str(message)),
         "line_number": line_number,
         "line": line,
@@ -324,6 +341,7 @@ def serve(channel, config: dict[str, Any]) -> None:
     namespace = shell.user_ns
     probe_inputs = config.get("probe_inputs", [])
     timeout = float(config.get("cell_timeout", 60))
+    recursion_limit = sys.getrecursionlimit()  # before any cell can change it
 
     def snapshot(names, inputs) -> dict[str, Any]:
         values = {}
@@ -331,8 +349,11 @@ def serve(channel, config: dict[str, Any]) -> None:
             if name in namespace:
                 try:
                     values[name] = describe(namespace[name], tracer, inputs)
-                except Exception as error:  # a hostile object: note it, keep going
-                    values[name] = {"kind": "unreadable", "error": repr(error)[:300]}
+                except CellTimeout:
+                    raise
+                except BaseException as error:  # a hostile object (even SystemExit): go on
+                    text = f"{type_name(error)}({error_text(error, 250)!r})"
+                    values[name] = {"kind": "unreadable", "error": text}
             else:
                 values[name] = MISSING
         return values
@@ -346,7 +367,7 @@ def serve(channel, config: dict[str, Any]) -> None:
             trace_truncated=sorted(c for c in tracer.truncated if c is not None),
             output=output.getvalue(),
         )
-        with tracer.paused():
+        with tracer.paused(), own_recursion_limit(recursion_limit):
             send_answer(channel, fields)
 
     with tracer.paused():
@@ -378,11 +399,25 @@ def serve(channel, config: dict[str, Any]) -> None:
         elif request["op"] == "snapshot":
             tracer.cell = None
             inputs = request.get("probe_inputs") or probe_inputs
-            values = _with_alarm(snapshot, request["names"], inputs, timeout=timeout)
+            with own_recursion_limit(recursion_limit):
+                values = _with_alarm(snapshot, request["names"], inputs, timeout=timeout)
             answer(seq, values=values if values is not None else {})
         else:
             answer(seq)
             break
+
+
+@contextmanager
+def own_recursion_limit(limit: int):
+    """The grader's own work (snapshots, answers) under Python's recursion limit as it was
+    before the notebook ran: a cell that lowered it would make the answer fail, one that
+    raised it would let a deep value overflow the C stack. The cells keep theirs."""
+    students = sys.getrecursionlimit()
+    sys.setrecursionlimit(limit)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(students)
 
 
 def _without_gpu(shell, source: str, timeout: float, snapshot, names, inputs) -> dict[str, Any]:

@@ -94,3 +94,21 @@ def file_name(key: str) -> str:
     cut = cleaned.encode()[:MAX_NAME_BYTES].decode("utf-8", "ignore")
     digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
     return f"{cut}-{digest}"
+
+
+def error_text(error: BaseException, limit: int = 100_000) -> str:
+    """`str(error)`, cut to `limit` characters, or a note where the student's exception class
+    cannot say it (its `__str__` raises, or returns something other than text)."""
+    try:
+        text = error.msg if isinstance(error, SyntaxError) else str(error)
+        if type(text) is not str:
+            raise TypeError("not text")
+        return text[:limit]
+    except BaseException:  # a student's __str__ may raise anything, even SystemExit
+        return "(its message could not be read: its __str__ failed)"
+
+
+def type_name(value: object) -> str:
+    """`type(value).__name__`, or "Exception" where a metaclass made it other than text."""
+    name = type(value).__name__  # a metaclass may make it anything
+    return name if type(name) is str else "Exception"

@@ -12,10 +12,12 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from grader.safe_text import error_text, type_name
 from grader.simulated_gpu import device_of
 from grader.trace import (
     Tracer,
     dtype_name,
+    group_settings,
     is_tensor,
     own_function,
     raw,
@@ -31,8 +33,19 @@ MAX_REPR = 300
 MISSING = {"kind": "missing"}
 
 
-def describe(value: Any, tracer: Tracer, probe_inputs: list[list[float]] | None = None) -> dict:
-    """One value of the student's namespace as plain data and tensors (what channel.py sends)."""
+MAX_DEPTH = 4  # lists in lists: the record's format reads no deeper (record_format.check_value)
+
+
+def describe(
+    value: Any,
+    tracer: Tracer,
+    probe_inputs: list[list[float]] | None = None,
+    depth: int = 0,
+    room: int = MAX_ITEMS,
+) -> dict:
+    """One value of the student's namespace as plain data and tensors (what channel.py sends).
+    Lists in lists are read to MAX_DEPTH and `room` items in all, never as deep or as wide as
+    the student's code makes them (a list that holds itself, under a raised recursion limit)."""
     # By type, never isinstance: an object's `__class__` can claim to be a tensor or a module.
     if is_tensor(value):
         return describe_tensor(value, tracer.copy)
@@ -54,7 +67,18 @@ def describe(value: Any, tracer: Tracer, probe_inputs: list[list[float]] | None 
     if isinstance(value, os.PathLike):
         return {"kind": "path", "value": os.fspath(value)}
     if isinstance(value, (list, tuple)):
-        items = [describe(v, tracer) for v in value[:MAX_ITEMS]]
+        if depth >= MAX_DEPTH:
+            return {
+                "kind": "object",
+                "type": type_name(value),
+                "function": None,
+                "repr": "(lists nested too deep to show)",
+                "plain_tensors": [],
+                "callable": False,
+            }
+        kept = list(value[: max(1, room)])
+        inner = max(1, room // max(1, len(kept)))
+        items = [describe(v, tracer, depth=depth + 1, room=inner) for v in kept]
         return {"kind": "list", "items": items, "length": len(value)}  # all, not just those kept
     if type(value).__module__ == "numpy":
         try:
@@ -206,24 +230,40 @@ def probe_forward(module: nn.Module, tracer: Tracer, probe_inputs: list[list[flo
                     probe["output"] = describe_tensor(output) if is_tensor(output) else None
                     probe["output_type"] = type(output).__name__
                 except Exception as error:  # the student's forward: any error is a finding
-                    probe["error"] = f"{type(error).__name__}: {error}"[:MAX_REPR]
+                    probe["error"] = f"{type_name(error)}: {error_text(error, MAX_REPR)}"[:MAX_REPR]
                 probes.append(probe)
     torch.set_rng_state(cpu_rng)
     return probes
 
 
 def describe_optimizer(optimizer: Optimizer) -> dict:
+    """Its class and each group's settings, read from the instance's own `param_groups` (a
+    student's class may make `param_groups` a property showing the grader other settings).
+    The grader replays the training with these, never with what the trace says."""
+    own = object.__getattribute__(optimizer, "__dict__")
+    found = dict.get(own, "param_groups") if isinstance(own, dict) else None
     groups = []
-    for group in optimizer.param_groups:
+    for group in list.__iter__(found) if isinstance(found, list) else ():
+        if not isinstance(group, dict):
+            continue
+        params = dict.get(group, "params")
         groups.append(
             {
-                "lr": _plain_number(group.get("lr")),
-                "momentum": _plain_number(group.get("momentum")),
-                "weight_decay": _plain_number(group.get("weight_decay")),
-                "param_ids": [id(p) for p in group["params"]],
+                "lr": _plain_number(dict.get(group, "lr")),
+                "momentum": _plain_number(dict.get(group, "momentum")),
+                "weight_decay": _plain_number(dict.get(group, "weight_decay")),
+                "settings": group_settings(dict(dict.items(group))),
+                "param_ids": [id(p) for p in params] if isinstance(params, list) else [],
             }
         )
-    return {"kind": "optimizer", "class": type(optimizer).__name__, "param_groups": groups}
+        if len(groups) >= 16:
+            break
+    return {
+        "kind": "optimizer",
+        "id": id(optimizer),
+        "class": type(optimizer).__name__,
+        "param_groups": groups,
+    }
 
 
 def _plain_number(value: Any) -> float | None:

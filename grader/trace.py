@@ -356,10 +356,10 @@ class Tracer:
                 "lr": [group.get("lr") for group in optimizer.param_groups],
                 "momentum": any(group.get("momentum") for group in optimizer.param_groups),
                 "weight_decay": any(group.get("weight_decay") for group in optimizer.param_groups),
-                "settings": [_settings(group) for group in optimizer.param_groups],
+                "settings": [group_settings(group) for group in optimizer.param_groups],
                 "param_ids": [id(p) for p in params],
                 # The values of all the parameters (and their gradients) as one flat row each:
-                # a copy or two per step, not one per parameter. See grader/epochs.py.
+                # a copy or two per step, not one per parameter. See grader/packs/workflow01/epochs.py.
                 "param_shapes": [raw_shape(p) for p in params],
                 "params_before": before,
                 "grads_present": [g is not None for g in grads],
@@ -582,7 +582,7 @@ def own_function(function: Any) -> Any:
     return function
 
 
-def _settings(group: dict) -> dict[str, float | None]:
+def group_settings(group: dict) -> dict[str, float | None]:
     """A parameter group's settings that the grader's replay of SGD or Adam needs."""
     betas = group.get("betas") or (None, None)
 

@@ -55,7 +55,7 @@ class Assignment:
 
     @classmethod
     def of(cls, contract: Contract) -> Assignment:
-        """From the grader's contract (grader/assignments.py), so the numbers live in one place."""
+        """From the grader's contract (grader/packs/workflow01/assignments.py), so the numbers live in one place."""
         return cls(
             name=contract.id,
             saved_model=f"models/{contract.id}_{contract.model_name}.pth",

@@ -6,5 +6,5 @@ from grader.plugin import check
 
 @check("training_loop", "final_parameters", weight=2, hidden=True)
 def test_final_parameters_match_the_replay(record, assignment):
-    """The grader's replay of the training (grader/outcome.py), counted again in the grade."""
+    """The grader's replay of the training (grader/packs/workflow01/outcome.py), counted again in the grade."""
     judge_training(record, assignment)

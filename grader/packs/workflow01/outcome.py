@@ -136,41 +136,86 @@ def _replayed(record, assignment) -> dict | None:
     if start is None or final is None:
         return None
     first = epochs[0].step
+    held = _held_optimizer(record, assignment, first)
     loss_event = next(
         (e for ep in epochs for e in ep.events if e["kind"] == "loss" and e["grad_enabled"]),
         None,
     )
     loss_class = loss_event["loss_class"] if loss_event else "L1Loss"
     reduction = record.raw_value("loss_fn", "loss_optimizer").get("reduction") or "mean"
-    settings = (first.get("settings") or [{}])[0]
+    settings = held["settings"]
     if (
-        first["optimizer_class"] not in REPLAYABLE_OPTIMIZERS
+        held["class"] not in REPLAYABLE_OPTIMIZERS
         or loss_class not in REPLAYABLE_LOSSES
         or reduction not in ("mean", "sum")
-        or not first["lr"]
-        or first["lr"][0] is None
+        or held["lr"] is None
     ):
         raise Mistake(
-            f"Your loop trains with `{first['optimizer_class']}` and `{loss_class}`, which "
+            f"Your loop trains with `{held['class']}` and `{loss_class}`, which "
             "cannot be checked against the exercise: train with `torch.optim.SGD(..., "
             "lr=0.01)` and `nn.L1Loss()`, as it asks.",
             "training.final_params",
         )
-    optimizer = {"class": first["optimizer_class"], "lr": first["lr"][0]}
+    optimizer = {"class": held["class"], "lr": held["lr"]}
     optimizer.update({k: v for k, v in settings.items() if v is not None})
     trainable = _trainable(first, start)
     X, y = training_data(record, assignment)
     steps = len(epochs)  # a cut trace: the steps it recorded
     batches = _batches(record, assignment, loop, X, y, steps)
     reached = replay_setup(start, batches, optimizer, loss_class, reduction, trainable)
+    first_step = replay_setup(start, batches[:1], optimizer, loss_class, reduction, trainable)
     last = _last(epochs, start, final)
     return {
         "start": start,
         "final": final,
         "reached": reached,
+        # A setup whose first step leaves the line as it was trains nothing (a step can only
+        # stay put with no gradient to follow or no learning rate).
+        # (nan, from no training rows, is not judged here.)
+        "moves": any(not abs(a - b) <= 1e-7 for a, b in zip(first_step, start)),
+        # Whether it should: the optimizer, as the grader holds it, steps the trained model's
+        # parameters and they require gradients (else the loss section says what it steps),
+        # and there are training rows to learn from (else the split section says so).
+        "should_move": X.numel() > 0
+        and any(
+            p["id"] in held["param_ids"] and p.get("requires_grad") for p in trained.parameters
+        ),
         "steps": steps,
         "last": last,
         "cut": loop["cut"],
+    }
+
+
+def _held_optimizer(record, assignment, step: dict) -> dict:
+    """{"class", "lr", "settings"} of the optimizer the loop stepped, as the grader's snapshots
+    hold it: as the cells before the loop left it (a learning rate changed inside the loop is
+    not replayed), or as the training cell made it. The trace's own account of the step is
+    the student's process speaking (code can write any step there), so it is used only where
+    no snapshot holds an optimizer at all."""
+    sections = list(assignment.section_ids)
+    order = [*reversed(sections[: sections.index("training_loop")]), "training_loop"]
+    found = [
+        value
+        for section_id in order
+        for value in record.snapshot(section_id).values()
+        if value.get("kind") == "optimizer" and value.get("param_groups")
+    ]
+    same = [value for value in found if value.get("id") == step["optimizer_id"]]
+    if same or found:
+        chosen = (same or found)[0]
+        group = chosen["param_groups"][0]
+        return {
+            "class": chosen.get("class"),
+            "lr": group.get("lr"),
+            "settings": group["settings"],
+            "param_ids": {i for g in chosen["param_groups"] for i in g["param_ids"]},
+        }
+    lr = step["lr"][0] if step["lr"] else None
+    return {
+        "class": step["optimizer_class"],
+        "lr": lr,
+        "settings": (step.get("settings") or [{}])[0],
+        "param_ids": set(step["param_ids"]),
     }
 
 
@@ -252,6 +297,24 @@ def judge_training(record, assignment) -> None:
     if outcome["cut"]:
         _judge_cut_training(record, assignment, outcome)
         return
+    start_w, start_b = outcome["start"]
+    if outcome["should_move"] and not outcome["moves"]:
+        # Nothing to learn from: a replay that stays put proves no training, whatever the
+        # trace claims (steps without gradients, a learning rate of zero).
+        explained = _explanation(record, assignment)
+        if explained is not None:
+            raise Mistake(
+                f"Your loop's {outcome['steps']} steps leave weight={found_w:.4f} and "
+                f"bias={found_b:.4f} where they started: {explained[1]}.",
+                explained[0],
+            )
+        raise Mistake(
+            f"Your loop's {outcome['steps']} steps of `optimizer` as the cells before it set "
+            f"it up leave weight={start_w:.4f} and bias={start_b:.4f} where they started: the "
+            "model learns nothing. Train with `torch.optim.SGD(..., lr=0.01)` over the "
+            "model's parameters, and call `loss.backward()` before `optimizer.step()`.",
+            "training.final_params",
+        )
     if (
         abs(found_w - w) <= TOLERANCE["weight"] + 1e-6
         and abs(found_b - b) <= TOLERANCE["bias"] + 1e-6

@@ -96,7 +96,7 @@ def _replay(weight, bias, x, y, steps, lr, trainable, loss_class) -> list[tuple[
     return history
 
 
-# -- the grader's replay of a student's own training setup (grader/outcome.py) --------------------
+# -- the grader's replay of a student's own training setup (grader/packs/workflow01/outcome.py) --------------------
 REPLAYABLE_OPTIMIZERS = ("SGD", "Adam", "AdamW")
 
 
