@@ -37,8 +37,6 @@ from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-import nbformat
-
 from grader.packs import all_assignments
 from grader.settings import BY_NAME, SANDBOX_ENV, VERDICTS_ENV, from_environment
 
@@ -80,10 +78,18 @@ def _cells_run_so_far() -> list[str] | None:
     return [source.strip() for source in history[1:]] if history else None
 
 
+def _read_cells(path: Path) -> list:
+    """The notebook's cells. nbformat is imported here, not with the kit: in nbgrader's kernel,
+    where the verdicts are computed outside, nothing reads a notebook (0.1 s a kernel saved)."""
+    import nbformat
+
+    return nbformat.read(path, as_version=4).cells
+
+
 def _starts_with(path: Path, run: list[str]) -> bool:
     """Whether the notebook's code cells begin with exactly the cells run so far."""
     try:
-        cells = nbformat.read(path, as_version=4).cells
+        cells = _read_cells(path)
     except Exception:  # not a notebook, or unreadable: not the one running
         return False
     # nbclient skips empty code cells, so they never reach the kernel's history.
@@ -162,7 +168,7 @@ def _colab_notebook() -> Path | None:
 
 def _code_sources(path: Path) -> list[str] | None:
     try:
-        cells = nbformat.read(path, as_version=4).cells
+        cells = _read_cells(path)
     except Exception:  # not a notebook, or unreadable: not the one running
         return None
     return [c.source.strip() for c in cells if c.cell_type == "code" and c.source.strip()]
@@ -302,7 +308,7 @@ def unsaved_warning(section: str, notebook=None) -> str | None:
     if not run or _nbgrader_execution():
         return None
     try:
-        cells = nbformat.read(find_notebook(notebook), as_version=4).cells
+        cells = _read_cells(find_notebook(notebook))
     except Exception:  # no notebook to compare with: nothing to say
         return None
     # The section's instructions in either assignment (their training cells differ).

@@ -180,7 +180,12 @@ def warm_up(hidden: bool) -> None:
 def _warm_up(hidden: bool) -> None:
     """The kit's warm-up keeps to one core beside nbgrader's kernel: first this process's part
     (torch, pytest's collection of the checks), then the warm worker's start (torch imported
-    once in a process of its own, confined)."""
+    once in a process of its own, confined). Under validate (`hidden` False) no cell waits for
+    the checks, and the grade waits for the worker, the longer of the two (torch, matplotlib,
+    torch._dynamo: about 3 CPU seconds against this process's 1.3): the worker is launched
+    first, so that it starts while the kernel imports its own torch."""
+    if not hidden:
+        _launch_worker()
     try:
         from grader.checking import open_every_pack  # (torch)
         from grader.notebook import find_solutions_dir
@@ -199,6 +204,16 @@ def _warm_up(hidden: bool) -> None:
 
         warm_worker(wait=True, many=hidden)
     except Exception:
+        pass
+
+
+def _launch_worker() -> None:
+    """Start the warm worker's process and return at once (a single use: no huge pages)."""
+    try:
+        from grader.sandbox import start_warm_worker  # (no torch)
+
+        start_warm_worker(many=False)
+    except Exception:  # the grade starts it again and says what is wrong
         pass
 
 
