@@ -1,7 +1,7 @@
 """The instructor's wheel carries the course: built with PTGRADE_WHEEL=course (`make
 course-wheel`), it holds the repository's solutions/ (the assignments' source notebooks and the
 hidden checks) as package data under grader/course/source/, for `ptgrade init-course` and
-`ptgrade gradescope-bundle` (grader/course.py). The default wheel is the students' and holds no
+`ptgrade gradescope-bundle` (grader/integrations/course.py). The default wheel is the students' and holds no
 solutions. An editable install reads them from the checkout. Everything else is in
 pyproject.toml."""
 

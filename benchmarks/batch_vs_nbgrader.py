@@ -147,8 +147,8 @@ def code_cells(path):
 tracer = None
 if os.environ.get("BENCH_INSTRUMENTED"):
     # What the sandbox installs in each child: the simulated GPU, then the tracer.
-    from grader.simulated_gpu import SimulatedGPU
-    from grader.trace import TensorCopies, Tracer
+    from grader.sandbox.child.simulated_gpu import SimulatedGPU
+    from grader.sandbox.child.trace import TensorCopies, Tracer
 
     SimulatedGPU().install()
     tracer = Tracer()

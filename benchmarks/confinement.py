@@ -54,9 +54,9 @@ import dataclasses, json, sys
 from pathlib import Path
 import nbformat
 sys.path.insert(0, {root!r})
-from grader.isolation import imported_folders, refusal
-from grader.notebook import find_solutions_dir, load_submission
-from grader.sandbox import Limits, cleanup, execute, isolation
+from grader.sandbox.isolation import imported_folders, refusal
+from grader.notebook.reading import find_solutions_dir, load_submission
+from grader.sandbox.execution import Limits, cleanup, execute, isolation
 from tests.submissions.build import build_submission
 probe = {probe!r}
 entry = {{"name": "probe", "changes": [

@@ -9,7 +9,7 @@ out="${TMPDIR:-/tmp}/ptgrade-gpu-batch"
 date -u +"date: %Y-%m-%d %H:%M UTC"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())"
-"$PY" -c "import tempfile, pathlib; from grader.isolation import plan; print('confinement:', plan(pathlib.Path(tempfile.gettempdir())).describe())"
+"$PY" -c "import tempfile, pathlib; from grader.sandbox.isolation import plan; print('confinement:', plan(pathlib.Path(tempfile.gettempdir())).describe())"
 start=$(date +%s)
 "$PY" -m pytest -q -m cuda tests/test_cuda.py -n "${JOBS:-4}"
 echo "cuda tests: $(( $(date +%s) - start )) s"

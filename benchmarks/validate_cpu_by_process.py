@@ -47,9 +47,11 @@ def role(process: psutil.Process) -> str:
     command = " ".join(process.cmdline())
     if "ipykernel" in command:
         return "kernel"
-    if "grader.warm" in command and process.name().startswith("python"):
+    if "grader.sandbox.warm" in command and process.name().startswith("python"):
         parent = psutil.Process(process.ppid())
-        forked = parent.name().startswith("python") and "grader.warm" in " ".join(parent.cmdline())
+        forked = parent.name().startswith("python") and "grader.sandbox.warm" in " ".join(
+            parent.cmdline()
+        )
         return "sandbox child" if forked else "warm worker"
     if "nbgrader" in command and process.name() != "bwrap":
         return "nbgrader"

@@ -7,10 +7,10 @@ fixtures `record` (the submission as recorded) and `assignment` (its contract), 
 
 from __future__ import annotations
 
-from grader.cell_source import appends_to, names_made, parse
+from grader.checking.plugin import check
 from grader.contract import Assignment, Section
-from grader.plugin import check
-from grader.record import Mistake, ModuleValue, Record, expect, same_values, what_it_is
+from grader.notebook.cell_source import appends_to, names_made, parse
+from grader.record.submission import Mistake, ModuleValue, Record, expect, same_values, what_it_is
 
 __all__ = [
     "Assignment",

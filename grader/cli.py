@@ -99,9 +99,9 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
 
 
 def _grade(args: argparse.Namespace, settings: Settings, hidden: bool):
-    from grader.isolation import refuse_weak_confinement
-    from grader.notebook import load_submission
-    from grader.sandbox import start_warm_worker
+    from grader.notebook.reading import load_submission
+    from grader.sandbox.execution import start_warm_worker
+    from grader.sandbox.isolation import refuse_weak_confinement
 
     submission = load_submission(args.notebook, args.assignment)  # bad input: no worker started
     own = args.command == "check"  # a student's own notebook
@@ -170,10 +170,10 @@ def _grade_or_say_why(args: argparse.Namespace, settings: Settings):
     """(the result, the exit code, the one line for stderr): a notebook that cannot be graded
     still gets its report, which says why (CI then shows the reason where it shows grades)."""
     from grader.errors import GraderError
-    from grader.isolation import Refused
-    from grader.notebook import UnusableNotebook, load_submission
+    from grader.notebook.reading import UnusableNotebook, load_submission
     from grader.result import not_graded
     from grader.safe_text import printable
+    from grader.sandbox.isolation import Refused
 
     notebook = printable(str(args.notebook), newlines=False)
     assignment = args.assignment or ""
@@ -207,7 +207,7 @@ def internal_error(error: BaseException) -> str:
 
 
 def cmd_hints(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.hints import HINTS
+    from grader.checking.hints import HINTS
 
     for hint in HINTS.values():
         print(f"{hint.id}\n    {hint.text}")
@@ -229,13 +229,13 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.batch import run_batch
+    from grader.batch.folder import run_batch
 
     return run_batch(args.submissions, args.output, settings)
 
 
 def cmd_init_course(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.course import NEXT_STEPS, CourseError, init_course
+    from grader.integrations.course import NEXT_STEPS, CourseError, init_course
 
     folder = Path(args.folder)
     try:
@@ -249,7 +249,7 @@ def cmd_init_course(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_gradescope_bundle(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.gradescope_bundle import BundleError, write_bundle
+    from grader.integrations.gradescope_bundle import BundleError, write_bundle
 
     try:
         names = write_bundle(Path(args.out), args.assignment)
@@ -265,8 +265,8 @@ def cmd_gradescope_bundle(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ci_workflow(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.course import CourseError
-    from grader.student_repos import write_workflow
+    from grader.integrations.course import CourseError
+    from grader.integrations.student_repos import write_workflow
 
     try:
         write_workflow(Path(args.out), args.assignment, args.course_repo)
@@ -281,8 +281,8 @@ def cmd_ci_workflow(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_classroom50_bundle(args: argparse.Namespace, settings: Settings) -> int:
-    from grader.course import CourseError
-    from grader.student_repos import write_classroom50_bundle
+    from grader.integrations.course import CourseError
+    from grader.integrations.student_repos import write_classroom50_bundle
 
     try:
         written = write_classroom50_bundle(Path(args.folder), args.assignment)
@@ -415,8 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from grader.errors import GraderError
-    from grader.isolation import Refused
-    from grader.notebook import UnusableNotebook
+    from grader.notebook.reading import UnusableNotebook
+    from grader.sandbox.isolation import Refused
     from grader.settings import resolve
 
     args = build_parser().parse_args(argv)

@@ -27,7 +27,7 @@ class Assignment:
     sections: tuple[Section, ...]
     default_points: dict[str, float] = field(default_factory=dict)
     # The notebook is written to run on either device: a CPU-only grader runs it on a
-    # simulated GPU (grader/simulated_gpu.py), so a hard-coded device shows.
+    # simulated GPU (grader/sandbox/child/simulated_gpu.py), so a hard-coded device shows.
     device_agnostic: bool = False
 
     def section(self, section_id: str) -> Section:

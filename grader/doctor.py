@@ -28,7 +28,7 @@ class Line:
 def kit() -> Line:
     from importlib.metadata import PackageNotFoundError, version
 
-    from grader.isolation import package_root
+    from grader.sandbox.isolation import package_root
 
     try:
         installed = version("ptgrade")
@@ -58,7 +58,7 @@ def torch_build() -> Line:
 def confinement(solutions: Path | None) -> tuple[Line, bool]:
     """(the line, whether grading others' notebooks may run under it)."""
     from grader.errors import GraderError
-    from grader.isolation import imported_folders, plan, refusal
+    from grader.sandbox.isolation import imported_folders, plan, refusal
 
     try:
         chosen = plan(Path(tempfile.gettempdir()))
@@ -77,7 +77,7 @@ def confinement(solutions: Path | None) -> tuple[Line, bool]:
 
 def worker() -> Line:
     """Start the warm worker under the confinement and have torch imported in it."""
-    from grader.sandbox import warm_worker
+    from grader.sandbox.execution import warm_worker
 
     started = time.monotonic()
     try:
@@ -91,7 +91,7 @@ def worker() -> Line:
 
 
 def solutions_found(explicit: str | None) -> tuple[list[Line], Path | None]:
-    from grader.notebook import find_solutions_dir
+    from grader.notebook.reading import find_solutions_dir
     from grader.packs import all_assignments
 
     folder = find_solutions_dir(explicit)
@@ -129,7 +129,7 @@ def self_test(solutions: Path) -> list[Line]:
     """Grade each reference solution as a submission: full marks, or the kit is broken here."""
     from grader.grading import Options, grade
     from grader.packs import all_assignments
-    from grader.sandbox import Limits
+    from grader.sandbox.execution import Limits
 
     lines = []
     for assignment in all_assignments():

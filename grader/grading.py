@@ -9,25 +9,25 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.cell_source import parse
-from grader.checking import CHECKS_TIMEOUT, open_checks, run_checks
+from grader.checking.hints import and_list, hint_for_error, hint_text, plain_error
+from grader.checking.plugin import Verdict
+from grader.checking.pytest_session import CHECKS_TIMEOUT, open_checks, run_checks
 from grader.contract import Assignment
-from grader.hints import and_list, hint_for_error, hint_text, plain_error
-from grader.isolation import imported_folders, require
-from grader.notebook import (
+from grader.notebook.cell_source import parse
+from grader.notebook.reading import (
     Submission,
     find_solutions_dir,
     load_submission,
     solution_notebook,
 )
 from grader.packs import pack_for
-from grader.plugin import Verdict
-from grader.record import Record
+from grader.record.submission import Record
 from grader.result import CheckResult, GradeResult, SectionResult
 from grader.safe_text import printable
-from grader.sandbox import Execution, Limits, cleanup, execute
-from grader.sandbox import isolation as sandbox_isolation
-from grader.saved_files import READ_SECONDS, read_saved_files
+from grader.sandbox.execution import Execution, Limits, cleanup, execute
+from grader.sandbox.execution import isolation as sandbox_isolation
+from grader.sandbox.isolation import imported_folders, require
+from grader.sandbox.saved_files import READ_SECONDS, read_saved_files
 
 # After the notebook's own limit, the grader's work has bounds of its own: stopping the
 # notebook's processes (sandbox: 30 s at most), reading its saved models (saved_files, 10 s)
@@ -149,7 +149,7 @@ def _note(record: Record, section, assignment: Assignment, failed: bool) -> str:
     )
     cell = record.stub_cell(section.id)
     if cell and record.trace_cut(cell["index"]) and cell["status"] in ("ok", "timeout"):
-        from grader.record_format import MAX_EVENTS  # torch: not before the worker starts
+        from grader.record.schema import MAX_EVENTS  # torch: not before the worker starts
 
         # The same words whether the cell ended in time or not (a loaded machine).
         note = (
@@ -231,7 +231,7 @@ def grade(
             "detail": execution.detail,
             "seconds": round(execution.duration, 2),
             # What the student's code ran on, as the sandbox saw it: a real GPU, the simulated
-            # one of a CPU-only grader (grader/simulated_gpu.py), or the CPU alone.
+            # one of a CPU-only grader (grader/sandbox/child/simulated_gpu.py), or the CPU alone.
             "device": ran_on(record),
             "torch": record.raw.get("torch_version", ""),
             # Whether the instructor's hidden checks ran: a student's `check` (no solutions

@@ -226,7 +226,7 @@ def find_notebook(explicit: str | os.PathLike | None = None) -> Path:
 
 def _limits():
     """ptgrade's default limits, with the time limits $PTGRADE_CELL_TIMEOUT and $PTGRADE_TIMEOUT."""
-    from grader.sandbox import Limits
+    from grader.sandbox.execution import Limits
 
     return replace(
         Limits(),
@@ -386,13 +386,13 @@ def warm_start_in_background() -> None:
 
         if get_ipython() is None:
             return
-        from grader.sandbox import start_warm_worker  # (no torch)
+        from grader.sandbox.execution import start_warm_worker  # (no torch)
 
         with _quiet_stderr():  # the worker keeps this quiet stderr for its life
             start_warm_worker()
         # After the worker's launch: where the kernel has not imported torch yet, the checks'
         # modules import it here, beside the worker's own import, not before it.
-        from grader.checking import open_every_pack
+        from grader.checking.pytest_session import open_every_pack
 
         open_every_pack()
     except Exception:  # a warm start is only ever a head start: the first check tells

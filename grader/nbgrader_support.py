@@ -10,7 +10,7 @@ could replace it (or any of the kit's module attributes there) and get full mark
 from disk, before the kernel runs any of it, and when the kernel reaches the first kit test cell
 (where the kit used to grade inside the kernel) hands that copy to the kit in a thread of
 nbgrader's process: the same sandbox and checks as `ptgrade batch`, one warm worker for the
-whole run (torch imported once, a fresh confined child forked per submission, grader/warm.py).
+whole run (torch imported once, a fresh confined child forked per submission, grader/sandbox/warm.py).
 While that grades, the kernel runs the rest of the notebook, and `assert_section` there only
 defers ($PTGRADE_VERDICTS_OUTSIDE). Then each kit test cell's outputs are rewritten from the
 kit's verdict: nothing when the section passed, the messages and hints with the score as the
@@ -187,8 +187,8 @@ def _warm_up(hidden: bool) -> None:
     if not hidden:
         _launch_worker()
     try:
-        from grader.checking import open_every_pack  # (torch)
-        from grader.notebook import find_solutions_dir
+        from grader.checking.pytest_session import open_every_pack  # (torch)
+        from grader.notebook.reading import find_solutions_dir
 
         _one_torch_thread()
         solutions = find_solutions_dir()
@@ -200,7 +200,7 @@ def _warm_up(hidden: bool) -> None:
     finally:
         _CHECKS_PINNED.set()
     try:
-        from grader.sandbox import warm_worker
+        from grader.sandbox.execution import warm_worker
 
         warm_worker(wait=True, many=hidden)
     except Exception:
@@ -210,7 +210,7 @@ def _warm_up(hidden: bool) -> None:
 def _launch_worker() -> None:
     """Start the warm worker's process and return at once (a single use: no huge pages)."""
     try:
-        from grader.sandbox import start_warm_worker  # (no torch)
+        from grader.sandbox.execution import start_warm_worker  # (no torch)
 
         start_warm_worker(many=False)
     except Exception:  # the grade starts it again and says what is wrong
@@ -257,7 +257,7 @@ class Grading:
     def _grade(self) -> None:
         from grader.grading import Options, grade
         from grader.inline import _limits
-        from grader.notebook import UnusableNotebook
+        from grader.notebook.reading import UnusableNotebook
 
         try:
             _one_torch_thread()
@@ -344,7 +344,7 @@ class KitExecute(Execute):
         if self._grading is not None and cell.cell_type == "code":
             if self._autograde and not _instructors_code(cell):
                 # The student's code waits until the checks are collected: nothing it writes
-                # can then change them (they are pinned by content, grader/checking.py). Under
+                # can then change them (they are pinned by content, grader/checking/pytest_session.py). Under
                 # validate the student runs their own checks, on their own files.
                 _CHECKS_PINNED.wait()
             if is_kit_test_cell(cell):

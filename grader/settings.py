@@ -44,7 +44,7 @@ class Limits:
     memory_mb: int = 4096
     output_chars: int = 200_000
     device: str = "auto"  # "cpu" hides any GPU from the submission
-    # Without CUDA, device-agnostic assignments run on a simulated GPU (grader/simulated_gpu.py)
+    # Without CUDA, device-agnostic assignments run on a simulated GPU (grader/sandbox/child/simulated_gpu.py)
     # so that device mistakes fail as they would on a real one.
     simulate_gpu: bool = True
 
@@ -137,7 +137,7 @@ class Settings:
     memory_mb: int = Limits.memory_mb
     output_chars: int = Limits.output_chars
     device: str = Limits.device
-    isolation: str = "auto"  # bubblewrap where it works (grader/isolation.py)
+    isolation: str = "auto"  # bubblewrap where it works (grader/sandbox/isolation.py)
     solutions: str | None = None  # None: found (notebook.find_solutions_dir)
     jobs: int = 0
     scheduler: str | None = None

@@ -16,8 +16,8 @@ import nbformat
 import pytest
 import torch
 
-from grader import batch
-from grader.sandbox import Limits
+from grader.batch import folder as batch
+from grader.sandbox.execution import Limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = REPO_ROOT / "samples" / "01_pytorch_workflow_exercises"

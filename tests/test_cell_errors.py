@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.runner import _run_cell, new_shell
+from grader.sandbox.child.runner import _run_cell, new_shell
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_a_misspelled_name_gets_pythons_suggestion_but_never_ipythons_own(shell)
 
 def test_a_missing_name_of_a_cell_that_never_ran_is_a_mistake_not_a_crash():
     from grader.packs.workflow01.assignments import EXERCISES
-    from grader.record import Mistake, Record
+    from grader.record.submission import Mistake, Record
 
     record = Record(EXERCISES, {"cells": [], "snapshots": {}}, "finished")  # the cell deleted
     with pytest.raises(Mistake, match="`model_1` is not defined after the `model` cell."):
@@ -61,7 +61,7 @@ def test_a_missing_name_of_a_cell_that_never_ran_is_a_mistake_not_a_crash():
 
 
 def test_a_name_made_inside_a_function_below_is_not_made_below():
-    from grader.cell_source import names_made
+    from grader.notebook.cell_source import names_made
 
     # helper's X is its own; the loop's and the import's names are the cell's.
     source = "y = weight * X\ndef helper():\n    X = 1\nfor i in range(2):\n    j = i\n"

@@ -9,8 +9,8 @@ import struct
 import pytest
 import torch
 
-from grader.answers import decode_answer, encode_answer
-from grader.channel import HEADER
+from grader.sandbox.answers import decode_answer, encode_answer
+from grader.sandbox.channel import HEADER
 
 
 def test_an_answer_comes_back_exactly_with_shared_tensors_shared():
@@ -64,7 +64,7 @@ def test_a_forged_tensor_entry_is_refused(table, blob):
 
 
 def test_json_too_large_to_parse_safely_is_refused():
-    from grader.answers import MAX_JSON
+    from grader.sandbox.answers import MAX_JSON
 
     tiny_lists = b"[" + b"[]," * (MAX_JSON // 3) + b"[]]"  # parsed: ~20x its size in memory
     frame = HEADER.pack(2) + b"[]" + HEADER.pack(len(tiny_lists)) + tiny_lists

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.checking import run_checks
+from grader.checking.pytest_session import run_checks
 from grader.grading import Options, grade
 from grader.packs.workflow01 import PACK
 
@@ -60,7 +60,7 @@ def test_a_failing_check_is_reported_without_printing_its_arguments(monkeypatch)
     # pytest's long traceback repr()s a failing test's arguments: for a record that is thousands
     # of tensors printed, most of a failing submission's grading time. A verdict needs only the
     # exception.
-    from grader.record import Record
+    from grader.record.submission import Record
 
     printed = []
     monkeypatch.setattr(Record, "__repr__", lambda self: printed.append(1) or "Record(...)")
@@ -85,14 +85,14 @@ def _a_record(monkeypatch):
 
 
 def test_checks_that_never_finish_fail_that_submission_only(tmp_path, monkeypatch):
-    import grader.checking
+    import grader.checking.pytest_session
 
     record, present = _a_record(monkeypatch)
     hidden = tmp_path / "checks"
     hidden.mkdir()
     (hidden / "test_slow.py").write_text(
         "import time\n"
-        "from grader.plugin import check\n"
+        "from grader.checking.plugin import check\n"
         "CALLS = []\n"
         "@check('split', 'slow', hidden=True)\n"
         "def test_slow():\n"
@@ -100,8 +100,8 @@ def test_checks_that_never_finish_fail_that_submission_only(tmp_path, monkeypatc
         "    if len(CALLS) == 1:\n"
         "        time.sleep(5)  # only the first time: past the limit below\n"
     )
-    monkeypatch.setattr(grader.checking, "CHECKS_TIMEOUT", 1.0)
-    first = grader.checking.open_checks(hidden, checks_dir=CHECKS)
+    monkeypatch.setattr(grader.checking.pytest_session, "CHECKS_TIMEOUT", 1.0)
+    first = grader.checking.pytest_session.open_checks(hidden, checks_dir=CHECKS)
     started = time.monotonic()
     cut = {v.id: v for v in run_checks(record, present, hidden_dir=hidden)}
     # The verdicts come back on time: the checks given so far, the one that never finished
@@ -111,9 +111,9 @@ def test_checks_that_never_finish_fail_that_submission_only(tmp_path, monkeypatc
     assert not cut["split.slow"].passed
     assert cut["device.value"].passed and not cut["device.value"].internal_error
     # The next record gets a session of its own, not a place behind the stuck one.
-    monkeypatch.setattr(grader.checking, "CHECKS_TIMEOUT", 120.0)
+    monkeypatch.setattr(grader.checking.pytest_session, "CHECKS_TIMEOUT", 120.0)
     verdicts = run_checks(record, present, hidden_dir=hidden)
-    assert grader.checking.open_checks(hidden, checks_dir=CHECKS) is not first
+    assert grader.checking.pytest_session.open_checks(hidden, checks_dir=CHECKS) is not first
     assert verdicts and all(v.passed for v in verdicts)
 
 
@@ -137,7 +137,7 @@ def test_the_open_session_leaves_the_process_imports_alone():
 def test_an_edited_check_stops_grading_instead_of_being_collected_again(tmp_path, monkeypatch):
     # The checks are loaded once a process, before any notebook runs: a check file that changes
     # afterwards (an instructor's edit, or anything else) is never collected silently.
-    import grader.checking
+    import grader.checking.pytest_session
     from grader.errors import GraderError
 
     record, present = _a_record(monkeypatch)
@@ -145,16 +145,16 @@ def test_an_edited_check_stops_grading_instead_of_being_collected_again(tmp_path
     hidden.mkdir()
     check = hidden / "test_edited.py"
     source = (
-        "from grader.plugin import check\n"
+        "from grader.checking.plugin import check\n"
         "@check('split', 'edited', hidden=True)\n"
         "def test_edited():\n"
         "    assert {outcome}\n"
     )
     check.write_text(source.format(outcome="True"))
-    first = grader.checking.open_checks(hidden, checks_dir=CHECKS)
+    first = grader.checking.pytest_session.open_checks(hidden, checks_dir=CHECKS)
     assert all(v.passed for v in run_checks(record, present, hidden_dir=hidden))
     assert (
-        grader.checking.open_checks(hidden, checks_dir=CHECKS) is first
+        grader.checking.pytest_session.open_checks(hidden, checks_dir=CHECKS) is first
     )  # unchanged files: the same session
     check.write_text(source.format(outcome="False, 'edited to fail'"))
     with pytest.raises(GraderError, match=f"{check} changed on disk while this grader ran"):

@@ -1,4 +1,4 @@
-"""Checks unit-tested on hand-made records (grader/record_builders.py): no sandbox, no notebook.
+"""Checks unit-tested on hand-made records (grader/record/builders.py): no sandbox, no notebook.
 
 Each check is shown on a record it must pass and on one it must fail with its hint, so a check
 that stopped looking (or a builder that stopped writing the record's format) fails here."""
@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from grader.packs.workflow01.checks import test_data, test_loss_optimizer, test_model, test_split
-from grader.record import Mistake
-from grader.record_builders import RecordBuilder
-from grader.record_format import FormatError
+from grader.record.builders import RecordBuilder
+from grader.record.schema import FormatError
+from grader.record.submission import Mistake
 
 EXERCISES = "01_pytorch_workflow_exercises"
 
@@ -167,7 +167,7 @@ def test_the_probes_read_the_slope_between_their_farthest_inputs():
     weight, bias = 0.3366903, 0.9010599
     output = {"values": (torch.tensor(weight) * x + torch.tensor(bias)).float()}
     probe = {"shape": "column", "input": x, "output": output}
-    from grader.record import ModuleValue
+    from grader.record.submission import ModuleValue
 
     found = ModuleValue("model_1", {"probes": [probe]}).probe_line()
     assert abs(found[0] - weight) < 1e-6 and abs(found[1] - bias) < 1e-6, found

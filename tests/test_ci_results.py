@@ -156,7 +156,7 @@ def test_a_killed_graders_scratch_folder_goes_on_the_next_start(tmp_path):
 
     # A folder of a process that still runs is kept, whatever its age.
     alive = subprocess.Popen(
-        [sys.executable, "-c", "from grader.scratch import make_scratch; import time; "
+        [sys.executable, "-c", "from grader.sandbox.scratch import make_scratch; import time; "
          "print(make_scratch('ptgrade-worker-'), flush=True); time.sleep(600)"],
         cwd=REPO, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -193,7 +193,7 @@ def test_output_cut_short_by_its_reader_ends_quietly():
 
 
 def test_hints_lists_the_catalogue():
-    from grader.hints import HINTS
+    from grader.checking.hints import HINTS
 
     run = ptgrade("hints")
     assert run.returncode == 0
@@ -207,9 +207,9 @@ def test_the_warm_worker_can_start_before_torch_is_imported():
     probe = (
         "import sys\n"
         "loaded = lambda: sorted(m for m in ('torch', 'nbformat') if m in sys.modules)\n"
-        "import grader.warm\n"
+        "import grader.sandbox.warm\n"
         "print(loaded())\n"
-        "import grader.cli, grader.sandbox\n"
+        "import grader.cli, grader.sandbox.execution\n"
         "print(loaded())\n"
         "from grader import check\n"
         "print(callable(check))\n"

@@ -7,7 +7,7 @@ import re
 import nbformat
 import pytest
 
-from grader.hints import HINTS
+from grader.checking.hints import HINTS
 from grader.packs.workflow01.assignments import ASSIGNMENTS
 from tests.conftest import REPO_ROOT, load_script
 from tests.submissions.build import (

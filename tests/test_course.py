@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from grader import isolation
+from grader.sandbox import isolation
 
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "01_pytorch_workflow_exercises"
@@ -130,7 +130,7 @@ def test_a_built_kits_solutions_are_hidden_from_the_notebook(tmp_path, monkeypat
     if "bwrap:" in seen.stderr and "FileNotFoundError" not in seen.stderr:
         pytest.skip(f"bubblewrap does not work here: {seen.stderr.strip()}")
     assert seen.returncode != 0 and "FileNotFoundError" in seen.stderr
-    shown = [*command, sys.executable, "-c", "import grader.course; print('kit ok')"]
+    shown = [*command, sys.executable, "-c", "import grader.integrations.course; print('kit ok')"]
     env = {**os.environ, "PYTHONPATH": str(kit)}
     assert "kit ok" in subprocess.run(shown, capture_output=True, text=True, env=env).stdout
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import batch
-from grader.sandbox import Limits
+from grader.batch import folder as batch
+from grader.sandbox.execution import Limits
 from tests.test_batch import verdicts
 
 distributed = pytest.importorskip("distributed")
@@ -99,7 +99,7 @@ def test_cluster_gives_the_local_results(cluster, course, tmp_path):
 
 def test_a_failed_task_costs_only_its_submission(cluster, course, monkeypatch):
     """A task whose worker process dies is recorded as a grader_error; the others are graded."""
-    from grader import distributed as on_cluster
+    from grader.batch import cluster as on_cluster
 
     monkeypatch.setattr(on_cluster, "grade_bytes", dies_on_ben)
     todo = [(job, "digest") for job in batch.discover(course)]
@@ -122,7 +122,7 @@ def test_a_submission_lost_with_another_ones_worker_is_graded_again_alone(course
     """On one worker, ben's task kills it while cleo's waits in its queue (and ada's result may
     not have left it): those are not ben's fault. Each failed task is graded again alone, so
     only the submissions that kill their worker by themselves are lost."""
-    from grader import distributed as on_cluster
+    from grader.batch import cluster as on_cluster
 
     monkeypatch.setattr(on_cluster, "grade_bytes", dies_on_ben_after_a_while)
     todo = [(job, "digest") for job in batch.discover(course)]

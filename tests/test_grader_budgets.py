@@ -33,7 +33,7 @@ import json, resource, time
 import torch
 from grader.packs.workflow01.assignments import ASSIGNMENTS
 from grader.packs.workflow01.checks import test_split
-from grader.record import Record
+from grader.record.submission import Record
 
 def tensor(values):
     return {"kind": "tensor", "shape": list(values.shape), "dtype": "float32", "device": "cpu",
@@ -93,7 +93,7 @@ def test_a_saved_model_that_inflates_to_half_a_gigabyte_costs_the_grader_nothing
 def test_a_saved_view_claiming_a_billion_numbers_is_refused(tmp_path):
     import torch
 
-    from grader.saved_reader import read_one
+    from grader.sandbox.child.saved_reader import read_one
 
     path = tmp_path / "model.pth"
     torch.save({"weight": torch.zeros(1, 1).expand(40_000, 25_000)}, path)

@@ -1,4 +1,4 @@
-"""grader/hints.toml, the catalogue as data: every error pattern matches its own example first,
+"""grader/checking/hints.toml, the catalogue as data: every error pattern matches its own example first,
 every placeholder is one each assignment fills, every hint a check names exists, and the
 placeholders put each assignment's names exactly where the regex renaming they replaced did."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from grader import cli
-from grader.hints import (
+from grader.checking.hints import (
     DEFAULT_NAMES,
     ERROR_PATTERNS,
     HINTS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from grader.hints import (
+from grader.checking.hints import (
     ERROR_PATTERNS,
     HINTS,
     SECTION_HINTS,
@@ -26,7 +26,7 @@ def _hint_ids_in_code() -> set[str]:
     found = set()
     for path in SOURCES:
         found |= set(re.findall(r'"([a-z]+\.[a-z_0-9]+)"', path.read_text()))
-    # What grader/hints.toml reports: the hints of the errors, and a section's own hint for one.
+    # What grader/checking/hints.toml reports: the hints of the errors, and a section's own hint for one.
     found |= {entry.hint for entry in ERROR_PATTERNS} | set(SECTION_HINTS.values())
     return {h for h in found if h.split(".")[0] in {i.split(".")[0] for i in HINTS}}
 

@@ -15,19 +15,19 @@ GRADER = Path(__file__).resolve().parents[1] / "grader"
 # What only the grader's own process runs: the reports, the batch and the command line, and the
 # grader's half of the sandbox. Code that runs inside the sandbox must not pull any of it in.
 GRADER_SIDE = (
-    "grader.batch",
-    "grader.batch_task",
-    "grader.checking",
+    "grader.batch.folder",
+    "grader.batch.task",
+    "grader.checking.pytest_session",
     "grader.cli",
-    "grader.course",
-    "grader.distributed",
+    "grader.integrations.course",
+    "grader.batch.cluster",
     "grader.doctor",
-    "grader.gradescope_bundle",
+    "grader.integrations.gradescope_bundle",
     "grader.grading",
     "grader.reports",
-    "grader.sandbox",
-    "grader.session",
-    "grader.student_repos",
+    "grader.sandbox.execution",
+    "grader.sandbox.session",
+    "grader.integrations.student_repos",
 )
 
 
@@ -49,7 +49,9 @@ def imported(path: Path, modules: set[str]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([node.module] if node.module else [])])
-            for alias in node.names:  # `from grader import batch` imports grader.batch
+            for alias in (
+                node.names
+            ):  # `from grader.batch import folder as batch` imports grader.batch.folder
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
     return {module for module in found if module in modules and module != name}
 
@@ -89,7 +91,7 @@ def child_entry_points() -> set[str]:
     found = set()
     for path in GRADER.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
-        found.update(re.findall(r'"-m",\s*"(grader\.\w+)"', text))
+        found.update(re.findall(r'"-m",\s*"(grader\.[\w.]+)"', text))
     return found
 
 
@@ -108,10 +110,12 @@ def reachable(graph: dict[str, set[str]], starts: set[str]) -> dict[str, list[st
 
 def test_the_graph_sees_every_kind_of_import():
     graph = import_graph()
-    assert "grader.runner" in graph["grader.warm"]  # a deferred import, inside a function
-    assert "grader.channel" in graph["grader.session"]  # at module level
+    assert (
+        "grader.sandbox.child.runner" in graph["grader.sandbox.warm"]
+    )  # a deferred import, inside a function
+    assert "grader.sandbox.channel" in graph["grader.sandbox.session"]  # at module level
     assert "grader.inline" in graph["grader"]  # `from grader import inline`
-    assert "grader.reports.html" in graph["grader.batch_task"]  # from grader.reports import html
+    assert "grader.reports.html" in graph["grader.batch.task"]  # from grader.reports import html
 
 
 def test_the_finder_finds_a_cycle():
@@ -128,12 +132,12 @@ def test_no_import_cycles():
 
 
 def test_the_sandbox_is_started_by_the_warm_worker():
-    assert child_entry_points() == {"grader.warm"}
+    assert child_entry_points() == {"grader.sandbox.warm"}
 
 
 def test_the_childs_code_imports_nothing_of_the_grader_side():
     chains = reachable(import_graph(), child_entry_points())
-    assert "grader.runner" in chains  # the notebook's own cells run there
+    assert "grader.sandbox.child.runner" in chains  # the notebook's own cells run there
     wrong = [
         chain
         for module, chain in sorted(chains.items())

@@ -67,10 +67,10 @@ def test_importing_the_kit_in_a_kernel_starts_the_grader_in_the_background(tmp_p
     """So that a student's first check() is a warm grade: the worker (torch imported once) and
     the checks' collection start at the import, not at the first check."""
     probe = (
-        "import grader.sandbox, grader.checking\n"
-        "pool = grader.sandbox._POOL\n"
+        "import grader.sandbox.execution, grader.checking.pytest_session\n"
+        "pool = grader.sandbox.execution._POOL\n"
         "print('worker', pool is not None and pool.worker._process is not None)\n"
-        "print('checks', bool(grader.checking._SESSIONS))"
+        "print('checks', bool(grader.checking.pytest_session._SESSIONS))"
     )
     cells = [new_code_cell("from grader import check"), new_code_cell(probe)]
     notebook = _run_in_a_kernel(new_notebook(cells=cells), tmp_path)

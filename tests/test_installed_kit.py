@@ -21,9 +21,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import isolation
 from grader.errors import GraderError
-from grader.warm import WarmWorker
+from grader.sandbox import isolation
+from grader.sandbox.warm import WarmWorker
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +94,7 @@ def test_a_worker_that_cannot_start_says_why():
 
 def test_checks_that_cannot_start_name_the_missing_file(tmp_path, monkeypatch):
     """pytest exit 4 with no collection error used to give an empty reason."""
-    from grader import checking
+    from grader.checking import pytest_session as checking
 
     checks = tmp_path / "checks"
     checks.mkdir()
@@ -125,7 +125,7 @@ def test_a_kit_failure_under_nbgrader_autograde_is_an_error_not_a_zero(caplog):
 
 
 def test_a_batch_says_which_results_are_the_kits_failures(capsys):
-    from grader.batch import Job, _say_grader_errors, grader_error
+    from grader.batch.folder import Job, _say_grader_errors, grader_error
 
     jobs = [Job(name, name, Path(f"{name}.ipynb")) for name in ("ada", "bo", "cy")]
     results = {

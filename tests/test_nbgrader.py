@@ -223,7 +223,7 @@ def test_a_kit_that_cannot_grade_never_records_a_zero(monkeypatch):
     a notebook that is not the kit's gets no points and says why."""
     from grader.errors import GraderError
     from grader.nbgrader_support import Grading
-    from grader.notebook import UnusableNotebook
+    from grader.notebook.reading import UnusableNotebook
 
     notebook = nbformat.read(SAMPLES / "ada_correct.ipynb", as_version=4)
     resources = {"nbgrader": {"notebook": ASSIGNMENT}}
@@ -434,7 +434,7 @@ def nbgrader(
 def ptgrade(*args: str, cell_timeout: float = CELL_TIMEOUT) -> dict:
     """`ptgrade grade|check NOTEBOOK` with the course's limits, as JSON (in this process)."""
     from grader.grading import Options, grade
-    from grader.sandbox import Limits
+    from grader.sandbox.execution import Limits
 
     command, notebook = args
     limits = Limits(cell_timeout=cell_timeout, notebook_timeout=NOTEBOOK_TIMEOUT)
@@ -721,7 +721,7 @@ if os.environ.get("PTGRADE_SANDBOX") != "1":  # in nbgrader's kernel
     for pid in filter(_under_nbgrader, parents):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                if b"grader.warm" in cmdline.read():
+                if b"grader.sandbox.warm" in cmdline.read():
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
         except OSError:

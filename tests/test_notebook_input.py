@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from grader.grading import grade
-from grader.notebook import UnusableNotebook, load_submission
+from grader.notebook.reading import UnusableNotebook, load_submission
 from grader.packs.workflow01.assignments import ASSIGNMENTS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -227,7 +227,7 @@ def test_reading_notebooks_does_not_load_the_iri_format_parser():
 
     probe = (
         "import sys\n"
-        "from grader.notebook import load_submission\n"
+        "from grader.notebook.reading import load_submission\n"
         "import nbformat\n"
         f"submission = load_submission({str(CORRECT)!r})\n"
         "nbformat.validate(nbformat.read(submission.path, as_version=4))\n"

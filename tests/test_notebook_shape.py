@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.notebook import UnusableNotebook, load_submission
-from grader.notebook_shape import MAX_NOTEBOOK_BYTES
+from grader.notebook.reading import UnusableNotebook, load_submission
+from grader.notebook.shape import MAX_NOTEBOOK_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
 CORRECT = REPO / "samples" / "01_pytorch_workflow_exercises" / "ada_correct.ipynb"

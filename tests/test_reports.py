@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.batch import Job, summary_html
+from grader.batch.folder import Job, summary_html
 from grader.packs.workflow01.assignments import ASSIGNMENTS
 from grader.reports import FORMATS, render
 from grader.reports.html import section_table_html

@@ -22,7 +22,9 @@ import pytest
 
 from grader.errors import GraderError
 from grader.grading import Options, grade
-from grader.isolation import (
+from grader.notebook.reading import load_submission
+from grader.sandbox.execution import Limits, cleanup, execute, isolation
+from grader.sandbox.isolation import (
     SANDBOX_ENV_NAMES,
     SANDBOX_ENV_PREFIXES,
     Isolation,
@@ -31,9 +33,7 @@ from grader.isolation import (
     plan,
     refusal,
 )
-from grader.notebook import load_submission
-from grader.sandbox import Limits, cleanup, execute, isolation
-from grader.session import GRACE
+from grader.sandbox.session import GRACE
 from tests.submissions.build import build_submission, load_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,7 +177,7 @@ def test_the_notebook_timeout_stops_a_slow_notebook(tmp_path):
 TRACE_FLOOD = """
 import torch
 from torch import nn
-import grader.trace as trace
+import grader.sandbox.child.trace as trace
 trace.MAX_TRACE_BYTES = 1 << 20  # 1 MB here; 64 MB in grading
 tracer = trace.Tracer()
 tracer.install()
@@ -399,7 +399,7 @@ def test_the_submission_stays_in_its_folder(tmp_path):
 
 def test_a_forged_answer_on_the_channel_ends_the_run(tmp_path):
     code = """
-from grader.channel import send_answer
+from grader.sandbox.channel import send_answer
 import socket
 forged = {"seq": 2, "outcome": {"status": "ok", "duration": 0.0, "error": None}, "events": []}
 send_answer(socket.socket(fileno=3), forged)
@@ -526,7 +526,7 @@ def test_the_notebook_sees_none_of_the_graders_secrets(tmp_path):
     ), seen
 
 
-# What is set inside the sandbox: by the kit (grader/sandbox.py, warm.py, runner.py), by bwrap
+# What is set inside the sandbox: by the kit (grader/sandbox/execution.py, warm.py, runner.py), by bwrap
 # (PWD) and by torch itself (TORCHINDUCTOR_CACHE_DIR).
 SET_INSIDE = {
     "PWD",

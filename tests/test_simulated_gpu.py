@@ -10,7 +10,7 @@ SCRIPT = textwrap.dedent(
     """
     import torch
     from torch import nn
-    from grader.simulated_gpu import SimulatedGPU, device_of
+    from grader.sandbox.child.simulated_gpu import SimulatedGPU, device_of
     SimulatedGPU().install()
 
     def error(action):
@@ -128,8 +128,8 @@ TRACED = textwrap.dedent(
     """
     import torch
     from torch import nn
-    from grader.simulated_gpu import SimulatedGPU, device_of
-    from grader.trace import Tracer
+    from grader.sandbox.child.simulated_gpu import SimulatedGPU, device_of
+    from grader.sandbox.child.trace import Tracer
     SimulatedGPU().install()
     tracer = Tracer()
     tracer.install()
@@ -170,7 +170,7 @@ OPTIMIZER = textwrap.dedent(
     """
     import torch
     from torch import nn
-    from grader.simulated_gpu import SimulatedGPU, SimulatedGPUMode, device_of
+    from grader.sandbox.child.simulated_gpu import SimulatedGPU, SimulatedGPUMode, device_of
     SimulatedGPU().install()
     handled = []
     original = SimulatedGPUMode.__torch_function__
@@ -229,7 +229,7 @@ def _graded(entry_name: str, simulate_gpu: bool = True):
     import nbformat
 
     from grader.grading import Options, grade
-    from grader.sandbox import Limits
+    from grader.sandbox.execution import Limits
     from tests.submissions.build import build_submission, load_corpus
 
     assignment = "01_pytorch_workflow_exercises"

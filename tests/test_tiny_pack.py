@@ -14,8 +14,8 @@ import nbformat
 import pytest
 
 from grader import packs
+from grader.checking.hints import hint_text
 from grader.grading import Options, grade
-from grader.hints import hint_text
 
 REPO = Path(__file__).resolve().parent.parent
 PACKS = REPO / "tests" / "packs"
@@ -136,7 +136,7 @@ def test_a_packs_check_can_read_a_model_of_its_own(tiny):
     that has none."""
     import torch
 
-    from grader.record_builders import RecordBuilder
+    from grader.record.builders import RecordBuilder
 
     record = (
         RecordBuilder("tiny_numbers")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.warm import WarmWorker
+from grader.sandbox.warm import WarmWorker
 
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +60,7 @@ def test_a_worker_whose_grader_dies_leaves_quietly():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "grader.warm", str(theirs.fileno())],
+        [sys.executable, "-m", "grader.sandbox.warm", str(theirs.fileno())],
         pass_fds=(theirs.fileno(),),
         env=env,
         stdin=subprocess.DEVNULL,
@@ -81,7 +81,7 @@ def test_the_rehearsal_leaves_no_names_for_the_notebooks():
     # The worker rehearses a chapter-like notebook in the shell every child inherits: a
     # notebook must not find its X, model or loss_fn already defined.
     script = (
-        "from grader.runner import prepare, new_shell\n"
+        "from grader.sandbox.child.runner import prepare, new_shell\n"
         "prepare()\n"
         "shell = new_shell()\n"
         "names = sorted(k for k in shell.user_ns if not k.startswith('_'))\n"

@@ -44,9 +44,11 @@ class Pack:
     id: str
     assignments: tuple[Assignment, ...]
     checks_dir: Path  # the pytest checks (test_*.py) and their pytest.ini
-    hints: Path | None = None  # the pack's hints.toml, merged over the core's grader/hints.toml
+    hints: Path | None = (
+        None  # the pack's hints.toml, merged over the core's grader/checking/hints.toml
+    )
 
-    # -- in the sandbox's session (grader/session.py, grader/sandbox.py) ---------------------
+    # -- in the sandbox's session (grader/sandbox/session.py, grader/sandbox/execution.py) ---------------------
     # Names every snapshot holds besides the sections' own (the data every check may read).
     snapshot_names: tuple[str, ...] = ()
     # assignment -> {section id: stand-in} for a failed section's cell (grader/grading.py).
@@ -61,7 +63,7 @@ class Pack:
     # () -> the inputs the sandbox probes each snapshot's models with (fresh every time).
     probe_inputs: Callable[[], list] | None = None
 
-    # -- after the run (grader/grading.py, grader/plugin.py) -------------------------------
+    # -- after the run (grader/grading.py, grader/checking/plugin.py) -------------------------------
     # Names whose values are paths of files the notebook saved: the grader reads those files.
     saved_file_names: tuple[str, ...] = ()
     # hint id -> what a real GPU does with that mistake (a simulated GPU made it show).

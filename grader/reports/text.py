@@ -33,7 +33,7 @@ def _wrap(text: str, first: str, rest: str) -> list[str]:
 
 
 def confinement(result: GradeResult) -> str:
-    """What the notebook's code ran under (grader/isolation.py), in words; "" if not known."""
+    """What the notebook's code ran under (grader/sandbox/isolation.py), in words; "" if not known."""
     found = result.execution.get("confinement")
     return str(found.get("description", "")) if isinstance(found, dict) else ""
 

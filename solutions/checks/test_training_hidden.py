@@ -1,7 +1,7 @@
 """Hidden checks: run by `ptgrade grade` where solutions/ is present, never shipped to students."""
 
+from grader.checking.plugin import check
 from grader.packs.workflow01.outcome import judge_training
-from grader.plugin import check
 
 
 @check("training_loop", "final_parameters", weight=2, hidden=True)

@@ -48,7 +48,7 @@ with zipfile.ZipFile(buffer) as model, zipfile.ZipFile(MODEL_SAVE_PATH, "w") as 
         {
             "cell": "data",
             "old": "X = torch.arange(0, 1, 0.01)",
-            "new": "import grader.trace as _trace\n_trace.MAX_TENSOR_VALUES = 10**9\n"
+            "new": "import grader.sandbox.child.trace as _trace\n_trace.MAX_TENSOR_VALUES = 10**9\n"
             "X = torch.arange(0, 1, 1 / 30_000)",
         }
     ],
@@ -56,7 +56,7 @@ with zipfile.ZipFile(buffer) as model, zipfile.ZipFile(MODEL_SAVE_PATH, "w") as 
     "event_flood": [
         {
             "cell": "predictions",
-            "source": """import grader.trace as _trace
+            "source": """import grader.sandbox.child.trace as _trace
 _trace.MAX_EVENTS = 10**9
 model_1.eval()
 with torch.inference_mode():

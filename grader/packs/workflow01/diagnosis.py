@@ -1,6 +1,6 @@
 """Chapter 01's reading of a cell's error: the value off the device, an earlier cell's fault.
 
-The core (grader/plugin.py) gives a cell's error its message and the catalogue's hint; these
+The core (grader/checking/plugin.py) gives a cell's error its message and the catalogue's hint; these
 sharpen the hint with what the chapter knows: the tensors and models a device error meets, a
 broken model class or `nn.L1Loss` uncalled that every later cell trips over.
 """
@@ -11,8 +11,8 @@ import ast
 import re
 
 from grader.check_api import Mistake, Record, parse
-from grader.hints import and_list, section_hint
-from grader.record import DATASET_TYPES
+from grader.checking.hints import and_list, section_hint
+from grader.record.submission import DATASET_TYPES
 
 
 def diagnose(

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 # Mistakes that show only where there is a GPU (hint id: what a real GPU does with them). On a
-# CPU-only grader they show because the simulated GPU (grader/simulated_gpu.py) made them, and
+# CPU-only grader they show because the simulated GPU (grader/sandbox/child/simulated_gpu.py) made them, and
 # a message that does not say so reads as a fault of the student's own machine.
 ON_A_GPU = {
     "device.wrong": "your code would run on the CPU where `torch.cuda.is_available()` is True",

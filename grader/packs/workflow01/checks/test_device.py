@@ -53,7 +53,7 @@ def test_device_asks_torch_cuda_is_available(record):
 @check("device", "fallback")
 def test_device_falls_back_to_the_cpu(record):
     """The cell's `else` branch, which a machine with a GPU never runs: the grader runs the
-    cell once more with torch saying there is no GPU (grader/runner.py, _without_gpu)."""
+    cell once more with torch saying there is no GPU (grader/sandbox/child/runner.py, _without_gpu)."""
     found = record.raw.get("without_gpu", {}).get("device")
     cell = record.stub_cell("device")["index"]
     device = record.raw_value("device", "device")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import nbformat
 
-from grader import notebook_shape
-from grader.cell_source import code_lines, names_made
 from grader.contract import Assignment, Section
+from grader.notebook import shape as notebook_shape
+from grader.notebook.cell_source import code_lines, names_made
 from grader.packs import all_assignments
 from grader.safe_text import one_line, printable
 from grader.settings import environment_variable
@@ -56,7 +56,7 @@ def _role(metadata: dict) -> tuple[str, str | None]:
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """The notebook at `path`, upgraded to nbformat 4; UnusableNotebook (one line) for anything
-    that is not a readable notebook of the shape the grader expects (grader/notebook_shape.py)."""
+    that is not a readable notebook of the shape the grader expects (grader/notebook/shape.py)."""
     shown = printable(str(path), newlines=False)
     try:
         data = _read_regular_file(path)
@@ -303,8 +303,8 @@ def find_solutions_dir(explicit: str | os.PathLike | None = None) -> Path | None
     """The instructor's solutions/ folder: --solutions, $PTGRADE_SOLUTIONS, the kit's checkout,
     or the copy a built kit carries (setup.py)."""
     candidates = [explicit, environment_variable("solutions")]
-    candidates.append(Path(__file__).resolve().parent.parent / "solutions")
-    candidates.append(Path(__file__).resolve().parent / "course" / "source")  # a built kit's
+    candidates.append(Path(__file__).resolve().parents[2] / "solutions")
+    candidates.append(Path(__file__).resolve().parents[1] / "course" / "source")  # a built kit's
     for candidate in candidates:
         if candidate and Path(candidate).is_dir():
             return Path(candidate)

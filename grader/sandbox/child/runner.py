@@ -20,9 +20,9 @@ import traceback
 from contextlib import contextmanager
 from typing import Any
 
-from grader.cell_source import is_cell_file
-from grader.isolation import gpu_device_nodes
+from grader.notebook.cell_source import is_cell_file
 from grader.safe_text import error_text, type_name
+from grader.sandbox.isolation import gpu_device_nodes
 
 
 class CellTimeout(BaseException):
@@ -64,11 +64,11 @@ def prepare() -> None:
     import matplotlib.pyplot  # noqa: F401
     import torch
 
-    import grader.answers
-    import grader.channel
-    import grader.simulated_gpu
-    import grader.snapshot
-    import grader.trace  # noqa: F401
+    import grader.sandbox.answers
+    import grader.sandbox.channel
+    import grader.sandbox.child.simulated_gpu
+    import grader.sandbox.child.snapshot
+    import grader.sandbox.child.trace  # noqa: F401
 
     # The first optimizer built in a process imports torch._dynamo (about a second).
     torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
@@ -320,10 +320,10 @@ def serve(channel, config: dict[str, Any]) -> None:
     """
     import torch
 
-    from grader.channel import receive_request, send_answer
+    from grader.sandbox.channel import receive_request, send_answer
+    from grader.sandbox.child.snapshot import MISSING, describe
+    from grader.sandbox.child.trace import Tracer
     from grader.settings import SANDBOX_ENV
-    from grader.snapshot import MISSING, describe
-    from grader.trace import Tracer
 
     os.environ[SANDBOX_ENV] = "1"
     output = CappedText(int(config.get("output_limit", 200_000)))
@@ -332,7 +332,7 @@ def serve(channel, config: dict[str, Any]) -> None:
     # A simulated GPU goes in first, so the tracer records what the student's code sees.
     simulated_gpu = bool(config.get("simulate_gpu")) and not torch.cuda.is_available()
     if simulated_gpu:
-        from grader.simulated_gpu import SimulatedGPU
+        from grader.sandbox.child.simulated_gpu import SimulatedGPU
 
         SimulatedGPU().install()
     tracer = Tracer()

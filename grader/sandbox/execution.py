@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.isolation import Isolation, package_root, plan, sandbox_environment
-from grader.notebook import Submission
+from grader.notebook.reading import Submission
 from grader.packs import Pack, pack_for
-from grader.sandbox_limits import process_limit
-from grader.scratch import make_scratch, sweep
-from grader.session import Session
+from grader.sandbox.isolation import Isolation, package_root, plan, sandbox_environment
+from grader.sandbox.limits import process_limit
+from grader.sandbox.scratch import make_scratch, sweep
+from grader.sandbox.session import Session
+from grader.sandbox.warm import WarmWorker
 from grader.settings import Limits
-from grader.warm import WarmWorker
 
 
 @dataclass

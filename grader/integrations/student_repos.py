@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from grader.course import HERE, CourseError, kit_files, requirements
+from grader.integrations.course import HERE, CourseError, kit_files, requirements
 from grader.packs import all_assignments
 
 WORKFLOW = HERE / "github_workflow.yml"

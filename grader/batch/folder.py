@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.batch_task import Job, grade_one, grader_error, unusable, warm_up
-from grader.distributed import ClusterUnreachable, grade_on_cluster
+from grader.batch.cluster import ClusterUnreachable, grade_on_cluster
+from grader.batch.task import Job, grade_one, grader_error, unusable, warm_up
 from grader.packs import all_assignments
 from grader.safe_text import csv_cell, file_name, printable
 from grader.settings import Limits, Settings
@@ -122,9 +122,9 @@ def _walk(root: Path) -> tuple[list[Path], list[Passed]]:
 def grader_fingerprint() -> str:
     """Changes whenever the grader, the solutions or the reference models change."""
     digest = hashlib.sha256()
-    from grader.notebook import find_solutions_dir
+    from grader.notebook.reading import find_solutions_dir
 
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     solutions = find_solutions_dir() or package.parent / "solutions"
     roots = [package, solutions, package.parent / "reference_models"]
     for root in roots:
@@ -162,7 +162,7 @@ def run_batch(submissions: str, output_folder: str, settings: Settings) -> int:
     if not root.exists():
         print(f"ptgrade: {printable(str(root))}: no such file or folder", file=sys.stderr)
         return 2
-    from grader.isolation import Refused, refuse_weak_confinement
+    from grader.sandbox.isolation import Refused, refuse_weak_confinement
 
     settings.export()  # --solutions, for this process and its pool (Dask: set it there)
 
@@ -568,7 +568,7 @@ def frequent_mistakes(results: dict[str, dict]) -> Counter:
 def summary_html(jobs: list[Job], results: dict[str, dict]) -> str:
     from html import escape
 
-    from grader.hints import hint_text
+    from grader.checking.hints import hint_text
     from grader.reports.svg import histogram
 
     scores = [r["score"] / r["max_score"] * 100 for r in results.values() if r.get("max_score")]

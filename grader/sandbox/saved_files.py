@@ -7,7 +7,7 @@ still spend the grader's own memory and time. So the file is opened in a child f
 warm worker, inside the same confinement and uid as the notebook's code, under its own memory
 limit and a deadline; what comes back is a state_dict of at most MAX_SAVED_VALUES values, over
 the record channel (JSON and raw numbers, no pickle), or one line saying why not. This module is
-the grader's half; the child's is grader/saved_reader.py.
+the grader's half; the child's is grader/sandbox/child/saved_reader.py.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grader.channel import ChannelError, receive_answer
-from grader.record import SavedFile
-from grader.saved_reader import MAX_SAVED_BYTES
+from grader.record.submission import SavedFile
+from grader.sandbox.channel import ChannelError, receive_answer
+from grader.sandbox.child.saved_reader import MAX_SAVED_BYTES
 
 READER_MEMORY_MB = 512  # what the reading child may allocate beyond the warm worker's own
 READ_SECONDS = 10.0  # for all the files of one notebook
@@ -72,8 +72,8 @@ def _is_tensor(value: Any) -> bool:
 def _read_apart(workdir: Path, relatives: list[str], deadline: float) -> dict[str, Any]:
     """{path from the notebook's folder: what the reading child answered}; {} where it did not
     answer in time or at all."""
-    from grader.sandbox import warm_worker
-    from grader.sandbox_limits import process_limit
+    from grader.sandbox.execution import warm_worker
+    from grader.sandbox.limits import process_limit
 
     pool = warm_worker()
     uid = pool.isolation.sandbox_uid

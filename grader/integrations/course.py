@@ -14,7 +14,7 @@ from pathlib import Path
 
 from grader.packs import all_assignments
 
-HERE = Path(__file__).resolve().parent / "course"
+HERE = Path(__file__).resolve().parents[1] / "course"
 CONFIG = HERE / "nbgrader_config.py"
 # Folders nbgrader makes in a course, and what a course's git repository should not hold.
 GITIGNORE = "submitted/\nautograded/\nfeedback/\nrelease/\ngradebook.db\n.ipynb_checkpoints/\n"
@@ -29,7 +29,7 @@ def source_folder() -> Path:
     packaged = HERE / "source"
     if packaged.is_dir():
         return packaged
-    from grader.isolation import package_root
+    from grader.sandbox.isolation import package_root
 
     return package_root() / "solutions"
 
@@ -81,7 +81,7 @@ The gradebook is {folder}/gradebook.db. Keep source/checks/ out of anything stud
 def kit_files() -> list[tuple[Path, str]]:
     """(file, its path as grader/...) for the kit's own package: what a bundle imports. Never
     the course sources a built kit carries (grader/course/source)."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     files = []
     for path in sorted(package.rglob("*")):
         relative = path.relative_to(package)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from grader.batch_task import Job, grade_bytes, grader_error, unusable, warm_up
+from grader.batch.task import Job, grade_bytes, grader_error, unusable, warm_up
 from grader.safe_text import printable
-from grader.sandbox import Limits
+from grader.sandbox.execution import Limits
 
 
 class ClusterUnreachable(Exception):
@@ -18,7 +18,7 @@ def grade_on_cluster(
 ) -> Iterator[tuple[Job, dict]]:
     """Yield (job, outcome) as the cluster's workers finish them, in any order.
 
-    Each Dask worker process keeps its own warm worker (grader.sandbox's is per process) and is
+    Each Dask worker process keeps its own warm worker (grader.sandbox.execution's is per process) and is
     warmed up once before the first task. A task that fails (its worker died, the result could
     not come back) may only have been queued on, or have left its result on, a worker that
     another submission killed: each failed one is graded again alone, and only one that fails

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from grader.checking.plugin import CheckJob, RecordPlugin, Verdict
 from grader.errors import GraderError
 from grader.packs import all_packs, pack_for
-from grader.plugin import CheckJob, RecordPlugin, Verdict
-from grader.record import Record
+from grader.record.submission import Record
 
 CHECKS_TIMEOUT = 30.0  # seconds one record's checks may take (they take milliseconds)
 COLLECT_TIMEOUT = 120.0  # seconds pytest may take to start and collect the checks

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from grader.cell_source import code_lines, names_made
+from grader.checking.hints import hint_for_error, plain_error, section_hint
 from grader.contract import Assignment
-from grader.hints import hint_for_error, plain_error, section_hint
+from grader.notebook.cell_source import code_lines, names_made
 from grader.packs import pack_for
-from grader.record import Mistake, Record
+from grader.record.submission import Mistake, Record
 
 
 def check(section: str, name: str, weight: float = 1.0, only: str | None = None, hidden=False):

@@ -1,6 +1,6 @@
-"""In the reading child of grader/saved_files.py: open each saved file with torch's safe loader.
+"""In the reading child of grader/sandbox/saved_files.py: open each saved file with torch's safe loader.
 
-The child is forked by grader/warm.py, already under its memory limit, its deadline and the
+The child is forked by grader/sandbox/warm.py, already under its memory limit, its deadline and the
 notebook's uid, in the notebook's folder. It answers once, over the record channel, with each
 file's state_dict (at most MAX_SAVED_VALUES values) or one line saying why not.
 """
@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from grader.channel import send_answer
+from grader.sandbox.channel import send_answer
 
 MAX_SAVED_BYTES = 64 * 1024 * 1024  # on disk, and once unzipped (this chapter's: under 2 kB)
 MAX_SAVED_VALUES = 1 << 22  # numbers in all the state_dict's tensors (this chapter's: 2)
@@ -70,7 +70,7 @@ def _load(path: Path) -> Any:
 def _state_dict_answer(loaded: Any) -> dict[str, Any]:
     import torch
 
-    from grader.answers import NAMES
+    from grader.sandbox.answers import NAMES
 
     if not isinstance(loaded, dict) or not all(
         isinstance(v, torch.Tensor) for v in loaded.values()

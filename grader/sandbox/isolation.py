@@ -81,13 +81,13 @@ class Isolation:
 
 def package_root() -> Path:
     """The folder holding the `grader` package (the repository root in a checkout)."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def _secret_folders() -> list[str]:
     """What the notebook's code must never see: the solutions and their hidden checks (wherever
     --solutions or $PTGRADE_SOLUTIONS puts them) and, in a checkout, the reference models."""
-    from grader.notebook import find_solutions_dir
+    from grader.notebook.reading import find_solutions_dir
 
     found = [
         find_solutions_dir(),
@@ -186,7 +186,7 @@ def bwrap_command(scratch_root: Path, gpu_nodes: list[str] | None = None) -> lis
     for path in binds:
         command += ["--ro-bind", path, path]
     # A built kit carries the course's solutions and hidden checks as package data
-    # (grader/course.py): inside the package the notebook may read, so they are covered.
+    # (grader/integrations/course.py): inside the package the notebook may read, so they are covered.
     packaged = package_root() / "grader" / "course" / "source"
     if packaged.is_dir():
         command += ["--tmpfs", str(packaged)]
@@ -329,7 +329,7 @@ def refusal(isolation: Isolation, imported: list[Path]) -> str | None:
 def imported_folders(solutions_dir: Path | None) -> list[Path]:
     """What the grader imports after a notebook's code has run: its own package (the checks,
     the reports), and the hidden checks of the solutions it grades with."""
-    folders = [Path(__file__).resolve().parent]
+    folders = [Path(__file__).resolve().parents[1]]
     if solutions_dir is not None and (solutions_dir / "checks").is_dir():
         folders.append(solutions_dir / "checks")
     return folders
@@ -344,7 +344,7 @@ def refuse_weak_confinement(solutions: str | None) -> None:
     offers is one that only asking for runs (`refusal`); `solutions` is --solutions."""
     import tempfile
 
-    from grader.notebook import find_solutions_dir
+    from grader.notebook.reading import find_solutions_dir
 
     try:
         confinement = plan(Path(tempfile.gettempdir()))

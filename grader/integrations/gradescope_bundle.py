@@ -14,7 +14,7 @@ import zipfile
 from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
-from grader.course import HERE, kit_files, requirements, source_files
+from grader.integrations.course import HERE, kit_files, requirements, source_files
 from grader.packs import all_assignments
 
 EXECUTABLE = 0o100755 << 16  # zip's external attributes: a regular file, rwxr-xr-x

@@ -1,6 +1,6 @@
 """One submission of a batch, graded in a grading process: a local pool's or a Dask worker's.
 
-Shared by grader/batch.py (the local pool) and grader/distributed.py (the cluster): whatever
+Shared by grader/batch/folder.py (the local pool) and grader/batch/cluster.py (the cluster): whatever
 happens, a submission comes back as one result dict, never as an exception.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.safe_text import file_name
-from grader.sandbox import Limits
+from grader.sandbox.execution import Limits
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ def grade_one(notebook: str, limits: Limits) -> dict:
     what ran), "unusable" (not a notebook of this kit) or "grader_error" (our fault).
     """
     from grader.grading import Options, grade
-    from grader.notebook import UnusableNotebook
+    from grader.notebook.reading import UnusableNotebook
     from grader.reports import html
 
     started = time.monotonic()
@@ -50,7 +50,7 @@ def grade_one(notebook: str, limits: Limits) -> dict:
 
 def grade_bytes(name: str, content: bytes, limits: Limits) -> dict:
     """Grade a notebook sent as bytes (a remote worker needs no shared disk)."""
-    from grader.scratch import make_scratch, sweep
+    from grader.sandbox.scratch import make_scratch, sweep
 
     sweep("ptgrade-batch-")  # a killed Dask worker's
     folder = make_scratch("ptgrade-batch-")
@@ -83,12 +83,12 @@ def warm_up(limits: Limits) -> None:
     reference training run (cached for the process) are loaded and run once here rather than in
     the first student's time.
     """
-    from grader.sandbox import start_warm_worker
+    from grader.sandbox.execution import start_warm_worker
 
     start_warm_worker(many=True)  # it imports torch while this process does too
     import torch
 
-    from grader.notebook import find_solutions_dir
+    from grader.notebook.reading import find_solutions_dir
 
     # One of several grading processes side by side (--jobs, or a Dask worker per core): torch's
     # own thread pool would only fight the others for the cores (the checks' tensors are tiny;
@@ -99,7 +99,7 @@ def warm_up(limits: Limits) -> None:
     if notebooks:
         grade_one(str(notebooks[0]), limits)
     else:
-        from grader.sandbox import warm_worker
+        from grader.sandbox.execution import warm_worker
 
         warm_worker()
     # torch, pytest and the checks stay for the process's life: keep them out of the garbage

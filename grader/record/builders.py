@@ -23,8 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 from grader.packs import all_assignments, pack_for
-from grader.record import Record
-from grader.record_format import RECORD_VERSION, EventReader, check_value
+from grader.record.schema import RECORD_VERSION, EventReader, check_value
+from grader.record.submission import Record
 
 # The event fields that hold a tensor summary (trace.tensor_summary), not a plain value.
 _TENSOR_FIELDS = {"input", "output", "target"}
@@ -68,8 +68,8 @@ class RecordBuilder:
     # -- values ---------------------------------------------------------------------------
     def values(self, section_id: str | None, **named: Any):
         """The names as a snapshot after `section_id`'s cell (None: at the notebook's end)."""
-        from grader.snapshot import describe
-        from grader.trace import Tracer
+        from grader.sandbox.child.snapshot import describe
+        from grader.sandbox.child.trace import Tracer
 
         pack = pack_for(self.assignment)
         tracer, probes = Tracer(), pack.probe_inputs() if pack.probe_inputs else []
@@ -90,7 +90,7 @@ class RecordBuilder:
     def event(self, section_id: str, kind: str, **fields: Any):
         """One trace event of `kind` in `section_id`'s cell; tensors given for `input`,
         `output` and `target` are summarised as the trace does."""
-        from grader.trace import tensor_summary
+        from grader.sandbox.child.trace import tensor_summary
 
         for name in _TENSOR_FIELDS & fields.keys():
             if _is_tensor(fields[name]):

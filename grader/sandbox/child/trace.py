@@ -19,8 +19,8 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim import optimizer as optimizer_module
 
-from grader.record_format import MAX_EVENTS, MAX_LIST, MAX_TENSOR_VALUES, MAX_TRACE_BYTES
-from grader.simulated_gpu import device_of
+from grader.record.schema import MAX_EVENTS, MAX_LIST, MAX_TENSOR_VALUES, MAX_TRACE_BYTES
+from grader.sandbox.child.simulated_gpu import device_of
 
 # The record's budgets are record_format.py's. The grader enforces them on receipt; the child
 # keeps to them too, so that a flood is not copied and shipped only to be dropped.
@@ -34,7 +34,7 @@ FUNCTIONAL_LOSSES = {
 
 
 def untracked():
-    """Torch calls the grader makes for itself: no simulated GPU (grader/simulated_gpu.py), whose
+    """Torch calls the grader makes for itself: no simulated GPU (grader/sandbox/child/simulated_gpu.py), whose
     per-operation Python handler would otherwise cost more than the copies themselves."""
     return torch._C.DisableTorchFunction()
 

@@ -3,7 +3,7 @@
 The fixed cost of a submission (starting Python, importing torch and IPython, torch._dynamo's
 first-optimizer import) is paid once here, before any fork. The worker is single-threaded, so
 forking it is safe, and it does nothing but fork, wait, kill and report: the student's code only
-ever runs in the children. It is started inside the confinement `grader.isolation` chose
+ever runs in the children. It is started inside the confinement `grader.sandbox.isolation` chose
 (bubblewrap or `unshare`: then it is PID 1 of its own PID namespace, with no network).
 
 Control channel (a SOCK_SEQPACKET socket, one JSON message each): the grader sends
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from grader.errors import GraderError
-from grader.sandbox_limits import apply_child_limits, drop_privileges
+from grader.sandbox.limits import apply_child_limits, drop_privileges
 from grader.settings import SANDBOX_ENV, from_environment
 
 CHANNEL_FD = 3  # where the child finds its record channel
@@ -58,11 +58,11 @@ def _child(request: dict, channel: int) -> None:
         os.chdir(request["workdir"])
         channel = socket.socket(fileno=CHANNEL_FD)
         if request.get("task") == "read_saved":  # the models the notebook saved, nothing else
-            from grader.saved_reader import serve as read_saved
+            from grader.sandbox.child.saved_reader import serve as read_saved
 
             read_saved(channel, request)
         else:
-            from grader.runner import serve
+            from grader.sandbox.child.runner import serve
 
             serve(channel, request["config"])
         code = 0
@@ -162,7 +162,7 @@ def _run_one(control: socket.socket, request: dict, channel: int) -> None:
 
 
 def serve(control_fd: int, huge_pages: bool = False) -> None:
-    from grader.runner import prepare
+    from grader.sandbox.child.runner import prepare
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
@@ -272,7 +272,13 @@ class WarmWorker:
         if self._control is not None:  # the channel of a worker that died
             self._control.close()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._command = [*self._prefix, sys.executable, "-m", "grader.warm", str(theirs.fileno())]
+        self._command = [
+            *self._prefix,
+            sys.executable,
+            "-m",
+            "grader.sandbox.warm",
+            str(theirs.fileno()),
+        ]
         if self._huge_pages:
             self._command.append("--huge-pages")
         if self._stderr is not None:
@@ -368,7 +374,7 @@ class WarmWorker:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("control_fd", type=int)
     parser.add_argument("--huge-pages", action="store_true", help="for a worker of many forks")

@@ -13,8 +13,8 @@ from torch import nn
 from torch.optim import Optimizer
 
 from grader.safe_text import error_text, type_name
-from grader.simulated_gpu import device_of
-from grader.trace import (
+from grader.sandbox.child.simulated_gpu import device_of
+from grader.sandbox.child.trace import (
     Tracer,
     dtype_name,
     group_settings,

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-# The length before each part of an answer: the channel's own frame header (grader/channel.py)
+# The length before each part of an answer: the channel's own frame header (grader/sandbox/channel.py)
 # wraps the whole answer and is no business of this format.
 SIZE = struct.Struct(">Q")
 TENSOR = "__tensor__"

@@ -1,7 +1,7 @@
 """The record channel between the grader and a submission's process: length-prefixed frames.
 
 The grader sends JSON requests (run this cell, snapshot these names); the child answers each
-with one frame of JSON and raw tensor bytes (grader/answers.py), which the grader reads without
+with one frame of JSON and raw tensor bytes (grader/sandbox/answers.py), which the grader reads without
 unpickling anything. Nothing else travels between them: no file the student's code could
 overwrite holds the record.
 """
@@ -69,7 +69,7 @@ def receive_request(sock: socket.socket) -> dict[str, Any]:
 
 
 def send_answer(sock: socket.socket, answer: dict[str, Any]) -> None:
-    from grader.answers import encode_answer  # torch: only once an answer is sent
+    from grader.sandbox.answers import encode_answer  # torch: only once an answer is sent
 
     send_frame(sock, encode_answer(answer))
 
@@ -77,7 +77,7 @@ def send_answer(sock: socket.socket, answer: dict[str, Any]) -> None:
 def receive_answer(
     sock: socket.socket, deadline: float | None, limit: int = MAX_FRAME
 ) -> dict[str, Any]:
-    from grader.answers import decode_answer
+    from grader.sandbox.answers import decode_answer
 
     payload = receive_frame(sock, deadline, limit)
     try:

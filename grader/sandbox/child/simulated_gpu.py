@@ -21,7 +21,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.overrides import TorchFunctionMode
 
-from grader.cell_source import is_cell_file
+from grader.notebook.cell_source import is_cell_file
 
 GPU = "cuda:0"
 _MARK = "_ptgrade_device"
@@ -354,7 +354,7 @@ def _optimizer_classes(base: type = Optimizer) -> list[type]:
     return found
 
 
-_GRADER = os.path.dirname(os.path.abspath(__file__))
+_GRADER = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _answer_the_cells(owner: Any, name: str, answer: Any) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from grader.channel import ChannelError, ChannelTimeout, receive_answer, send_request
 from grader.packs import pack_for
-from grader.record_format import RECORD_VERSION, EventReader, FormatError, check_value
+from grader.record.schema import RECORD_VERSION, EventReader, FormatError, check_value
+from grader.sandbox.channel import ChannelError, ChannelTimeout, receive_answer, send_request
 
 SAME_DEVICE = "on the same device"  # torch's words for tensors on two devices
 

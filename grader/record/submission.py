@@ -10,12 +10,12 @@ from typing import Any
 
 import torch
 
-from grader.cell_source import names_made, parse
 from grader.contract import Assignment
+from grader.notebook.cell_source import names_made, parse
 
 
 class Mistake(Exception):
-    """A check's finding: a message for the student and a hint id from grader.hints."""
+    """A check's finding: a message for the student and a hint id from grader.checking.hints."""
 
     def __init__(self, message: str, hint: str) -> None:
         super().__init__(message)

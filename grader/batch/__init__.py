@@ -1,0 +1,1 @@
+"""Grade many notebooks: a folder on this machine, or a Dask cluster."""

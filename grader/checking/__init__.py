@@ -1,0 +1,2 @@
+"""The checks run on a record: the pytest session, the plugin, the hints. Check
+authors import `grader.check_api` only."""
