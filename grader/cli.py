@@ -9,7 +9,7 @@ import select
 import sys
 from pathlib import Path
 
-from grader.settings import Limits, Settings
+from grader.settings import DEVICES, ISOLATIONS, MIN_MEMORY_MB, Limits, Settings
 
 EXIT_OK, EXIT_BELOW_MIN, EXIT_UNUSABLE, EXIT_GRADER_ERROR = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE's
@@ -39,10 +39,6 @@ def _folder(text: str) -> str:
     if not Path(text).is_dir():
         raise argparse.ArgumentTypeError(f"{text}: no such folder")
     return text
-
-
-# Python, torch and the cells' own tensors need some room before a limit means anything.
-MIN_MEMORY_MB = 64
 
 
 def _add_limits(parser: argparse.ArgumentParser) -> None:
@@ -78,14 +74,14 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--isolation",
-        choices=("auto", "bwrap", "unshare", "none"),
+        choices=ISOLATIONS,
         help="how the submission's code is confined (default: $PTGRADE_ISOLATION, else auto: "
         "bubblewrap where it works; a weaker one that leaves the file system visible only "
         "where named here)",
     )
     group.add_argument(
         "--device",
-        choices=("auto", "cpu"),
+        choices=DEVICES,
         help="'cpu' runs the submission on the CPU: any GPU, real or the simulated one of a "
         f"CPU-only grader, is hidden from it (default {defaults.device})",
     )
@@ -108,15 +104,9 @@ def _grade(args: argparse.Namespace, settings: Settings, hidden: bool):
     if not own:
         refuse_weak_confinement(settings.solutions)
     start_warm_worker()  # it imports torch while this process does too
-    from grader.grading import Options, grade
+    from grader.grading import grade
 
-    options = Options(
-        limits=settings.limits,
-        solutions=settings.solutions,
-        hidden=hidden,
-        assignment=args.assignment,
-        own_notebook=own,
-    )
+    options = settings.options(hidden=hidden, assignment=args.assignment, own_notebook=own)
     return grade(args.notebook, options, submission)
 
 
@@ -215,9 +205,23 @@ def cmd_hints(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
+    from grader.integrations.course import CourseError, read_nbgrader_config
     from grader.safe_text import printable
-    from grader.settings import describe
+    from grader.settings import describe, resolve
 
+    course = Path(args.course or ".")
+    try:
+        config, why_not = read_nbgrader_config(course)
+        if config is not None:
+            settings = resolve(args, config=config)
+    except (CourseError, ValueError) as error:  # a bad c.PTGrade value, named
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if why_not:
+        print(f"ptgrade: {why_not}", file=sys.stderr)
+    elif args.course and config is None:
+        print(f"ptgrade: no nbgrader_config.py in {course}", file=sys.stderr)
+        return EXIT_UNUSABLE
     rows = [
         (name, printable(value, newlines=False), where) for name, value, where in describe(settings)
     ]
@@ -397,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="can this machine grade? each problem with what to do about it"
     )
     doctor.add_argument("--solutions", type=_folder, metavar="DIR", help="as for grade")
-    doctor.add_argument("--isolation", choices=("auto", "bwrap", "unshare", "none"))
+    doctor.add_argument("--isolation", choices=ISOLATIONS)
     doctor.set_defaults(run=cmd_doctor)
 
     settings = commands.add_parser(
@@ -406,6 +410,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limits(settings)
     settings.add_argument("--jobs", type=_at_least(1, int), metavar="N")
     settings.add_argument("--scheduler", metavar="ADDRESS")
+    settings.add_argument(
+        "--course",
+        type=_folder,
+        metavar="DIR",
+        help="the nbgrader course whose nbgrader_config.py (c.PTGrade.*) to read "
+        "(default: this folder's, if any)",
+    )
     settings.set_defaults(run=cmd_settings)
 
     hints = commands.add_parser("hints", help="list the catalogue of known mistakes")

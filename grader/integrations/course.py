@@ -50,6 +50,26 @@ def source_files() -> list[tuple[Path, str]]:
     return files
 
 
+def read_nbgrader_config(folder: Path):
+    """The nbgrader config of the course in `folder` (its nbgrader_config.py, as nbgrader reads
+    it there; not the Jupyter config folders' files) and ""; or None and why it is not read
+    ("" where there is no such file). A config that fails to run raises CourseError."""
+    path = folder / "nbgrader_config.py"
+    if not path.is_file():
+        return None, ""
+    try:
+        import nbgrader  # noqa: F401 (the config imports it: grader.nbgrader_support)
+        from traitlets.config import PyFileConfigLoader
+    except ImportError:
+        return None, (
+            f"nbgrader is not installed, so {path} is not read (pip install 'ptgrade[nbgrader]')"
+        )
+    try:
+        return PyFileConfigLoader(path.name, path=str(folder.resolve())).load_config(), ""
+    except Exception as error:
+        raise CourseError(f"{path} could not be read: {type(error).__name__}: {error}") from None
+
+
 def init_course(target: Path) -> list[str]:
     """Write a new course into `target` (absent or empty); the paths written."""
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
