@@ -33,12 +33,11 @@ import tempfile
 import textwrap
 import warnings
 from collections.abc import Iterator
-from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 from grader.packs import all_assignments
-from grader.settings import BY_NAME, SANDBOX_ENV, VERDICTS_ENV, from_environment
+from grader.settings import BY_NAME, SANDBOX_ENV, VERDICTS_ENV, Settings, from_environment
 
 NOTEBOOK_ENV = BY_NAME["check_notebook"].env
 # Set by nbgrader while its kernel runs a notebook: "autograde" or "validate".
@@ -224,15 +223,17 @@ def find_notebook(explicit: str | os.PathLike | None = None) -> Path:
     return _notebook_by_its_cells(told)
 
 
-def _limits():
-    """ptgrade's default limits, with the time limits $PTGRADE_CELL_TIMEOUT and $PTGRADE_TIMEOUT."""
-    from grader.sandbox.execution import Limits
-
-    return replace(
-        Limits(),
+def _settings() -> Settings:
+    """ptgrade's default settings, with the time limits $PTGRADE_CELL_TIMEOUT and
+    $PTGRADE_TIMEOUT (each read alone: another variable's typo does not stop a student's check)."""
+    return Settings(
         cell_timeout=from_environment("cell_timeout"),
         notebook_timeout=from_environment("notebook_timeout"),
     )
+
+
+def _limits():
+    return _settings().limits
 
 
 @contextlib.contextmanager

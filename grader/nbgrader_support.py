@@ -25,6 +25,8 @@ Without this step (a course config of its own), `assert_section` grades in the k
 from __future__ import annotations
 
 import ast
+import functools
+import math
 import os
 import shutil
 import tempfile
@@ -44,7 +46,7 @@ from nbgrader.preprocessors import (
 )
 
 from grader.errors import GraderError
-from grader.settings import BY_NAME, VERDICTS_ENV, from_environment
+from grader.settings import VERDICTS_ENV, Limits, Settings, resolve
 
 KIT_CALL = "assert_section("
 # While KitExecute runs a notebook, the kernel (which inherits it) leaves the verdict to it.
@@ -228,8 +230,9 @@ def _instructors_code(cell) -> bool:
 class Grading:
     """The kit grades a copy of the notebook in the grading thread of nbgrader's process."""
 
-    def __init__(self, nb, resources: dict, autograde: bool) -> None:
+    def __init__(self, nb, resources: dict, autograde: bool, settings: Settings | None = None):
         self.autograde = autograde
+        self.settings = settings  # None: the environment's (grader.inline's limits)
         self.verdicts = Verdicts({})
         self.finished = time.monotonic()  # when the grade was ready
         self.failure: GraderError | None = None
@@ -255,15 +258,15 @@ class Grading:
             self._future = _grader().submit(self._grade)
 
     def _grade(self) -> None:
-        from grader.grading import Options, grade
-        from grader.inline import _limits
+        from grader.grading import grade
+        from grader.inline import _settings
         from grader.notebook.reading import UnusableNotebook
 
         try:
             _one_torch_thread()
-            limits = _limits()
+            settings = self.settings or _settings()
             for hidden in self.modes:
-                options = Options(limits=limits, hidden=hidden, own_notebook=not hidden)
+                options = settings.options(hidden=hidden, own_notebook=not hidden)
                 self.verdicts.results[hidden] = grade(self.path, options)
         except UnusableNotebook as error:  # not a notebook of this kit: no points, and why
             self.verdicts = Verdicts({}, str(error))
@@ -305,12 +308,14 @@ class KitExecute(Execute):
     _autograde = False
 
     def preprocess(self, nb, resources):
+        settings = self.kit_settings()
+        self.timeout_func = functools.partial(cell_timeout, settings.limits)
         if not any(is_kit_test_cell(cell) for cell in nb.cells):
             return super().preprocess(nb, resources)
         autograde = os.environ.get(NBGRADER_ENV) == "autograde"
         warm_up(autograde)
         started = time.monotonic()
-        self._grading = grading = Grading(nb, resources, autograde)
+        self._grading = grading = Grading(nb, resources, autograde, settings)
         self._autograde = autograde
         previous = os.environ.get(VERDICTS_ENV)
         os.environ[VERDICTS_ENV] = "1"  # the kernel inherits it when it starts, just below
@@ -340,6 +345,20 @@ class KitExecute(Execute):
                 cell.outputs = _streams_as_stdout(cell) + verdicts.outputs(cell, autograde)
         return nb, resources
 
+    def kit_settings(self) -> Settings:
+        """The kit's settings for this run: $PTGRADE_*, else the course's `c.PTGrade.*` (its
+        nbgrader config, nbgrader's command line merged in), else the defaults; written to
+        the environment for the kernel, the warm worker and its sandbox (Settings.export). A
+        bad value stops the notebook with one ERROR line naming it, as a kit failure: never a
+        student's 0."""
+        try:
+            settings = resolve(config=self.config)
+        except ValueError as error:
+            self.log.error("ptgrade: %s", error)
+            raise KitFailed(f"ptgrade: {error}") from None
+        settings.export()
+        return settings
+
     def preprocess_cell(self, cell, resources, index):
         if self._grading is not None and cell.cell_type == "code":
             if self._autograde and not _instructors_code(cell):
@@ -350,6 +369,14 @@ class KitExecute(Execute):
             if is_kit_test_cell(cell):
                 self._grading.start()
         return super().preprocess_cell(cell, resources, index)
+
+
+def cell_timeout(limits: Limits, cell) -> int:
+    """nbgrader's kernel keeps the kit's time limits for the student's code, as the kit's
+    sandbox does: `cell_timeout` seconds a cell. The first test cell grades the whole notebook,
+    so a test cell gets the notebook's time and a minute for the kit to start."""
+    seconds = limits.notebook_timeout + 60 if KIT_CALL in cell.source else limits.cell_timeout
+    return max(1, math.ceil(seconds))
 
 
 def _streams_as_stdout(cell) -> list:
@@ -463,31 +490,15 @@ def use_kit_steps_in_validate() -> None:
 def configure(c) -> None:
     """The kit's nbgrader settings, for this repository's nbgrader_config.py and a course's
     (`ptgrade init-course`): call after the course's root and source folder are set."""
-    import math
-
     # Models saved by running a solution notebook must not be released with it.
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "models"]
 
-    # The test cells call the kit (`assert_section`), which grades the saved notebook apart, in
-    # the kernel nbgrader starts (that kernel inherits this process's environment). Hidden
-    # checks and points come from this course's source folder, unless $PTGRADE_SOLUTIONS says.
-    os.environ.setdefault(
-        BY_NAME["solutions"].env,
-        os.path.join(c.CourseDirectory.root, c.CourseDirectory.source_directory),
-    )
-
-    # One pair of time limits for the student's code, in nbgrader's kernel as in the kit's
-    # sandbox: $PTGRADE_CELL_TIMEOUT seconds a cell (ptgrade's --cell-timeout) and
-    # $PTGRADE_TIMEOUT seconds the notebook (--timeout). The first test cell grades the whole
-    # notebook, so a test cell gets the notebook's time and a minute for the kit to start.
-    cell_limit = from_environment("cell_timeout")
-    notebook_limit = from_environment("notebook_timeout")
-
-    def cell_timeout(cell) -> int:
-        seconds = notebook_limit + 60 if KIT_CALL in cell.source else cell_limit
-        return max(1, math.ceil(seconds))
-
-    c.Execute.timeout_func = cell_timeout
+    # The kit's settings (time limits, memory, isolation, solutions) are read when KitExecute
+    # runs, from the whole config: `c.PTGrade.*` set in this file, before or after this call,
+    # and nbgrader's `--PTGrade.x=...` (grader/settings.py: $PTGRADE_* beat them). One pair of
+    # time limits holds in nbgrader's kernel as in the kit's sandbox (cell_timeout). Hidden
+    # checks and points come from this course's source folder unless c.PTGrade.solutions or
+    # $PTGRADE_SOLUTIONS says otherwise.
 
     # A deleted test cell is put back, so that the kit still grades its section.
     c.OverwriteCells.add_missing_cells = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import html
 import json
 import os
@@ -23,6 +24,7 @@ import nbformat
 import pytest
 
 from grader import inline
+from grader.nbgrader_support import cell_timeout
 from grader.result import CheckResult, SectionResult
 from tests.submissions.build import build_submission, load_corpus
 
@@ -274,8 +276,8 @@ def test_nbgrader_config_runs_the_kit_step_and_shares_the_kit_time_limits(monkey
 
     monkeypatch.setenv("PTGRADE_CELL_TIMEOUT", "5")
     monkeypatch.setenv("PTGRADE_TIMEOUT", "120")
-    monkeypatch.setenv("PTGRADE_SOLUTIONS", "")  # restored after the test: the config sets it
-    monkeypatch.delenv("PTGRADE_SOLUTIONS")
+    monkeypatch.delenv("PTGRADE_SOLUTIONS", raising=False)
+    monkeypatch.setattr("grader.settings._EXPORTED", {})
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config()
     steps = config.Autograde.autograde_preprocessors
     assert steps[steps.index(KitVerdicts) + 1].__name__ == "SaveAutoGrades"
@@ -287,10 +289,46 @@ def test_nbgrader_config_runs_the_kit_step_and_shares_the_kit_time_limits(monkey
     assert Validator().preprocessors[-2] is KitExecute
     assert issubclass(Validator().preprocessors[-1], KitVerdicts)
     assert config.OverwriteCells.add_missing_cells is True
-    timeout = config.Execute.timeout_func
+    # Loading the config sets nothing: the kit's step reads the settings from the whole
+    # config when it runs (the file's c.PTGrade.*, nbgrader's --PTGrade.x=...).
+    assert "PTGRADE_SOLUTIONS" not in os.environ
+    step = KitExecute(config=config)
+    settings = step.kit_settings()
+    timeout = functools.partial(cell_timeout, settings.limits)
     assert timeout(_test_cell()) == 180  # the kit grades the whole notebook in a test cell
     assert timeout(nbformat.v4.new_code_cell("while True: pass")) == 5
+    # ... and writes the course's solutions for the kernel and the kit's sandbox to find.
     assert os.environ["PTGRADE_SOLUTIONS"] == str(REPO_ROOT / "solutions")
+    assert settings.source("solutions").startswith("nbgrader config")
+
+
+def test_the_kit_step_holds_the_kernel_to_the_courses_cell_timeout(monkeypatch, tmp_path):
+    """Real nbgrader, in this process: c.PTGrade.cell_timeout is the kernel's per-cell limit
+    (the default 60 s would let this cell finish)."""
+    from traitlets.config import Config
+
+    from grader.nbgrader_support import KitExecute, KitFailed
+
+    monkeypatch.delenv("PTGRADE_CELL_TIMEOUT", raising=False)
+    monkeypatch.setattr("grader.settings._EXPORTED", {})
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # what the step exports stays here
+    config = Config()
+    config.PTGrade.cell_timeout = 2
+    config.PTGrade.solutions = str(tmp_path)
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(20)\nprint('done')")]
+    )
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    started = time.monotonic()
+    ran, _ = KitExecute(config=config).preprocess(notebook, {"metadata": {"path": str(tmp_path)}})
+    assert time.monotonic() - started < 15
+    outputs = ran.cells[0].outputs
+    assert any(o.get("ename") == "CellTimeoutError" for o in outputs), outputs
+    assert not any("done" in o.get("text", "") for o in outputs)
+    # A bad value: one line naming it, and no notebook run (never a student's 0).
+    config.PTGrade.cell_timeout = "60s"
+    with pytest.raises(KitFailed, match=r"c\.PTGrade\.cell_timeout must be .* not '60s'"):
+        KitExecute(config=config).preprocess(notebook, {})
 
 
 def test_under_nbgrader_the_notebook_is_the_one_the_kernel_runs(monkeypatch, tmp_path):
@@ -775,3 +813,72 @@ def test_a_kernel_that_kills_the_warm_worker_costs_only_its_own_result(course):
     assert grades or done.returncode == 1, log
     if grades:  # graded: as ptgrade grades it (in the sandbox the cell kills nothing)
         assert sum(s for n, s in grades.items() if n.endswith("_tests")) == 20, grades
+
+
+# ---------------------------------------------------------------------------------------------
+# The kit's settings in the course's nbgrader config (c.PTGrade.*)
+# ---------------------------------------------------------------------------------------------
+
+# Above CELL_TIMEOUT (nbgrader's kernel must import torch within it), and unlike any other
+# limit here, so that the kit's message can only have it from the course's config.
+COURSE_CELL_TIMEOUT = 17
+
+
+@pytest.mark.slow
+def test_the_courses_cell_timeout_holds_under_nbgrader_autograde(course):
+    """`c.PTGrade.cell_timeout` in the course's nbgrader_config.py, no $PTGRADE_CELL_TIMEOUT:
+    the looping cell fails by that limit in nbgrader's kernel and in the kit's sandbox, and
+    `ptgrade settings` in the course shows it and where it came from. A bad value on nbgrader's
+    command line stops autograde with a line naming it, and records nothing."""
+    config = course / "nbgrader_config.py"
+    config.write_text(
+        config.read_text() + f"\nc.PTGrade.cell_timeout = {COURSE_CELL_TIMEOUT}\n",
+        encoding="utf-8",
+    )
+    env = nbgrader_env(course)
+    del env["PTGRADE_CELL_TIMEOUT"]
+    ptgrade_command = str(Path(sys.executable).parent / "ptgrade")
+    shown = subprocess.run(
+        [ptgrade_command, "settings"], cwd=course, env=env, capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(
+        rf"^cell_timeout +{COURSE_CELL_TIMEOUT}\.0 +nbgrader config \(c\.PTGrade\.cell_timeout\)$",
+        shown.stdout,
+        re.M,
+    ), shown.stdout
+
+    nbgrader(course, "generate_assignment", ASSIGNMENT)
+    student = "finn_endless_loop"
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True)
+    shutil.copy(SAMPLES / f"{student}.ipynb", folder / NOTEBOOK)
+
+    def autograde(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["nbgrader", "autograde", ASSIGNMENT, *extra],
+            cwd=course,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    bad = autograde("--PTGrade.cell_timeout=60s")
+    assert bad.returncode != 0
+    assert (
+        "ptgrade: c.PTGrade.cell_timeout must be a number of seconds above 0, not '60s'"
+        in bad.stdout + bad.stderr
+    )
+    assert not (course / "autograded" / student / ASSIGNMENT / NOTEBOOK).exists()
+
+    ran = autograde()
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    graded = course / "autograded" / student / ASSIGNMENT / NOTEBOOK
+    kernel_outputs = _cell(graded, "predictions").outputs
+    assert any(o.get("ename") == "CellTimeoutError" for o in kernel_outputs), kernel_outputs
+    verdict = "".join(
+        o.get("evalue", "") + o.get("text", "") for o in _cell(graded, "predictions_tests").outputs
+    )
+    assert f"more than {COURSE_CELL_TIMEOUT} s" in _flat(verdict), verdict
+    assert _recorded_points(course, [student])[student]["predictions"] == 0
