@@ -24,7 +24,6 @@ import nbformat
 import pytest
 
 from grader import inline
-from grader.nbgrader_support import cell_timeout
 from grader.result import CheckResult, SectionResult
 from tests.submissions.build import build_submission, load_corpus
 
@@ -272,7 +271,7 @@ def test_under_the_kit_step_the_kernel_leaves_the_verdict_to_it(graded_as, monke
 def test_nbgrader_config_runs_the_kit_step_and_shares_the_kit_time_limits(monkeypatch):
     from traitlets.config import PyFileConfigLoader
 
-    from grader.nbgrader_support import KitExecute, KitVerdicts
+    from grader.nbgrader_support import KitExecute, KitVerdicts, cell_timeout
 
     monkeypatch.setenv("PTGRADE_CELL_TIMEOUT", "5")
     monkeypatch.setenv("PTGRADE_TIMEOUT", "120")
