@@ -276,7 +276,7 @@ def test_nbgrader_config_runs_the_kit_step_and_shares_the_kit_time_limits(monkey
     monkeypatch.setenv("PTGRADE_CELL_TIMEOUT", "5")
     monkeypatch.setenv("PTGRADE_TIMEOUT", "120")
     monkeypatch.delenv("PTGRADE_SOLUTIONS", raising=False)
-    monkeypatch.setattr("grader.settings._EXPORTED", {})
+    monkeypatch.setattr("grader.settings._EXPORTED", {}, raising=False)
     config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config()
     steps = config.Autograde.autograde_preprocessors
     assert steps[steps.index(KitVerdicts) + 1].__name__ == "SaveAutoGrades"
@@ -309,7 +309,7 @@ def test_the_kit_step_holds_the_kernel_to_the_courses_cell_timeout(monkeypatch, 
     from grader.nbgrader_support import KitExecute, KitFailed
 
     monkeypatch.delenv("PTGRADE_CELL_TIMEOUT", raising=False)
-    monkeypatch.setattr("grader.settings._EXPORTED", {})
+    monkeypatch.setattr("grader.settings._EXPORTED", {}, raising=False)
     monkeypatch.setattr(os, "environ", dict(os.environ))  # what the step exports stays here
     config = Config()
     config.PTGrade.cell_timeout = 2
