@@ -104,9 +104,9 @@ def _grade(args: argparse.Namespace, settings: Settings, hidden: bool):
     if not own:
         refuse_weak_confinement(settings.solutions)
     start_warm_worker()  # it imports torch while this process does too
-    from grader.grading import grade
+    from grader.grading import Options, grade
 
-    options = settings.options(hidden=hidden, assignment=args.assignment, own_notebook=own)
+    options = Options.of(settings, hidden=hidden, assignment=args.assignment, own_notebook=own)
     return grade(args.notebook, options, submission)
 
 

@@ -28,6 +28,7 @@ from grader.sandbox.execution import Execution, Limits, cleanup, execute
 from grader.sandbox.execution import isolation as sandbox_isolation
 from grader.sandbox.isolation import imported_folders, require
 from grader.sandbox.saved_files import READ_SECONDS, read_saved_files
+from grader.settings import Settings
 
 # After the notebook's own limit, the grader's work has bounds of its own: stopping the
 # notebook's processes (sandbox: 30 s at most), reading its saved models (saved_files, 10 s)
@@ -44,6 +45,13 @@ class Options:
     # The notebook is the user's own (`ptgrade check`, check() in it): it runs under the best
     # confinement there is, weak or not. Anyone else's is refused a weak one (isolation.refusal).
     own_notebook: bool = False
+
+    @classmethod
+    def of(cls, settings: Settings, **how) -> Options:
+        """The options of a grade under `settings` (its limits and solutions: every grade's
+        options are built here, from the one settings object); `how`: hidden, assignment,
+        own_notebook (what the command grades, not a setting)."""
+        return cls(limits=settings.limits, solutions=settings.solutions, **how)
 
 
 def section_points(assignment: Assignment, solutions_dir: Path | None) -> dict[str, float]:

@@ -258,7 +258,7 @@ class Grading:
             self._future = _grader().submit(self._grade)
 
     def _grade(self) -> None:
-        from grader.grading import grade
+        from grader.grading import Options, grade
         from grader.inline import _settings
         from grader.notebook.reading import UnusableNotebook
 
@@ -266,7 +266,7 @@ class Grading:
             _one_torch_thread()
             settings = self.settings or _settings()
             for hidden in self.modes:
-                options = settings.options(hidden=hidden, own_notebook=not hidden)
+                options = Options.of(settings, hidden=hidden, own_notebook=not hidden)
                 self.verdicts.results[hidden] = grade(self.path, options)
         except UnusableNotebook as error:  # not a notebook of this kit: no points, and why
             self.verdicts = Verdicts({}, str(error))

@@ -255,13 +255,6 @@ class Settings:
         """The setting where the command line gave it, else None (doctor tells the two apart)."""
         return getattr(self, name) if self.source(name) == "command line" else None
 
-    def options(self, **how: Any):
-        """grading.Options with these settings' limits and solutions; `how`: hidden,
-        assignment, own_notebook (what the command grades, not a setting)."""
-        from grader.grading import Options
-
-        return Options(limits=self.limits, solutions=self.solutions, **how)
-
     def export(self) -> None:
         """Write what the command line or the course's nbgrader config set for the processes
         the kit starts (a batch's pool, a Dask worker on this machine, the warm worker,
