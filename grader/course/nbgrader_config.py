@@ -21,5 +21,15 @@ c.CourseDirectory.db_url = os.environ.get(
     "PTGRADE_GRADEBOOK_URL", "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
 )
 
-# The kit's own settings: time limits, hidden checks, its verdicts in its test cells.
+# The kit's settings for grading (ptgrade settings, run here, shows each value and its source;
+# $PTGRADE_* in nbgrader's environment, and nbgrader's --PTGrade.x=..., beat these lines):
+# c.PTGrade.cell_timeout = 60        # seconds one cell may run, in nbgrader's kernel and the kit's
+# c.PTGrade.notebook_timeout = 300   # seconds the whole notebook may run
+# c.PTGrade.memory_mb = 4096         # memory the submission may allocate (MB)
+# c.PTGrade.output_chars = 200000    # characters of printed output kept
+# c.PTGrade.device = "auto"          # "cpu": hide any GPU from the submission
+# c.PTGrade.isolation = "auto"       # how the submission's code is confined: bwrap, unshare, none
+# c.PTGrade.solutions = "source"     # the hidden checks and points (default: the source folder)
+
+# The kit's own steps: its verdicts in its test cells, computed outside the student's kernel.
 configure(c)
