@@ -48,6 +48,12 @@ class Pack:
         None  # the pack's hints.toml, merged over the core's grader/checking/hints.toml
     )
 
+    # -- in the sandbox's warm worker (grader/sandbox/child/runner.py) ----------------------------
+    # Source code the worker runs once, before it forks for any notebook, so that each child
+    # does not pay the first-use costs of what the pack's notebooks do (its names are dropped).
+    # The grader's own code: it runs before any student code, inside the sandbox.
+    rehearsal: str | None = None
+
     # -- in the sandbox's session (grader/sandbox/session.py, grader/sandbox/execution.py) ---------------------
     # Names every snapshot holds besides the sections' own (the data every check may read).
     snapshot_names: tuple[str, ...] = ()
