@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from grader.packs.workflow01.checks import test_data, test_loss_optimizer, test_model, test_split
-from grader.packs.workflow01.line import line_of, parameter_values, probe_line, probes_trusted
+from grader.packs.workflow01.model import line_of, parameter_values, probe_line, probes_trusted
 from grader.record.builders import RecordBuilder
 from grader.record.schema import FormatError
 from grader.record.submission import Mistake

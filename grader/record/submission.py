@@ -109,42 +109,14 @@ class ModuleValue:
         return any(p.get("output_type") == "NoneType" for p in self.probes)
 
     def missing_attribute(self) -> str | None:
-        """The attribute `forward` reads but the model lacks (`self.weight` for the
-        `self.weights` that `__init__` made), when the model has parameters of its own."""
+        """The attribute `forward` reads but the model lacks (`self.w` for the `self.W` that
+        `__init__` made), when the model has parameters of its own."""
         for probe in self.probes:
             found = re.search(
                 r"^AttributeError: .* has no attribute '(\w+)'", probe.get("error", "")
             )
             if probe["shape"] == "column" and found and self.parameters:
                 return found.group(1)
-        return None
-
-    def fault(self) -> str | None:
-        """The hint for a class that breaks every use of the model, if it is broken so."""
-        typo = self.misspelled()
-        if typo:
-            return "model.init_typo" if typo[1] == "__init__" else "model.no_forward"
-        if self.forward_globals:
-            return "model.forward_global"
-        if self.returns_none():
-            return "model.forward_no_return"
-        if not self.parameters and self.data["plain_tensors"]:
-            return "model.plain_tensor"  # nothing to train: the optimizer refuses it
-        if self.missing_attribute():
-            # Both parameters made under other names, or one never made at all.
-            return "model.attribute_name" if len(self.parameters) >= 2 else "model.param_count"
-        return None
-
-    def device_fault(self, error: str) -> str | None:
-        """A same-device error that the model itself explains, as the hint that says so: its
-        plain tensor attributes (they stay behind on `.to(device)`), or a `forward` that fails
-        so even on an input on the model's own device (it makes a CPU tensor of its own)."""
-        if "on the same device" not in error:
-            return None
-        if self.data["plain_tensors"]:
-            return "model.plain_tensor" if len(self.parameters) < 2 else "model.plain_tensor_attr"
-        if any("on the same device" in p.get("error", "") for p in self.probes):
-            return "model.forward_device"
         return None
 
     def misspelled(self) -> tuple[str, str] | None:

@@ -19,7 +19,7 @@ from grader.packs.workflow01.epochs import (
     training_forward,
     training_view,
 )
-from grader.packs.workflow01.line import line_of
+from grader.packs.workflow01.model import line_of
 from grader.packs.workflow01.reference import (
     REPLAYABLE_LOSSES,
     REPLAYABLE_OPTIMIZERS,

@@ -20,7 +20,7 @@ from typing import Any
 
 from grader.check_api import ModuleValue
 from grader.packs.workflow01.assignments import Assignment
-from grader.packs.workflow01.line import computes_its_line, line_of
+from grader.packs.workflow01.model import computes_its_line, fault, line_of
 from grader.packs.workflow01.reference import replay_setup
 
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
@@ -249,7 +249,7 @@ def _broken_model(assignment: Assignment, value: dict) -> bool:
     """Whether a snapshot's model has a fault that breaks every use of it (the model checks
     charge it): a misspelled `forward`, no parameters to train, a forward that returns None."""
     try:
-        return ModuleValue(assignment.model_name, value).fault() is not None
+        return fault(ModuleValue(assignment.model_name, value)) is not None
     except Exception:  # a value the checks would find malformed: theirs to charge
         return False
 
@@ -261,7 +261,7 @@ def _fine_model(assignment: Assignment, value: dict) -> bool:
     try:
         model = ModuleValue(assignment.model_name, value)
         params = model.parameters
-        fine = model.fault() is None and computes_its_line(model) and len(params) == 2
+        fine = fault(model) is None and computes_its_line(model) and len(params) == 2
         return fine and all(p.get("requires_grad") and p.get("dtype") == "float32" for p in params)
     except Exception:  # a value the checks would find malformed: the contract's model
         return False

@@ -4,7 +4,7 @@ import re
 
 from grader.check_api import Mistake, check, expect, names_made, same_values
 from grader.packs.workflow01.epochs import same_input
-from grader.packs.workflow01.line import line_of
+from grader.packs.workflow01.model import line_of
 
 
 def _loaded(record, assignment):

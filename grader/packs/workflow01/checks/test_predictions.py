@@ -3,7 +3,7 @@
 import math
 
 from grader.check_api import Mistake, check, expect, names_made, same_values
-from grader.packs.workflow01.line import line_of
+from grader.packs.workflow01.model import line_of
 
 
 @check("predictions", "shape")

@@ -1,5 +1,5 @@
-"""Chapter 01's model is a straight line: its weight and bias, read off a recorded model
-(grader.check_api.ModuleValue), and the hints of a model class that breaks every use of it.
+"""Chapter 01's model, a straight line: its weight and bias read off a recorded model
+(grader.check_api.ModuleValue), and the hints for a model class that breaks every use of it.
 
 The core records any `nn.Module` alike (its parameters, and its outputs on the probes drawn by
 probes.py); which parameter is the slope, and what a line is, is this chapter's knowledge.
@@ -103,3 +103,33 @@ def probes_trusted(record: Record) -> bool:
         return not computes_its_line(ModuleValue(name, data))
 
     return record.memo(("class_line",), compute)
+
+
+def fault(model: ModuleValue) -> str | None:
+    """The hint for a class that breaks every use of the model, if it is broken so."""
+    typo = model.misspelled()
+    if typo:
+        return "model.init_typo" if typo[1] == "__init__" else "model.no_forward"
+    if model.forward_globals:
+        return "model.forward_global"
+    if model.returns_none():
+        return "model.forward_no_return"
+    if not model.parameters and model.data["plain_tensors"]:
+        return "model.plain_tensor"  # nothing to train: the optimizer refuses it
+    if model.missing_attribute():
+        # Both parameters made under other names, or one never made at all.
+        return "model.attribute_name" if len(model.parameters) >= 2 else "model.param_count"
+    return None
+
+
+def device_fault(model: ModuleValue, error: str) -> str | None:
+    """A same-device error that the model itself explains, as the hint that says so: its
+    plain tensor attributes (they stay behind on `.to(device)`), or a `forward` that fails
+    so even on an input on the model's own device (it makes a CPU tensor of its own)."""
+    if "on the same device" not in error:
+        return None
+    if model.data["plain_tensors"]:
+        return "model.plain_tensor" if len(model.parameters) < 2 else "model.plain_tensor_attr"
+    if any("on the same device" in p.get("error", "") for p in model.probes):
+        return "model.forward_device"
+    return None
