@@ -27,6 +27,7 @@ __all__ = [
     "Section",
     "all_assignments",
     "all_packs",
+    "default_assignment",
     "pack_for",
     "register",
     "unregister",
@@ -44,6 +45,9 @@ class Pack:
     id: str
     assignments: tuple[Assignment, ...]
     checks_dir: Path  # the pytest checks (test_*.py) and their pytest.ini
+    # The assignment an instructor's command means when it names none (`ptgrade ci-workflow`,
+    # the bundles, the course's next steps): one of `assignments`' ids.
+    default: str | None = None
     hints: Path | None = (
         None  # the pack's hints.toml, merged over the core's grader/checking/hints.toml
     )
@@ -155,3 +159,20 @@ def pack_for(assignment: str | Assignment) -> Pack:
         if any(a.id == wanted for a in pack.assignments):
             return pack
     raise KeyError(wanted)
+
+
+class NoDefaultAssignment(ValueError):
+    """No assignment, or more than one, is the default: the message says which to name."""
+
+
+def default_assignment() -> str:
+    """The assignment a command means when it names none: the only one there is, else the one
+    default of the packs (Pack.default). Raises NoDefaultAssignment where that is not one."""
+    found = all_assignments()
+    if len(found) == 1:
+        return next(iter(found))
+    named = {pack.default for pack in all_packs() if pack.default in found}
+    if len(named) == 1:
+        return named.pop()
+    choices = ", ".join(found) or "none: no pack is registered"
+    raise NoDefaultAssignment(f"name the assignment (--assignment): one of {choices}")

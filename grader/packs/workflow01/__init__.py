@@ -58,6 +58,7 @@ PACK = Pack(
     id="workflow01",
     assignments=(EXERCISES, WALKTHROUGH),
     checks_dir=HERE / "checks",
+    default=EXERCISES.id,
     hints=HERE / "hints.toml",
     rehearsal=REHEARSAL,
     snapshot_names=DATA_NAMES,
