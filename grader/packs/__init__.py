@@ -72,6 +72,11 @@ class Pack:
     moves: Callable[[dict, list[str]], str] | None = None
     # () -> the inputs the sandbox probes each snapshot's models with (fresh every time).
     probe_inputs: Callable[[], list] | None = None
+    # The name a notebook gives the device it picks (`device = "cuda" if ... else "cpu"`): on a
+    # GPU machine, the cell that makes it runs once more as without one (its `else` judged
+    # too, the value kept as the record's "without_gpu"), and a later given cell's complaint
+    # about tensors on the GPU is not laid at that cell's door.
+    device_name: str | None = None
 
     # -- after the run (grader/grading.py, grader/checking/plugin.py) -------------------------------
     # Names whose values are paths of files the notebook saved: the grader reads those files.

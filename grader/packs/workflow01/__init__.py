@@ -67,6 +67,7 @@ PACK = Pack(
     misplaced=_misplaced,
     moves=_moves,
     probe_inputs=probe_inputs,
+    device_name="device",
     saved_file_names=("MODEL_SAVE_PATH",),
     gpu_notes=ON_A_GPU,
     diagnose=_diagnose,
