@@ -80,6 +80,22 @@ def test_a_worker_whose_grader_dies_leaves_quietly():
     assert worker.returncode == 0 and "Traceback" not in err, err
 
 
+def _prepare_and_run(script: str, rehearsals: list) -> subprocess.CompletedProcess:
+    """`script` in a fresh Python, handed `rehearsals` as the grader hands a worker its packs'."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "MPLBACKEND": "Agg",
+            "PYTHONPATH": str(ROOT),
+            REHEARSALS_ENV: json.dumps(rehearsals),
+        },
+    )
+
+
 def test_the_rehearsal_leaves_no_names_for_the_notebooks():
     # The worker rehearses a chapter-like notebook in the shell every child inherits: a
     # notebook must not find its X, model or loss_fn already defined.
@@ -96,18 +112,7 @@ def test_the_rehearsal_leaves_no_names_for_the_notebooks():
         "print('NAMES', names)\n"
         "print('ERROR', repr(error))\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            **os.environ,
-            "MPLBACKEND": "Agg",
-            "PYTHONPATH": str(ROOT),
-            REHEARSALS_ENV: json.dumps([rehearsal]),
-        },
-    )
+    run = _prepare_and_run(script, [rehearsal])
     assert run.returncode == 0, run.stderr
     lines = run.stdout.strip().splitlines()
     assert lines[-2] == "NAMES ['In', 'Out', 'exit', 'get_ipython', 'open', 'quit']"
@@ -127,18 +132,7 @@ def test_the_worker_runs_each_packs_rehearsal_once_and_hides_it(tmp_path):
         "shell = new_shell()\n"
         "print('LEFT', 'numbers' in shell.user_ns, REHEARSALS_ENV in os.environ)\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            **os.environ,
-            "MPLBACKEND": "Agg",
-            "PYTHONPATH": str(ROOT),
-            REHEARSALS_ENV: json.dumps([rehearsal, "", 3]),  # what is not source is skipped
-        },
-    )
+    run = _prepare_and_run(script, [rehearsal, "", 3])  # what is not source is skipped
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == "LEFT False False"
     assert marker.read_text() == "ran "
