@@ -248,21 +248,49 @@ def cmd_init_course(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ptgrade: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
     print(f"wrote {len(written)} files into {folder}: {', '.join(written)}")
-    print(NEXT_STEPS.format(folder=folder.resolve()))
+    print(NEXT_STEPS.format(folder=folder.resolve(), assignment=_course_assignment()))
     return EXIT_OK
+
+
+DEFAULT_ASSIGNMENT = "the assignment id (default: the packs' default one, docs/packs.md)"
+
+
+def _course_assignment() -> str:
+    """The assignment the course's next steps name: the default one, else a placeholder."""
+    from grader.packs import NoDefaultAssignment, default_assignment
+
+    try:
+        return default_assignment()
+    except NoDefaultAssignment:
+        return "ASSIGNMENT"
+
+
+def _named_assignment(args: argparse.Namespace) -> str | None:
+    """--assignment, else the packs' default one; None (said on stderr) where there is none."""
+    from grader.packs import NoDefaultAssignment, default_assignment
+
+    try:
+        return args.assignment or default_assignment()
+    except NoDefaultAssignment as error:
+        print(f"ptgrade: {error}", file=sys.stderr)
+        return None
 
 
 def cmd_gradescope_bundle(args: argparse.Namespace, settings: Settings) -> int:
     from grader.integrations.gradescope_bundle import BundleError, write_bundle
 
+    assignment = _named_assignment(args)
+    if assignment is None:
+        return EXIT_UNUSABLE
+
     try:
-        names = write_bundle(Path(args.out), args.assignment)
+        names = write_bundle(Path(args.out), assignment)
     except BundleError as error:
         print(f"ptgrade: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
     print(
         f"wrote {args.out} ({len(names)} files: setup.sh, run_autograder, the kit, the "
-        f"solutions and hidden checks of {args.assignment}): upload it as the autograder of a "
+        f"solutions and hidden checks of {assignment}): upload it as the autograder of a "
         "Gradescope programming assignment"
     )
     return EXIT_OK
@@ -272,8 +300,12 @@ def cmd_ci_workflow(args: argparse.Namespace, settings: Settings) -> int:
     from grader.integrations.course import CourseError
     from grader.integrations.student_repos import write_workflow
 
+    assignment = _named_assignment(args)
+    if assignment is None:
+        return EXIT_UNUSABLE
+
     try:
-        write_workflow(Path(args.out), args.assignment, args.course_repo)
+        write_workflow(Path(args.out), assignment, args.course_repo)
     except CourseError as error:
         print(f"ptgrade: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -288,8 +320,12 @@ def cmd_classroom50_bundle(args: argparse.Namespace, settings: Settings) -> int:
     from grader.integrations.course import CourseError
     from grader.integrations.student_repos import write_classroom50_bundle
 
+    assignment = _named_assignment(args)
+    if assignment is None:
+        return EXIT_UNUSABLE
+
     try:
-        written = write_classroom50_bundle(Path(args.folder), args.assignment)
+        written = write_classroom50_bundle(Path(args.folder), assignment)
     except CourseError as error:
         print(f"ptgrade: {error}", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -374,14 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
         "gradescope-bundle", help="instructors: the autograder zip to upload to Gradescope"
     )
     bundle.add_argument("out", metavar="OUT.zip")
-    bundle.add_argument("--assignment", default="01_pytorch_workflow_exercises")
+    bundle.add_argument("--assignment", help=DEFAULT_ASSIGNMENT)
     bundle.set_defaults(run=cmd_gradescope_bundle)
 
     workflow = commands.add_parser(
         "ci-workflow", help="instructors: the GitHub Actions workflow for student repositories"
     )
     workflow.add_argument("out", nargs="?", default=".github/workflows/ptgrade.yml")
-    workflow.add_argument("--assignment", default="01_pytorch_workflow_exercises")
+    workflow.add_argument("--assignment", help=DEFAULT_ASSIGNMENT)
     workflow.add_argument(
         "--course-repo",
         default="my-org/my-course-private",
@@ -394,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         "classroom50-bundle", help="instructors: a Classroom 50 autograder folder"
     )
     classroom50.add_argument("folder")
-    classroom50.add_argument("--assignment", default="01_pytorch_workflow_exercises")
+    classroom50.add_argument("--assignment", help=DEFAULT_ASSIGNMENT)
     classroom50.set_defaults(run=cmd_classroom50_bundle)
 
     doctor = commands.add_parser(

@@ -413,10 +413,11 @@ _MOVES = {
 def _line_that_moved(record: Record, index: int, pattern: str) -> str:
     """'. Your `split` cell makes them so on line 1 (`...`)': the last of the student's cells
     before the given one with a line that moves a tensor to the GPU (or makes it track
-    gradients), its device cell left out."""
+    gradients), its device cell (the one that makes the pack's device_name) left out."""
+    device = pack_for(record.assignment).device_name
     for section in reversed(record.assignment.sections):
         stub = record.stub_cell(section.id)
-        if stub is None or stub["index"] > index or "device" in section.names:
+        if stub is None or stub["index"] > index or device in section.names:
             continue
         for number, line in enumerate(stub.get("source", "").splitlines(), 1):
             if _MOVES[pattern].search(line) and not line.lstrip().startswith("#"):

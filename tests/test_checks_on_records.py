@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from grader.packs.workflow01.checks import test_data, test_loss_optimizer, test_model, test_split
+from grader.packs.workflow01.model import line_of, parameter_values, probe_line, probes_trusted
 from grader.record.builders import RecordBuilder
 from grader.record.schema import FormatError
 from grader.record.submission import Mistake
@@ -154,11 +155,11 @@ def test_a_repaired_model_is_judged_on_its_parameters_not_the_probes():
     builder = RecordBuilder(EXERCISES).cell("model").cell("loss_optimizer")
     builder.values("model", model_1=ReadsGlobalX()).values("loss_optimizer", model_1=Line())
     # Not repaired: the class the student wrote computes something else, and the probes speak.
-    assert builder.build().module("model_1", "loss_optimizer").probes_trusted
+    assert probes_trusted(builder.build())
     record = builder.build()
     record.stub_cell("model")["repaired"] = {"names": ["model_1"], "status": "ok"}
     model = record.module("model_1", "loss_optimizer")
-    assert model.line() == model.parameter_values()
+    assert line_of(model, record) == parameter_values(model)
 
 
 def test_the_probes_read_the_slope_between_their_farthest_inputs():
@@ -169,5 +170,5 @@ def test_the_probes_read_the_slope_between_their_farthest_inputs():
     probe = {"shape": "column", "input": x, "output": output}
     from grader.record.submission import ModuleValue
 
-    found = ModuleValue("model_1", {"probes": [probe]}).probe_line()
+    found = probe_line(ModuleValue("model_1", {"probes": [probe]}))
     assert abs(found[0] - weight) < 1e-6 and abs(found[1] - bias) < 1e-6, found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import select
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from grader.sandbox.child.runner import REHEARSALS_ENV
+from grader.sandbox.isolation import gpu_device_nodes
 from grader.sandbox.warm import WarmWorker
 
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -77,9 +80,29 @@ def test_a_worker_whose_grader_dies_leaves_quietly():
     assert worker.returncode == 0 and "Traceback" not in err, err
 
 
+def _prepare_and_run(script: str, rehearsals: list) -> subprocess.CompletedProcess:
+    """`script` in a fresh Python, handed `rehearsals` as the grader hands a worker its packs'."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "MPLBACKEND": "Agg",
+            "PYTHONPATH": str(ROOT),
+            REHEARSALS_ENV: json.dumps(rehearsals),
+        },
+    )
+
+
 def test_the_rehearsal_leaves_no_names_for_the_notebooks():
     # The worker rehearses a chapter-like notebook in the shell every child inherits: a
     # notebook must not find its X, model or loss_fn already defined.
+    from grader.packs import pack_for
+
+    rehearsal = pack_for("01_pytorch_workflow_exercises").rehearsal
+    assert rehearsal and "X = " in rehearsal  # chapter 01's rehearsal defines an X
     script = (
         "from grader.sandbox.child.runner import prepare, new_shell\n"
         "prepare()\n"
@@ -89,14 +112,27 @@ def test_the_rehearsal_leaves_no_names_for_the_notebooks():
         "print('NAMES', names)\n"
         "print('ERROR', repr(error))\n"
     )
-    run = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(ROOT)},
-    )
+    run = _prepare_and_run(script, [rehearsal])
     assert run.returncode == 0, run.stderr
     lines = run.stdout.strip().splitlines()
     assert lines[-2] == "NAMES ['In', 'Out', 'exit', 'get_ipython', 'open', 'quit']"
     assert "name 'X' is not defined" in lines[-1]  # and %matplotlib ran without complaint
+
+
+@pytest.mark.skipif(bool(gpu_device_nodes()), reason="a GPU machine's worker skips rehearsals")
+def test_the_worker_runs_each_packs_rehearsal_once_and_hides_it(tmp_path):
+    """The packs' rehearsals (Pack.rehearsal) reach the worker at its start and run there,
+    through the shell, before it forks; the children see neither them nor the variable."""
+    marker = tmp_path / "ran"
+    rehearsal = f"open({str(marker)!r}, 'a').write('ran ')\nnumbers = [1, 2]\nnumbers"
+    script = (
+        "import os\n"
+        "from grader.sandbox.child.runner import prepare, new_shell, REHEARSALS_ENV\n"
+        "prepare()\n"
+        "shell = new_shell()\n"
+        "print('LEFT', 'numbers' in shell.user_ns, REHEARSALS_ENV in os.environ)\n"
+    )
+    run = _prepare_and_run(script, [rehearsal, "", 3])  # what is not source is skipped
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "LEFT False False"
+    assert marker.read_text() == "ran "

@@ -37,7 +37,8 @@ class Verdict:
     internal_error: str | None = None
 
 
-# Names this chapter's code uses that only an import makes.
+# Names a notebook's code uses that only an import makes: Python's and the PyTorch stack's
+# usual ones, for any chapter.
 IMPORTS = {
     "Path": "from pathlib import Path",
     "torch": "import torch",

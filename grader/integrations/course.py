@@ -90,10 +90,10 @@ def init_course(target: Path) -> list[str]:
 
 NEXT_STEPS = """\
 Next, in {folder} (nbgrader needs the environment's bin folder, where alembic is, on PATH):
-  nbgrader generate_assignment 01_pytorch_workflow_exercises      # release/ for students
+  nbgrader generate_assignment {assignment}      # release/ for students
   # collect each student's notebook as submitted/<student>/<assignment>/<assignment>.ipynb
-  nbgrader autograde 01_pytorch_workflow_exercises
-  nbgrader generate_feedback 01_pytorch_workflow_exercises
+  nbgrader autograde {assignment}
+  nbgrader generate_feedback {assignment}
   nbgrader export --to grades.csv
 The gradebook is {folder}/gradebook.db. Keep source/checks/ out of anything students get."""
 

@@ -4,6 +4,7 @@ assignment's template (`ptgrade ci-workflow`), and a Classroom 50 autograder fol
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -26,7 +27,9 @@ def write_workflow(out: Path, assignment: str, course_repo: str) -> None:
     _assignment(assignment)
     text = WORKFLOW.read_text()
     text = text.replace("my-org/my-course-private", course_repo)
-    text = text.replace("01_pytorch_workflow_exercises", assignment)
+    # The template's assignment (its id and its notebook's name) is the one asked for.
+    text = re.sub(r"(?m)^(\s*PTGRADE_ASSIGNMENT: )\S+", rf"\g<1>{assignment}", text)
+    text = re.sub(r"(?m)^(\s*PTGRADE_NOTEBOOK: )\S+\.ipynb", rf"\g<1>{assignment}.ipynb", text)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)

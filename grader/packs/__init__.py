@@ -27,6 +27,7 @@ __all__ = [
     "Section",
     "all_assignments",
     "all_packs",
+    "default_assignment",
     "pack_for",
     "register",
     "unregister",
@@ -44,9 +45,18 @@ class Pack:
     id: str
     assignments: tuple[Assignment, ...]
     checks_dir: Path  # the pytest checks (test_*.py) and their pytest.ini
+    # The assignment an instructor's command means when it names none (`ptgrade ci-workflow`,
+    # the bundles, the course's next steps): one of `assignments`' ids.
+    default: str | None = None
     hints: Path | None = (
         None  # the pack's hints.toml, merged over the core's grader/checking/hints.toml
     )
+
+    # -- in the sandbox's warm worker (grader/sandbox/child/runner.py) ----------------------------
+    # Source code the worker runs once, before it forks for any notebook, so that each child
+    # does not pay the first-use costs of what the pack's notebooks do (its names are dropped).
+    # The grader's own code: it runs before any student code, inside the sandbox.
+    rehearsal: str | None = None
 
     # -- in the sandbox's session (grader/sandbox/session.py, grader/sandbox/execution.py) ---------------------
     # Names every snapshot holds besides the sections' own (the data every check may read).
@@ -62,6 +72,11 @@ class Pack:
     moves: Callable[[dict, list[str]], str] | None = None
     # () -> the inputs the sandbox probes each snapshot's models with (fresh every time).
     probe_inputs: Callable[[], list] | None = None
+    # The name a notebook gives the device it picks (`device = "cuda" if ... else "cpu"`): on a
+    # GPU machine, the cell that makes it runs once more as without one (its `else` judged
+    # too, the value kept as the record's "without_gpu"), and a later given cell's complaint
+    # about tensors on the GPU is not laid at that cell's door.
+    device_name: str | None = None
 
     # -- after the run (grader/grading.py, grader/checking/plugin.py) -------------------------------
     # Names whose values are paths of files the notebook saved: the grader reads those files.
@@ -149,3 +164,20 @@ def pack_for(assignment: str | Assignment) -> Pack:
         if any(a.id == wanted for a in pack.assignments):
             return pack
     raise KeyError(wanted)
+
+
+class NoDefaultAssignment(ValueError):
+    """No assignment, or more than one, is the default: the message says which to name."""
+
+
+def default_assignment() -> str:
+    """The assignment a command means when it names none: the only one there is, else the one
+    default of the packs (Pack.default). Raises NoDefaultAssignment where that is not one."""
+    found = all_assignments()
+    if len(found) == 1:
+        return next(iter(found))
+    named = {pack.default for pack in all_packs() if pack.default in found}
+    if len(named) == 1:
+        return named.pop()
+    choices = ", ".join(found) or "none: no pack is registered"
+    raise NoDefaultAssignment(f"name the assignment (--assignment): one of {choices}")

@@ -80,16 +80,10 @@ class TensorValue:
         return self.shape[0] if self.shape else 0
 
 
-def _same_line(a, b) -> bool:
-    return all(abs(x - y) <= 1e-5 * max(1.0, abs(x)) for x, y in zip(a, b))
-
-
 @dataclass(frozen=True)
 class ModuleValue:
     name: str
     data: dict
-    # Whether the probes, not the parameters, give the line (see `line`).
-    probes_trusted: bool = False
 
     @property
     def id(self) -> int:
@@ -115,42 +109,14 @@ class ModuleValue:
         return any(p.get("output_type") == "NoneType" for p in self.probes)
 
     def missing_attribute(self) -> str | None:
-        """The attribute `forward` reads but the model lacks (`self.weight` for the
-        `self.weights` that `__init__` made), when the model has parameters of its own."""
+        """The attribute `forward` reads but the model lacks (`self.w` for the `self.W` that
+        `__init__` made), when the model has parameters of its own."""
         for probe in self.probes:
             found = re.search(
                 r"^AttributeError: .* has no attribute '(\w+)'", probe.get("error", "")
             )
             if probe["shape"] == "column" and found and self.parameters:
                 return found.group(1)
-        return None
-
-    def fault(self) -> str | None:
-        """The hint for a class that breaks every use of the model, if it is broken so."""
-        typo = self.misspelled()
-        if typo:
-            return "model.init_typo" if typo[1] == "__init__" else "model.no_forward"
-        if self.forward_globals:
-            return "model.forward_global"
-        if self.returns_none():
-            return "model.forward_no_return"
-        if not self.parameters and self.data["plain_tensors"]:
-            return "model.plain_tensor"  # nothing to train: the optimizer refuses it
-        if self.missing_attribute():
-            # Both parameters made under other names, or one never made at all.
-            return "model.attribute_name" if len(self.parameters) >= 2 else "model.param_count"
-        return None
-
-    def device_fault(self, error: str) -> str | None:
-        """A same-device error that the model itself explains, as the hint that says so: its
-        plain tensor attributes (they stay behind on `.to(device)`), or a `forward` that fails
-        so even on an input on the model's own device (it makes a CPU tensor of its own)."""
-        if "on the same device" not in error:
-            return None
-        if self.data["plain_tensors"]:
-            return "model.plain_tensor" if len(self.parameters) < 2 else "model.plain_tensor_attr"
-        if any("on the same device" in p.get("error", "") for p in self.probes):
-            return "model.forward_device"
         return None
 
     def misspelled(self) -> tuple[str, str] | None:
@@ -164,68 +130,6 @@ class ModuleValue:
             close = close or [m for m in methods if m.strip("_").lower() == meant.strip("_")]
             if close:
                 return close[0], meant
-        return None
-
-    def line(self) -> tuple[float, float] | None:
-        """(weight, bias) of the model, as the grader judges its predictions and training.
-
-        Where the class, as the model section found it, computes the line of its two parameters
-        (the probes agree with them), the values are the parameters' own, read from storage: a
-        `forward` that later answers the grader's probes differently from everyone else (or is
-        swapped for another model's) cannot move the line the grader judges; the probes only say
-        which parameter is the slope. Where the class computes something else (no bias, a
-        global), that mistake costs the model section, and the line is read off the probes as
-        the model really computes it, so that it is not charged again."""
-        probed = self.probe_line()
-        params = self.parameter_values()
-        if params is None or self.probes_trusted:
-            return probed
-        first, second = params
-        if probed is not None:
-            for order in ((first, second), (second, first)):
-                if _same_line(order, probed):
-                    return order
-        names = [p["name"].rsplit(".", 1)[-1].lower() for p in self.parameters]
-        if "bias" in names[0] and "bias" not in names[1]:
-            return second, first
-        return first, second
-
-    def parameter_values(self) -> tuple[float, float] | None:
-        """The values of the model's two one-value parameters, in their order."""
-        params = [p for p in self.parameters if p.get("values") is not None]
-        if len(params) != 2 or any(p["values"].numel() != 1 for p in params):
-            return None
-        first, second = (float(p["values"].reshape(-1)[0]) for p in params)
-        return first, second
-
-    def computes_its_line(self) -> bool:
-        """Whether the probes show the line of the model's own two parameters."""
-        probed, params = self.probe_line(), self.parameter_values()
-        if probed is None or params is None:
-            return False
-        return _same_line(params, probed) or _same_line(params[::-1], probed)
-
-    def probe_line(self) -> tuple[float, float] | None:
-        """(weight, bias) read off the probes, when forward computes a straight line."""
-        for probe in self.probes:
-            if probe["shape"] != "column" or not probe.get("output"):
-                continue
-            x = probe["input"].flatten()
-            out = probe["output"]["values"]
-            if out is None or out.numel() != x.numel():
-                return None
-            out, x = out.flatten().double(), x.double()
-            # The grader draws the inputs anew for every snapshot (probes.probe_inputs): the
-            # slope is read between the two farthest apart, where float32's rounding of the
-            # outputs moves it least (two close ones read it up to 1e-5 off, and a replay from
-            # a start that far off can end elsewhere).
-            low, high = int(x.argmin()), int(x.argmax())
-            if float(x[high] - x[low]) == 0:
-                return None
-            weight = float((out[high] - out[low]) / (x[high] - x[low]))
-            bias = float(out[low] - weight * x[low])
-            if torch.allclose(out, weight * x + bias, atol=1e-5):
-                return weight, bias
         return None
 
 
@@ -355,28 +259,7 @@ class Record:
                 f"{what_it_is(data)}.{uncalled if section_id else ''}",
                 "model.class_not_instance" if made else "model.not_module",
             )
-        return ModuleValue(name, data, probes_trusted=self._class_computes_another_line())
-
-    def _class_computes_another_line(self) -> bool:
-        """Whether the model, as the model section found it, computes something other than the
-        line of its parameters (then the probes say what it computes; see ModuleValue.line)."""
-
-        def compute() -> bool:
-            name = getattr(self.assignment, "model_name", None)
-            if name is None:  # a pack with no trained line: the parameters as they are
-                return False
-            cell = self.stub_cell("model") or {}
-            # A model the grader put right for the later sections (a `forward` that reads
-            # the notebook's `X`): they use its class, which the next snapshot holds.
-            repaired = name in (cell.get("repaired") or {}).get("names", [])
-            data = {} if repaired else self.raw_value(name, "model")
-            if data.get("kind") != "module":
-                data = self.raw_value(name, "loss_optimizer")
-            if data.get("kind") != "module":
-                return True
-            return not ModuleValue(name, data).computes_its_line()
-
-        return self.memo(("class_line",), compute)
+        return ModuleValue(name, data)
 
     # -- trace ----------------------------------------------------------------------------
     def events(self, kind: str | None = None, cell: int | None = None) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import multiprocessing.util
 import os
 import shutil
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from grader.notebook.reading import Submission
-from grader.packs import Pack, pack_for
+from grader.packs import Pack, all_packs, pack_for
+from grader.sandbox.child.runner import REHEARSALS_ENV
 from grader.sandbox.isolation import Isolation, package_root, plan, sandbox_environment
 from grader.sandbox.limits import process_limit
 from grader.sandbox.scratch import make_scratch, sweep
@@ -105,6 +107,9 @@ def warm_worker(wait: bool = True, many: bool = False) -> _Pool:
             MPLCONFIGDIR=str(home / "matplotlib"),
             TMPDIR=str(home),
         )
+        # Each pack's rehearsal, run once by the worker before it forks (runner.prepare).
+        rehearsals = [pack.rehearsal for pack in all_packs() if pack.rehearsal]
+        env[REHEARSALS_ENV] = json.dumps(rehearsals)
         root = str(package_root())
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         pool = _Pool(

@@ -169,30 +169,31 @@ class Session:
             missing = [n for n in sections[grade_id] if snapshot[n].get("kind") == "missing"]
             if substitutable and outcome["status"] == "ok" and missing:
                 self._substitute(outcome, reference[grade_id])
-            if cell["role"] == "stub" and "device" in sections[grade_id] and gpu:
-                self._without_gpu(cell["source"])
+            device = self._pack.device_name
+            if cell["role"] == "stub" and device in sections[grade_id] and gpu:
+                self._without_gpu(cell["source"], device)
             if cell["role"] == "stub" and outcome["status"] == "ok" and not outcome["substituted"]:
                 self._repair(outcome, snapshot, gpu, reference.get(grade_id))
 
-    def _without_gpu(self, source: str) -> None:
-        """The device cell's `device` on a machine without a GPU too: the branch a GPU
-        machine never runs (`else "mps"`) is judged as well."""
+    def _without_gpu(self, source: str, device: str) -> None:
+        """The device cell's `device` (the pack's device_name) on a machine without a GPU too:
+        the branch a GPU machine never runs (`else "mps"`) is judged as well."""
         answer = self._ask(
-            {"op": "run_without_gpu", "source": source, "names": ["device"]},
+            {"op": "run_without_gpu", "source": source, "names": [device]},
             self._limits.cell_timeout + GRACE,
         )
         values = answer.get("values")
-        value = values.get("device") if isinstance(values, dict) else None
+        value = values.get(device) if isinstance(values, dict) else None
         if value is None:
             return
         if isinstance(value, dict) and value.get("kind") == "error":
             # The cell raised there: only its message, as text, is kept.
             self.record["without_gpu"] = {
-                "device": {"kind": "error", "error": str(value.get("error"))[:500]}
+                device: {"kind": "error", "error": str(value.get("error"))[:500]}
             }
             return
         try:
-            self.record["without_gpu"] = {"device": check_value(value)}
+            self.record["without_gpu"] = {device: check_value(value)}
         except FormatError as error:
             raise ChannelError(f"a value is malformed ({error})") from None
 

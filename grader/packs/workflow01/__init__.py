@@ -13,6 +13,7 @@ from grader.packs.workflow01.assignments import DATA_NAMES, EXERCISES, WALKTHROU
 from grader.packs.workflow01.feedback import ON_A_GPU, figure_data
 from grader.packs.workflow01.figures import pictures
 from grader.packs.workflow01.probes import probe_inputs
+from grader.packs.workflow01.rehearsal import REHEARSAL
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,13 +58,16 @@ PACK = Pack(
     id="workflow01",
     assignments=(EXERCISES, WALKTHROUGH),
     checks_dir=HERE / "checks",
+    default=EXERCISES.id,
     hints=HERE / "hints.toml",
+    rehearsal=REHEARSAL,
     snapshot_names=DATA_NAMES,
     standins=_standins,
     repair=_repair,
     misplaced=_misplaced,
     moves=_moves,
     probe_inputs=probe_inputs,
+    device_name="device",
     saved_file_names=("MODEL_SAVE_PATH",),
     gpu_notes=ON_A_GPU,
     diagnose=_diagnose,

@@ -12,6 +12,7 @@ import re
 
 from grader.check_api import Mistake, Record, parse
 from grader.checking.hints import and_list, section_hint
+from grader.packs.workflow01.model import device_fault, fault
 from grader.record.submission import DATASET_TYPES
 
 
@@ -141,7 +142,7 @@ def _model_fault(record: Record, section_id: str, error: dict | None = None) -> 
         return None
     try:
         model = record.module(record.assignment.model_name, "model")
-        return model.fault() or (model.device_fault(error["evalue"]) if error else None)
+        return fault(model) or (device_fault(model, error["evalue"]) if error else None)
     except Exception:  # no model after the model cell (a Mistake), or an odd record
         return None
 

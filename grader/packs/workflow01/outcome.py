@@ -19,6 +19,7 @@ from grader.packs.workflow01.epochs import (
     training_forward,
     training_view,
 )
+from grader.packs.workflow01.model import line_of
 from grader.packs.workflow01.reference import (
     REPLAYABLE_LOSSES,
     REPLAYABLE_OPTIMIZERS,
@@ -132,7 +133,7 @@ def _replayed(record, assignment) -> dict | None:
         )
     trained = loop["model"]
     start_model = _untrained(record, assignment, trained)
-    start, final = start_model.line(), trained.line()
+    start, final = line_of(start_model, record), line_of(trained, record)
     if start is None or final is None:
         return None
     first = epochs[0].step

@@ -20,6 +20,7 @@ from typing import Any
 
 from grader.check_api import ModuleValue
 from grader.packs.workflow01.assignments import Assignment
+from grader.packs.workflow01.model import computes_its_line, fault, line_of
 from grader.packs.workflow01.reference import replay_setup
 
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
@@ -248,7 +249,7 @@ def _broken_model(assignment: Assignment, value: dict) -> bool:
     """Whether a snapshot's model has a fault that breaks every use of it (the model checks
     charge it): a misspelled `forward`, no parameters to train, a forward that returns None."""
     try:
-        return ModuleValue(assignment.model_name, value).fault() is not None
+        return fault(ModuleValue(assignment.model_name, value)) is not None
     except Exception:  # a value the checks would find malformed: theirs to charge
         return False
 
@@ -260,7 +261,7 @@ def _fine_model(assignment: Assignment, value: dict) -> bool:
     try:
         model = ModuleValue(assignment.model_name, value)
         params = model.parameters
-        fine = model.fault() is None and model.computes_its_line() and len(params) == 2
+        fine = fault(model) is None and computes_its_line(model) and len(params) == 2
         return fine and all(p.get("requires_grad") and p.get("dtype") == "float32" for p in params)
     except Exception:  # a value the checks would find malformed: the contract's model
         return False
@@ -306,7 +307,7 @@ def _replayed_parameters(assignment: Assignment, values: dict[str, dict]):
     model, X, y = (values[n] for n in (assignment.model_name, "X_train", "y_train"))
     if model.get("kind") != "module" or X.get("kind") != "tensor" or y.get("kind") != "tensor":
         return None
-    line = ModuleValue(assignment.model_name, model).line()
+    line = line_of(ModuleValue(assignment.model_name, model))
     params = model["parameters"]
     if line is None or len(params) != 2 or X.get("values") is None or y.get("values") is None:
         return None

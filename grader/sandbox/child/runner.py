@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import difflib
 import io
+import json
 import os
 import re
 import signal
@@ -55,6 +56,11 @@ class CappedText(io.TextIOBase):
         return "".join(self.parts) + tail
 
 
+# The packs' rehearsals (Pack.rehearsal: source code, a JSON list of them), handed to the warm
+# worker at its start by the grader that starts it (grader/sandbox/execution.py).
+REHEARSALS_ENV = "PTGRADE_REHEARSALS"
+
+
 def prepare() -> None:
     """Pay the fixed costs once (a warm worker calls this before it forks)."""
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -70,20 +76,26 @@ def prepare() -> None:
     import grader.sandbox.child.snapshot
     import grader.sandbox.child.trace  # noqa: F401
 
-    # The first optimizer built in a process imports torch._dynamo (about a second).
+    # The first optimizer built in a process imports torch._dynamo (about a second): any
+    # optimizer of any notebook pays it, so the worker does, once.
     torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     shell = new_shell()  # each forked child gets its own copy of it, with an empty namespace
+    # The packs' rehearsals, from the grader; the children need not see them.
+    handed = os.environ.pop(REHEARSALS_ENV, "")
     # Every child would otherwise pay the first-use costs (lazy imports, dispatch and font
-    # caches, IPython's compiler) of what every notebook of the chapter does. Not on a machine
-    # with a GPU: the rehearsal's first backward makes the autograd engine count the GPUs, which
-    # initialises CUDA here, and CUDA then fails in every forked child ("initialization
-    # error"). There a child's own CUDA start-up (seconds) dwarfs what the rehearsal saves.
-    if not gpu_device_nodes():
+    # caches, IPython's compiler) of what every notebook of a pack does: the pack's rehearsal
+    # runs here once. Not on a machine with a GPU: a rehearsal's first backward makes the
+    # autograd engine count the GPUs, which initialises CUDA here, and CUDA then fails in every
+    # forked child ("initialization error"). There a child's own CUDA start-up (seconds)
+    # dwarfs what the rehearsal saves.
+    sources = rehearsals(handed) if not gpu_device_nodes() else []
+    if sources:
         # Through the shell, as the cells will run: its compiler and display hook (a cell
         # ending in an expression) are first used here, not in every child (~2.5 ms each).
         shown, sys.stdout = sys.stdout, io.StringIO()
         try:
-            shell.run_cell(REHEARSAL + "\nepoch, X.shape", store_history=False)
+            for source in sources:
+                shell.run_cell(source, store_history=False)
         finally:
             sys.stdout = shown
         shell.reset(new_session=False)  # the rehearsal's names must not reach a notebook
@@ -92,48 +104,15 @@ def prepare() -> None:
     matplotlib.pyplot.close("all")
 
 
-REHEARSAL = """
-import io
-import matplotlib.pyplot as plt
-import torch
-from torch import nn
-
-class Line(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.weights = nn.Parameter(torch.randn(1, dtype=torch.float), requires_grad=True)
-        self.bias = nn.Parameter(torch.randn(1, dtype=torch.float), requires_grad=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.weights * x + self.bias
-
-X = torch.arange(0, 1, 0.02).unsqueeze(dim=1)
-y = 0.7 * X + 0.3
-for model in (Line(), nn.Linear(1, 1)):
-    loss_fn = nn.L1Loss()
-    optimizer = torch.optim.SGD(params=model.parameters(), lr=0.01)
-    for epoch in range(2):
-        model.train()
-        loss = loss_fn(model(X), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        model.eval()
-        with torch.inference_mode():
-            test_loss = loss_fn(model(X), y.type(torch.float))
-    buffer = io.BytesIO()
-    torch.save(obj=model.state_dict(), f=buffer)
-    buffer.seek(0)
-    model.load_state_dict(torch.load(f=buffer))
-    model.to("cpu")
-    print(f"{epoch} {loss:.3f} {test_loss}", model.state_dict(), file=io.StringIO())
-plt.figure(figsize=(10, 7))
-plt.scatter(X, y, c="b", s=4, label="Training data")
-plt.plot(X, y, label="Loss")
-plt.title("Rehearsal")
-plt.xlabel("x")
-plt.legend(prop={"size": 14})
-"""
+def rehearsals(named: str) -> list[str]:
+    """The rehearsals' sources in `named` (a JSON list; anything else is none)."""
+    try:
+        found = json.loads(named) if named else []
+    except ValueError:
+        return []
+    if not isinstance(found, list):
+        return []
+    return [source for source in found if isinstance(source, str) and source.strip()]
 
 
 def new_shell():

@@ -4,6 +4,7 @@ import torch
 
 from grader.check_api import Mistake, check, expect
 from grader.packs.workflow01.epochs import parameter_values, training_forward, training_view
+from grader.packs.workflow01.model import device_fault, fault, probe_line
 from grader.packs.workflow01.reference import seeded_start
 
 
@@ -74,7 +75,7 @@ def test_forward_is_a_line(record, assignment):
     missing = model.missing_attribute()
     if missing and len(model.parameters) < 2:
         raise Mistake(
-            f"`forward` reads `self.{missing}`, which `__init__` never made.", model.fault()
+            f"`forward` reads `self.{missing}`, which `__init__` never made.", fault(model)
         )
     if missing:
         names = ", ".join(f"`self.{p['name']}`" for p in model.parameters)
@@ -89,7 +90,7 @@ def test_forward_is_a_line(record, assignment):
             raise Mistake(
                 f"Calling `{assignment.model_name}` on a column of numbers failed: "
                 f"{probe['error']}",
-                model.device_fault(probe["error"]) or "model.forward_wrong",
+                device_fault(model, probe["error"]) or "model.forward_wrong",
             )
     column = next(p for p in probes if p["shape"] == "column")
     output = column.get("output")
@@ -105,7 +106,7 @@ def test_forward_is_a_line(record, assignment):
     values = [p["values"].flatten() for p in model.parameters if p.get("values") is not None]
     x = column["input"].double()
     out = output["values"].double()
-    line = model.probe_line()
+    line = probe_line(model)
     if len(values) != 2 and line is not None and abs(line[1]) > 1e-9:
         return  # a line with a bias: the parameters check reports what is unregistered
     if len(values) == 2:
