@@ -17,7 +17,9 @@ kit's verdict: nothing when the section passed, the messages and hints with the 
 cell's value for partial credit under autograde, else an AssertionError with them. The kernel's
 own outputs in that cell are dropped, but for its stream text (stderr turned into stdout, since
 nbgrader zeroes a cell with any stderr: a late warning from the previous cell must cost
-nothing). docs/nbgrader.md has the timeline and the measurements.
+nothing). Under `nbgrader validate`, where the kit's test cells are all the notebook's graded
+code cells, the kit's sandbox run is the only execution: nbgrader's kernel is not started
+(KitExecute._kit_alone). docs/nbgrader.md has the timeline and the measurements.
 
 Without this step (a course config of its own), `assert_section` grades in the kernel as before.
 """
@@ -54,10 +56,11 @@ NBGRADER_ENV = "NBGRADER_EXECUTION"
 
 
 def is_kit_test_cell(cell) -> bool:
-    nbgrader = cell.get("metadata", {}).get("nbgrader", {})
-    return (
-        cell.get("cell_type") == "code" and bool(nbgrader.get("grade")) and KIT_CALL in cell.source
-    )
+    return cell.get("cell_type") == "code" and _is_graded(cell) and KIT_CALL in cell.source
+
+
+def _is_graded(cell) -> bool:
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
 
 
 def kit_calls(cell) -> list[tuple[str, bool]]:
@@ -317,6 +320,8 @@ class KitExecute(Execute):
         started = time.monotonic()
         self._grading = grading = Grading(nb, resources, autograde, settings)
         self._autograde = autograde
+        if not autograde and self._kit_alone(nb):
+            return self._kit_verdicts_only(nb, resources, grading)
         previous = os.environ.get(VERDICTS_ENV)
         os.environ[VERDICTS_ENV] = "1"  # the kernel inherits it when it starts, just below
         try:
@@ -358,6 +363,34 @@ class KitExecute(Execute):
             raise KitFailed(f"ptgrade: {error}") from None
         settings.export()
         return settings
+
+    def _kit_alone(self, nb) -> bool:
+        """Under `nbgrader validate`, whether the kit's sandbox run can be the notebook's only
+        execution: validate reports its grade cells' errors (and locked cells' changes, from
+        their sources), never saves the executed notebook, and here every graded code cell is
+        a kit test cell, whose outputs the kit writes anyway. Not with `--validate-all`, which
+        reports any cell's error, nor where an instructor's own assert cell needs the kernel."""
+        from nbgrader.validator import Validator
+
+        if os.environ.get(NBGRADER_ENV) != "validate" or not isinstance(self.parent, Validator):
+            return False
+        if self.parent.validate_all:
+            return False
+        graded = [c for c in nb.cells if c.cell_type == "code" and _is_graded(c)]
+        return all(is_kit_test_cell(c) for c in graded)
+
+    def _kit_verdicts_only(self, nb, resources, grading: Grading):
+        """The kit grades the notebook (one execution, in its sandbox) and its test cells get
+        the verdicts; nbgrader's kernel is never started. The other cells keep no outputs, as
+        nbgrader's ClearOutput left them."""
+        self._grading = None
+        verdicts = grading.wait()
+        if grading.failure is not None:
+            raise grading.failure
+        for cell in nb.cells:
+            if is_kit_test_cell(cell):
+                cell.outputs = verdicts.outputs(cell, autograde=False)
+        return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
         if self._grading is not None and cell.cell_type == "code":
