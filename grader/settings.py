@@ -26,6 +26,9 @@ from typing import Any
 # Flags the kit sets for processes it starts; no user sets them, so they are no settings.
 SANDBOX_ENV = "PTGRADE_SANDBOX"  # "1" in the sandbox: a notebook graded must not grade itself
 VERDICTS_ENV = "PTGRADE_VERDICTS_OUTSIDE"  # "1": the kit's nbgrader step gives the verdicts
+# The packs' rehearsals (Pack.rehearsal: a JSON list of sources) for the warm worker, handed to
+# it at its start (grader/sandbox/execution.py) and removed before it forks (runner.prepare).
+REHEARSALS_ENV = "PTGRADE_REHEARSALS"
 
 
 def seconds_from_env(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:

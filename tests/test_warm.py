@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.sandbox.child.runner import REHEARSALS_ENV
 from grader.sandbox.isolation import gpu_device_nodes
 from grader.sandbox.warm import WarmWorker
+from grader.settings import REHEARSALS_ENV
 
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,7 +127,7 @@ def test_the_worker_runs_each_packs_rehearsal_once_and_hides_it(tmp_path):
     rehearsal = f"open({str(marker)!r}, 'a').write('ran ')\nnumbers = [1, 2]\nnumbers"
     script = (
         "import os\n"
-        "from grader.sandbox.child.runner import prepare, new_shell, REHEARSALS_ENV\n"
+        "from grader.sandbox.child.runner import prepare, new_shell\nfrom grader.settings import REHEARSALS_ENV\n"
         "prepare()\n"
         "shell = new_shell()\n"
         "print('LEFT', 'numbers' in shell.user_ns, REHEARSALS_ENV in os.environ)\n"

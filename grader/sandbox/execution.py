@@ -17,13 +17,12 @@ from typing import Any
 
 from grader.notebook.reading import Submission
 from grader.packs import Pack, all_packs, pack_for
-from grader.sandbox.child.runner import REHEARSALS_ENV
 from grader.sandbox.isolation import Isolation, package_root, plan, sandbox_environment
 from grader.sandbox.limits import process_limit
 from grader.sandbox.scratch import make_scratch, sweep
 from grader.sandbox.session import Session
 from grader.sandbox.warm import WarmWorker
-from grader.settings import Limits
+from grader.settings import REHEARSALS_ENV, Limits
 
 
 @dataclass

@@ -56,11 +56,6 @@ class CappedText(io.TextIOBase):
         return "".join(self.parts) + tail
 
 
-# The packs' rehearsals (Pack.rehearsal: source code, a JSON list of them), handed to the warm
-# worker at its start by the grader that starts it (grader/sandbox/execution.py).
-REHEARSALS_ENV = "PTGRADE_REHEARSALS"
-
-
 def prepare() -> None:
     """Pay the fixed costs once (a warm worker calls this before it forks)."""
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -81,6 +76,8 @@ def prepare() -> None:
     torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
     shell = new_shell()  # each forked child gets its own copy of it, with an empty namespace
     # The packs' rehearsals, from the grader; the children need not see them.
+    from grader.settings import REHEARSALS_ENV
+
     handed = os.environ.pop(REHEARSALS_ENV, "")
     # Every child would otherwise pay the first-use costs (lazy imports, dispatch and font
     # caches, IPython's compiler) of what every notebook of a pack does: the pack's rehearsal
