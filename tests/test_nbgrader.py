@@ -434,6 +434,20 @@ def _noisy_but_valid() -> dict:
     return entry
 
 
+def nbgrader_validate(path: Path, course: Path, *options: str) -> subprocess.CompletedProcess:
+    """`nbgrader validate` of one notebook in `course`, which must report (exit 0)."""
+    result = subprocess.run(
+        ["nbgrader", "validate", *options, str(path)],
+        cwd=course,
+        env=nbgrader_env(course, ROOMY_CELL_TIMEOUT),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def nbgrader_env(course: Path, cell_timeout: float = CELL_TIMEOUT) -> dict[str, str]:
     env = dict(os.environ)
     # nbgrader shells out to alembic, next to this interpreter in the venv.
@@ -628,15 +642,7 @@ def test_nbgrader_validate_gives_the_verdict_of_ptgrade_check(tmp_path, course_c
         shutil.copy(SAMPLES / f"{name}.ipynb", folder / NOTEBOOK)
         paths.append(folder / NOTEBOOK)
     for path in paths:
-        result = subprocess.run(
-            ["nbgrader", "validate", str(path)],
-            cwd=tmp_path,
-            env=nbgrader_env(tmp_path, ROOMY_CELL_TIMEOUT),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert result.returncode == 0, result.stderr
+        result = nbgrader_validate(path, tmp_path)
         check = ptgrade("check", str(path), cell_timeout=ROOMY_CELL_TIMEOUT)
         failing = {s["id"]: s for s in check["sections"] if s["score"] < s["max_score"]}
         shown = _failed_sections(result.stdout)

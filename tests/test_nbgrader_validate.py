@@ -5,7 +5,6 @@ needs it (an instructor's own assert cell, `--validate-all`)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import nbformat
@@ -14,9 +13,8 @@ import pytest
 from tests.test_nbgrader import (
     NOTEBOOK,
     REPO_ROOT,
-    ROOMY_CELL_TIMEOUT,
     SAMPLES,
-    nbgrader_env,
+    nbgrader_validate,
 )
 
 # A cell of the student's that leaves a mark when nbgrader's kernel runs it (never in the kit's
@@ -45,15 +43,7 @@ def _validate(tmp_path: Path, extra_cells: list, *options: str) -> tuple[str, bo
     folder = tmp_path / "ada"
     folder.mkdir()
     nbformat.write(nb, folder / NOTEBOOK)
-    result = subprocess.run(
-        ["nbgrader", "validate", *options, str(folder / NOTEBOOK)],
-        cwd=tmp_path,
-        env=nbgrader_env(tmp_path, ROOMY_CELL_TIMEOUT),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    result = nbgrader_validate(folder / NOTEBOOK, tmp_path, *options)
     return result.stdout, mark.exists()
 
 
