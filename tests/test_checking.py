@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +16,8 @@ from grader.grading import Options, grade
 from grader.packs.workflow01 import PACK
 
 CHECKS = PACK.checks_dir  # chapter 01's public checks
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "01_pytorch_workflow_exercises"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = REPO_ROOT / "samples" / "01_pytorch_workflow_exercises"
 OPTIONS = Options()
 
 
@@ -161,3 +163,39 @@ def test_an_edited_check_stops_grading_instead_of_being_collected_again(tmp_path
         run_checks(record, present, hidden_dir=hidden)
     check.write_text(source.format(outcome="True"))  # as it was: the same checks again
     assert all(v.passed for v in run_checks(record, present, hidden_dir=hidden))
+
+
+def test_installed_pytest_plugins_stay_out_of_the_checks(tmp_path):
+    # A plugin installed beside the kit (entry point `pytest11`) is loaded by any plain pytest
+    # run; the kit's checks session must not load it: it would run inside every grade.
+    marker = tmp_path / "loaded"
+    (tmp_path / "stray_plugin.py").write_text(
+        f"open({str(marker)!r}, 'w').write('imported')\n"
+        "def pytest_configure(config):\n"
+        f"    open({str(marker)!r}, 'w').write('configured')\n"
+    )
+    info = tmp_path / "stray_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: stray-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\nstray = stray_plugin\n")
+    probe = (
+        "from grader.grading import grade\n"
+        f"result = grade({str(SAMPLES / 'ada_correct.ipynb')!r})\n"
+        "print('SCORE', result.score, result.max_score)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO_ROOT)])}
+    env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+    # The plugin is installed: a plain pytest run loads it.
+    empty = tmp_path / "no_tests"
+    empty.mkdir()
+    plain = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(empty)]
+    subprocess.run(plain, capture_output=True, timeout=120, env=env, cwd=empty)
+    assert marker.read_text() == "configured"
+    marker.unlink()
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    score, max_score = done.stdout.split("SCORE")[1].split()
+    assert float(score) == float(max_score) > 0
+    assert not marker.exists(), "the installed plugin ran inside the kit's checks"

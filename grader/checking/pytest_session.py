@@ -64,6 +64,10 @@ class CheckSession:
             # The checks raise Mistakes, not bare asserts; rewriting would leave pytest's import
             # hook in this process for as long as the session lives (a student's kernel too).
             "--assert=plain",
+            # Only the kit's plugin: a pytest plugin the machine happens to have installed
+            # (coverage, asyncio, a course's own) would run inside every grade, in the
+            # instructor's nbgrader and in the student's kernel alike.
+            "--disable-plugin-autoload",
         ]
         for name in UNUSED_PLUGINS:
             args += ["-p", f"no:{name}"]
