@@ -1,7 +1,8 @@
 """What the kit costs under nbgrader: the same assignment with the kit's test cells and with
 plain hand-written asserts, side by side in one run.
 
-    .venv/bin/python benchmarks/nbgrader_vs_plain.py [--rounds 2] [--validate-rounds 2] [--record]
+    .venv/bin/python benchmarks/nbgrader_vs_plain.py [--rounds 2] [--validate-rounds 2]
+        [--copies 1] [--record]
 
 One scratch course (this repository's nbgrader_config.py) holds two assignments built from
 solutions/01_pytorch_workflow_exercises: the kit's own (`assert_section` test cells) and
@@ -9,7 +10,9 @@ solutions/01_pytorch_workflow_exercises: the kit's own (`assert_section` test ce
 points). The same six submissions (five bundled samples and one corpus entry; not the endless
 loop, whose cell limit would dominate both) go to both, then `nbgrader autograde` runs on each
 (plain first, then the kit; the next round in the other order, and so on: a machine's load
-weighs on both alike), and `nbgrader validate` on one notebook in each form (alternated the
+weighs on both alike; --copies K hands each submission in K times, under as many students: the
+kit's cost a run, its warm-up, is then spread over 6 K notebooks, as over a course's), and
+`nbgrader validate` on one notebook in each form (alternated the
 same way), and the first `check()` in a live Jupyter kernel, cold and 15 s after the kit's
 import. Prints seconds per notebook and kit / plain, wall-clock (the figure to quote) and CPU:
 nbgrader's and that of every process below it (its kernels, the kit's warm worker and
@@ -59,11 +62,14 @@ FIGURES = REPO_ROOT / "docs" / "figures" / "nbgrader_vs_plain.md"
 LOADS: list[float] = []  # the 1-minute load average before each measured command
 
 
-def submissions() -> dict[str, nbformat.NotebookNode]:
+def submissions(copies: int = 1) -> dict[str, nbformat.NotebookNode]:
+    """The six submissions by student id; with `copies` K, each K times (ada_correct,
+    ada_correct_2, ...)."""
     read = {name: nbformat.read(SAMPLES / f"{name}.ipynb", as_version=4) for name in SAMPLE_NAMES}
     entry = next(e for e in load_corpus(KIT) if e["name"] == CORPUS_NAME)
     read[f"gus_{CORPUS_NAME}"] = build_submission(KIT, entry)
-    return read
+    copied = {f"{name}_{k}": nb for k in range(2, copies + 1) for name, nb in read.items()}
+    return read | copied
 
 
 def with_plain_asserts(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -255,11 +261,12 @@ best of the run's rounds; a ratio is kit / plain of those bests, and in parenthe
 and highest of the pairs run back to back. CPU: seconds of nbgrader and every process below
 it, best of the rounds (the last column; in rows before it, the CPU ratio left out the kit's
 warm worker, which nbgrader never waits for: about 3 s of validate's kit run). The load average
-(1 minute) was read before every nbgrader command: lowest to highest. The issue's target is
-kit / plain <= 1.2.
+(1 minute) was read before every nbgrader command: lowest to highest. Notebooks: how many
+autograde graded in one run (six submissions, each handed in K times with --copies K; rows
+without the column: 6). The issue's target is kit / plain <= 1.2.
 
-| run (UTC) | code | machine | load | torch | autograde, s a notebook: kit / plain | ratio | validate, s: kit / plain | ratio | CPU ratio: autograde, validate | first `check()`, s: cold, warm | CPU s: autograde a notebook, kit / plain; validate, kit / plain |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+| run (UTC) | code | machine | load | torch | autograde, s a notebook: kit / plain | ratio | validate, s: kit / plain | ratio | CPU ratio: autograde, validate | first `check()`, s: cold, warm | CPU s: autograde a notebook, kit / plain; validate, kit / plain | notebooks |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
 """
 
 
@@ -279,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--validate-rounds", type=int, default=2, help="validate rounds (default %(default)s)"
+    )
+    parser.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="hand each submission in this many times, under as many students (%(default)s)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument(
@@ -305,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     autograde: dict[str, list[tuple[float, float]]] = {KIT: [], PLAIN: []}
     validate: dict[str, list[tuple[float, float]]] = {KIT: [], PLAIN: []}
     try:
-        notebooks = submissions()
+        notebooks = submissions(max(1, args.copies))
         course = build_course(scratch, notebooks)
         LOADS.clear()
         n = len(notebooks)
@@ -391,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{cells['autograde'][2]:.2f}, {cells['validate'][2]:.2f}",
                 f"{first_checks[0.0]:.1f}, {first_checks[15.0]:.1f}",
                 f"{cells['autograde'][3]}; {cells['validate'][3]}",
+                str(len(notebooks)),
             ]
         )
         print(f"recorded in {FIGURES.relative_to(REPO_ROOT)}")
