@@ -60,10 +60,15 @@ def role(process: psutil.Process) -> str:
 
 def validate(course: Path, notebook: Path) -> tuple[float, dict[str, float]]:
     """(wall seconds, CPU seconds by role) of one `nbgrader validate`."""
+    return cpu_by_role(course, ["validate", str(notebook)])
+
+
+def cpu_by_role(course: Path, arguments: list[str]) -> tuple[float, dict[str, float]]:
+    """(wall seconds, CPU seconds by role) of one `nbgrader <arguments>` in `course`."""
     last: dict[tuple[int, float], tuple[str, float]] = {}
     started = time.monotonic()
     command = subprocess.Popen(
-        ["nbgrader", "validate", str(notebook)],
+        ["nbgrader", *arguments],
         cwd=course,
         env=environment(course),
         stdout=subprocess.DEVNULL,
