@@ -169,7 +169,7 @@ def test_loss_goes_down(loop, record, assignment):
 
 
 @check("training_loop", "test_passes", weight=2)
-@corroborated
+@corroborated(tests=True)
 def test_regular_test_passes(loop, assignment, record):
     epochs, model_id, X_test = loop["epochs"], loop["model_id"], loop["X_test"]
     # A loop that trains on the test data (or a split whose test rows are its training rows)
@@ -239,7 +239,7 @@ def test_regular_test_passes(loop, assignment, record):
 
 
 @check("training_loop", "loss_history", only="01_pytorch_workflow")
-@corroborated
+@corroborated(tests=True)
 def test_loss_history_lists(record, assignment):
     loop = _loop_or_none(record, assignment)
     # One entry every `test_every` epochs of the loop as it ran: a loop of another length is
