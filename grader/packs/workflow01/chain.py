@@ -24,7 +24,6 @@ import math
 import warnings
 
 import torch
-from torch import nn
 
 from grader.check_api import Mistake
 from grader.packs.workflow01.epochs import (
@@ -145,6 +144,7 @@ def _chain_break(record, assignment, tests: list[str]) -> str | None:
     default_loss = _held_loss_class(record)
 
     batches: dict[tuple[int, int], bool] = {}
+    cache: dict[tuple, tuple[float, list[float]]] = {}
 
     def batch_of(forward, loss):
         """(inputs, labels, the predictions' shape) the grader recomputes a loss on: the loop's
@@ -205,7 +205,9 @@ def _chain_break(record, assignment, tests: list[str]) -> str | None:
                 test_forward = event
         elif kind == "loss" and event["grad_enabled"] and forward is not None and loss is None:
             loss = event
-            found = _loss_value(at_forward, batch_of(forward, loss), loss_class_of(loss), reduction)
+            found = _loss_value(
+                at_forward, batch_of(forward, loss), loss_class_of(loss), reduction, cache
+            )
             if _disagrees(event, found, loose):
                 return (
                     f"the training loss in epoch {number + 1} was {_number(event['value'])}, "
@@ -232,6 +234,7 @@ def _chain_break(record, assignment, tests: list[str]) -> str | None:
                 ),
                 loss_class_of(event),
                 reduction,
+                cache,
             )
             if _disagrees(event, found, loose) and not tests:
                 # Only the checks of the test passes depend on it (a `forward` that answers
@@ -248,7 +251,9 @@ def _chain_break(record, assignment, tests: list[str]) -> str | None:
                 unknown = True  # the first step's start is not known: nor its gradient
                 continue
             params = at_forward if at_forward is not None else current
-            computed = _gradient(params, batch_of(forward, loss), loss_class_of(loss), reduction)
+            computed = _gradient(
+                params, batch_of(forward, loss), loss_class_of(loss), reduction, cache
+            )
             if computed is not None:
                 computed = [g if learns[i] else 0.0 for i, g in enumerate(computed)]
             if computed is None:
@@ -461,34 +466,44 @@ def _fresh(record, loop) -> bool:
     )
 
 
-def _graph(params, batch, loss_class, reduction):
+_LOSSES = {
+    "L1Loss": torch.nn.functional.l1_loss,
+    "MSELoss": torch.nn.functional.mse_loss,
+    "SmoothL1Loss": torch.nn.functional.smooth_l1_loss,
+    "HuberLoss": torch.nn.functional.huber_loss,
+}
+
+
+def _computed(params, batch, loss_class, reduction, cache: dict) -> tuple[float, list[float]]:
+    """The loss and its gradient (weight, bias) at `params` on `batch`, worked out once (a
+    loss and the backward after it ask for the same)."""
     x, t, shape = batch
-    x, t = x.detach().cpu(), t.detach().cpu()
-    w = torch.tensor(params[0], dtype=torch.float32, requires_grad=True)
-    b = torch.tensor(params[1], dtype=torch.float32, requires_grad=True)
-    loss_fn = getattr(nn, loss_class)(reduction=reduction)
-    predictions = w * x.float() + b
-    if shape is not None and math.prod(shape) == predictions.numel():
-        # The predictions as the loop passed them (squeezed, say): broadcast as it broadcast.
-        predictions = predictions.reshape(shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch's warning about broadcast shapes
-        return w, b, loss_fn(predictions, t.float())
+    key = (tuple(params), id(x), id(t), tuple(shape or ()), loss_class, reduction)
+    if key not in cache:
+        w = torch.tensor(params[0], dtype=torch.float32, requires_grad=True)
+        b = torch.tensor(params[1], dtype=torch.float32, requires_grad=True)
+        predictions = w * x.detach().cpu().float() + b
+        if shape is not None and math.prod(shape) == predictions.numel():
+            # The predictions as the loop passed them (squeezed, say): broadcast as it did.
+            predictions = predictions.reshape(shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's warning about broadcast shapes
+            loss = _LOSSES[loss_class](predictions, t.detach().cpu().float(), reduction=reduction)
+        w_grad, b_grad = torch.autograd.grad(loss, (w, b))
+        cache[key] = (float(loss.detach()), [float(w_grad), float(b_grad)])
+    return cache[key]
 
 
-def _loss_value(params, batch, loss_class, reduction) -> float | None:
+def _loss_value(params, batch, loss_class, reduction, cache) -> float | None:
     if params is None or loss_class is None:
         return None
-    with torch.no_grad():
-        return float(_graph(params, batch, loss_class, reduction)[2])
+    return _computed(params, batch, loss_class, reduction, cache)[0]
 
 
-def _gradient(params, batch, loss_class, reduction) -> list[float] | None:
+def _gradient(params, batch, loss_class, reduction, cache) -> list[float] | None:
     if params is None or loss_class is None:
         return None
-    w, b, loss = _graph(params, batch, loss_class, reduction)
-    loss.backward()
-    return [float(w.grad), float(b.grad)]
+    return _computed(params, batch, loss_class, reduction, cache)[1]
 
 
 def _slack(loss_class, scale, rows, reduction) -> tuple[float, float]:
