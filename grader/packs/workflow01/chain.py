@@ -165,8 +165,12 @@ def _chain_break(record, assignment, tests: list[str]) -> str | None:
         return x, t, _predictions_shape(loss, labels)
 
     def loss_class_of(loss) -> str | None:
+        """The loss the grader recomputes: the one the loop computed, else (a class it cannot
+        rebuild) `loss_fn` as the grader read it."""
         found = loss["loss_class"] if loss else default_loss
-        return found if found in REPLAYABLE_LOSSES else None
+        if found in REPLAYABLE_LOSSES:
+            return found
+        return default_loss if default_loss in REPLAYABLE_LOSSES else None
 
     optimizer = None
     if held["class"] in REPLAYABLE_OPTIMIZERS and held["lr"] is not None:
@@ -250,6 +254,15 @@ def _chain_break(record, assignment, tests: list[str]) -> str | None:
             if at_forward is None and current is None:
                 unknown = True  # the first step's start is not known: nor its gradient
                 continue
+            if loss_class_of(loss) is None:
+                # Without a loss it can rebuild, the grader holds nothing the steps must
+                # follow: they prove no training.
+                shown = (loss or {}).get("loss_class") or default_loss or "its loss"
+                return (
+                    f"the loss it computes (`{shown}`) is not L1, MSE, SmoothL1 or Huber, so "
+                    "its steps cannot be checked against it: train with `nn.L1Loss()`, as "
+                    "the exercise asks."
+                )
             params = at_forward if at_forward is not None else current
             computed = _gradient(
                 params, batch_of(forward, loss), loss_class_of(loss), reduction, cache
