@@ -129,6 +129,9 @@ def test_hostile_submission_gets_its_expected_verdict(entry, tmp_path):
     for section, hint in expected.items():
         assert hint in found[section], f"{section}: {found[section]}, expected {hint}"
         assert not entry.get("exact", False) or found[section] == {hint}, found[section]
+    # A section whose work is forged keeps none of its points.
+    for section in entry.get("no_points", []):
+        assert result.section(section).score == 0, f"{section} kept {result.section(section).score}"
     # Time: the grader answers within the notebook limit plus a few seconds, whatever happens.
     assert elapsed < LIMITS.notebook_timeout + 10
     # Pickles: the payload in a saved model never ran in the grader.

@@ -97,15 +97,21 @@ def _wrong_data(record, assignment, loop) -> tuple[str, int] | None:
     return None
 
 
-def _untrained(record, assignment, trained):
-    """The trained model as it stood before the loop: after the last section before it that
-    held that same model, else after the model section (or the loss section's)."""
+def models_before_the_loop(record, assignment):
+    """The graded model as each section before the training loop left it, the latest first
+    (those where it was a model)."""
     sections = list(assignment.section_ids)
     for section_id in reversed(sections[: sections.index("training_loop")]):
         try:
-            model = record.module(assignment.model_name, section_id)
+            yield record.module(assignment.model_name, section_id)
         except Mistake:
             continue
+
+
+def untrained(record, assignment, trained):
+    """The trained model as it stood before the loop: after the last section before it that
+    held that same model, else after the model section (or the loss section's)."""
+    for model in models_before_the_loop(record, assignment):
         if model.id == trained.id:
             return model
     try:
@@ -132,12 +138,12 @@ def _replayed(record, assignment) -> dict | None:
             "training.model_replaced",
         )
     trained = loop["model"]
-    start_model = _untrained(record, assignment, trained)
+    start_model = untrained(record, assignment, trained)
     start, final = line_of(start_model, record), line_of(trained, record)
     if start is None or final is None:
         return None
     first = epochs[0].step
-    held = _held_optimizer(record, assignment, first)
+    held = held_optimizer(record, assignment, first)
     loss_event = next(
         (e for ep in epochs for e in ep.events if e["kind"] == "loss" and e["grad_enabled"]),
         None,
@@ -187,7 +193,7 @@ def _replayed(record, assignment) -> dict | None:
     }
 
 
-def _held_optimizer(record, assignment, step: dict) -> dict:
+def held_optimizer(record, assignment, step: dict) -> dict:
     """{"class", "lr", "settings"} of the optimizer the loop stepped, as the grader's snapshots
     hold it: as the cells before the loop left it (a learning rate changed inside the loop is
     not replayed), or as the training cell made it. The trace's own account of the step is

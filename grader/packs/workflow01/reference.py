@@ -140,7 +140,7 @@ def _replay_setup(start, batches, optimizer, loss_class, reduction, trainable):
     b = torch.tensor([start[1]], dtype=torch.float32, requires_grad=True)
     params = [p for p, train in zip((w, b), trainable) if train]
     loss_fn = getattr(nn, loss_class)(reduction=reduction)
-    step = _optimizer_step(optimizer)
+    step = optimizer_step(optimizer)
     state: dict[int, dict] = {id(p): {} for p in params}
     for x, y in batches:
         loss = loss_fn(w * x + b, y)
@@ -153,7 +153,7 @@ def _replay_setup(start, batches, optimizer, loss_class, reduction, trainable):
     return float(w.detach()), float(b.detach())
 
 
-def _optimizer_step(optimizer: dict):
+def optimizer_step(optimizer: dict):
     lr = float(optimizer["lr"])
     weight_decay = float(optimizer.get("weight_decay") or 0.0)
     if optimizer["class"] == "SGD":

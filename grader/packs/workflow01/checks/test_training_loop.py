@@ -5,6 +5,7 @@ import math
 import pytest
 
 from grader.check_api import Mistake, appends_to, check, expect, names_made
+from grader.packs.workflow01.chain import corroborated
 from grader.packs.workflow01.epochs import (
     compares_with,
     loss_shapes,
@@ -51,6 +52,7 @@ def loop(record, assignment):
 
 
 @check("training_loop", "epochs")
+@corroborated
 def test_one_step_per_epoch(loop, assignment, record):
     steps = len(loop["epochs"])
     if not steps:
@@ -89,6 +91,7 @@ def _never_steps(record) -> str:
 
 
 @check("training_loop", "five_steps", weight=3)
+@corroborated
 def test_five_steps_in_order(loop, record):
     if not loop["epochs"]:
         raise Mistake(_never_steps(record), "training.no_step")
@@ -106,6 +109,7 @@ def test_five_steps_in_order(loop, record):
 
 
 @check("training_loop", "sgd_steps")
+@corroborated
 def test_each_step_is_sgd(loop, record):
     if not loop["epochs"]:  # nothing to judge is a failure, never a pass
         raise Mistake(_never_steps(record), "training.no_step")
@@ -120,6 +124,7 @@ def test_each_step_is_sgd(loop, record):
 
 
 @check("training_loop", "training_data")
+@corroborated
 def test_learns_from_the_training_data(loop, record, assignment):
     if not loop["epochs"]:
         raise Mistake(_never_steps(record), "training.no_step")
@@ -144,6 +149,7 @@ def test_the_model_learned_what_the_replay_learns(record, assignment):
 
 
 @check("training_loop", "loss_decreases")
+@corroborated
 def test_loss_goes_down(loop, record, assignment):
     steps_the_model = {p["id"] for p in loop["model"].parameters}
     stepped = set(loop["epochs"][0].step["param_ids"]) if loop["epochs"] else set()
@@ -163,6 +169,7 @@ def test_loss_goes_down(loop, record, assignment):
 
 
 @check("training_loop", "test_passes", weight=2)
+@corroborated(tests=True)
 def test_regular_test_passes(loop, assignment, record):
     epochs, model_id, X_test = loop["epochs"], loop["model_id"], loop["X_test"]
     # A loop that trains on the test data (or a split whose test rows are its training rows)
@@ -232,6 +239,7 @@ def test_regular_test_passes(loop, assignment, record):
 
 
 @check("training_loop", "loss_history", only="01_pytorch_workflow")
+@corroborated(tests=True)
 def test_loss_history_lists(record, assignment):
     loop = _loop_or_none(record, assignment)
     # One entry every `test_every` epochs of the loop as it ran: a loop of another length is
