@@ -4,7 +4,7 @@ import re
 
 from grader.check_api import Mistake, check, expect, names_made, same_values
 from grader.packs.workflow01.epochs import same_input
-from grader.packs.workflow01.model import line_of
+from grader.packs.workflow01.model import line_of, no_graph_built
 
 
 def _loaded(record, assignment):
@@ -156,6 +156,7 @@ def test_reloaded_predictions_carry_no_gradient(record, assignment):
         "inside `with torch.inference_mode():`.",
         "predictions.requires_grad",
     )
+    no_graph_built(record, "load_model", _loaded(record, assignment), preds)
 
 
 @check("load_model", "eval_mode")

@@ -3,7 +3,7 @@
 import math
 
 from grader.check_api import Mistake, check, expect, names_made, same_values
-from grader.packs.workflow01.model import line_of
+from grader.packs.workflow01.model import line_of, no_graph_built
 
 
 @check("predictions", "shape")
@@ -24,7 +24,7 @@ def test_shape_matches_y_test(record):
 
 
 @check("predictions", "no_gradient")
-def test_no_gradient(record):
+def test_no_gradient(record, assignment):
     y_preds = record.tensor("y_preds", "predictions")
     expect(
         not y_preds.requires_grad,
@@ -32,6 +32,8 @@ def test_no_gradient(record):
         "`with torch.inference_mode():`.",
         "predictions.requires_grad",
     )
+    model = record.module(assignment.model_name, "predictions")
+    no_graph_built(record, "predictions", model, y_preds)
 
 
 @check("predictions", "from_model", weight=2)
