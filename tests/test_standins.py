@@ -155,3 +155,27 @@ def test_a_device_error_finds_the_value_that_is_elsewhere():
     # An unusable `device`: nothing is "off" it.
     snapshot["device"] = _value("gpu")
     assert misplaced_in_cell(snapshot, line, line, gpu=True) == []
+
+
+def test_a_dtype_changed_after_the_model_section_is_put_back():
+    """`model_1.double()` in a later cell is put back to the dtype the model cell gave the same
+    model; a model cell's own dtype (charged by the model section, shared by every instance of
+    the class, the reloaded one too) and a new model made later are left as they are."""
+    from grader.packs.workflow01.standins import repair
+
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+
+    def model(dtype, id=7):
+        parameters = [{"dtype": dtype, "device": "cpu"} for _ in range(2)]
+        return {"kind": "module", "id": id, "parameters": parameters}
+
+    device = {"device": _value("cpu")}
+    earlier = {"model": {**device, "model_1": model("float32")}}
+    doubled = {**device, "model_1": model("float64")}
+    names, source = repair(exercises, "training_loop", doubled, False, [], earlier)
+    assert (names, source) == (["model_1"], "model_1.to(torch.float32)")
+    kept = {**device, "model_1": model("float32")}
+    assert repair(exercises, "training_loop", kept, False, [], earlier) is None
+    assert repair(exercises, "model", doubled, False, [], {}) is None
+    new_model = {**device, "model_1": model("float64", id=8)}
+    assert repair(exercises, "predictions", new_model, False, [], earlier) is None

@@ -226,7 +226,9 @@ class Session:
         saves = [
             e for e in self.record["trace"] if e["kind"] == "save" and e["cell"] == outcome["index"]
         ]
-        fix = pack.repair(assignment, outcome["grade_id"], snapshot, gpu, saves)
+        earlier = dict(self.record["snapshots"])
+        earlier.pop(outcome["grade_id"], None)
+        fix = pack.repair(assignment, outcome["grade_id"], snapshot, gpu, saves, earlier)
         if fix is None or (fix[1] is None and standin is None):
             return
         names, source = fix

@@ -20,7 +20,7 @@ from typing import Any
 
 from grader.check_api import ModuleValue
 from grader.packs.workflow01.assignments import Assignment
-from grader.packs.workflow01.model import computes_its_line, fault, line_of
+from grader.packs.workflow01.model import changed_dtype, computes_its_line, fault, line_of
 from grader.packs.workflow01.reference import replay_setup
 
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
@@ -107,6 +107,7 @@ def repair(
     snapshot: dict[str, dict],
     gpu: bool,
     saves: list[dict] | None = None,
+    earlier: dict[str, dict[str, dict]] | None = None,
 ):
     """(names, source) that puts right what a section's cell, which ran, left wrong for the
     sections after it, or None where it left nothing wrong.
@@ -118,7 +119,9 @@ def repair(
     `model_1` left off `device` (`model_1.cuda` without brackets), or not a model at all (the
     source is then None: the section's stand-in), and the save section's file when it holds the
     whole model or its `state_dict` method (`saves`: the cell's save events), which no
-    `load_state_dict(torch.load(...))` can read."""
+    `load_state_dict(torch.load(...))` can read; and the model's dtype, where a cell after the
+    model section changed it (`model_1.double()`, `earlier`: the snapshots before), which no new
+    instance of the class (the reloaded model) shares."""
     if (
         section_id == "device"
         and assignment.device_agnostic
@@ -138,6 +141,10 @@ def repair(
     if section_id == "model" and model.get("kind") == "module" and _broken_model(assignment, model):
         # `def foward`, plain tensors for parameters: every later use of the model fails.
         return [assignment.model_name], None
+    made = (earlier or {}).get("model", {}).get(assignment.model_name, {})
+    dtype = changed_dtype(made, model) if section_id != "model" else None
+    if dtype is not None:
+        return [assignment.model_name], f"{assignment.model_name}.to(torch.{dtype})"
     if not assignment.device_agnostic:
         return None
     device = device_type(snapshot.get("device"), gpu)

@@ -3,6 +3,7 @@
 import ast
 
 from grader.check_api import check, expect, parse
+from grader.packs.workflow01.model import dtype_kept
 
 
 @check("loss_optimizer", "l1_loss")
@@ -107,3 +108,8 @@ def _default_lr_note(record) -> str:
         if name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad") and not given:
             return ", the optimizer's default: your call gives it no `lr`"
     return ""
+
+
+@check("loss_optimizer", "dtype")
+def test_the_model_keeps_its_dtype(record, assignment):
+    dtype_kept(record, assignment.model_name, "loss_optimizer")

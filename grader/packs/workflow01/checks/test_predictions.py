@@ -3,7 +3,7 @@
 import math
 
 from grader.check_api import Mistake, check, expect, names_made, same_values
-from grader.packs.workflow01.model import line_of, no_graph_built
+from grader.packs.workflow01.model import dtype_kept, line_of, no_graph_built
 
 
 @check("predictions", "shape")
@@ -71,6 +71,11 @@ def _left_by_an_earlier_cell(record) -> str:
         f" Your cell never assigns `y_preds`{kept}, so the `y_preds` checked is the one an "
         "earlier cell left: store this cell's predictions in `y_preds`."
     )
+
+
+@check("predictions", "dtype")
+def test_the_model_keeps_its_dtype(record, assignment):
+    dtype_kept(record, assignment.model_name, "predictions")
 
 
 @check("predictions", "eval_mode")

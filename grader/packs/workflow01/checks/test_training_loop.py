@@ -14,6 +14,7 @@ from grader.packs.workflow01.epochs import (
     training_forward,
     training_view,
 )
+from grader.packs.workflow01.model import dtype_kept
 from grader.packs.workflow01.outcome import judge_training, loop_findings, wrong_data
 
 ORDER = (
@@ -141,6 +142,11 @@ def test_the_model_learned_what_the_replay_learns(record, assignment):
     """The outcome, judged by the grader: the final parameters are those its own replay of
     your setup reaches from your starting values on `X_train` and `y_train`."""
     judge_training(record, assignment)
+
+
+@check("training_loop", "dtype")
+def test_the_model_keeps_its_dtype(record, assignment):
+    dtype_kept(record, assignment.model_name, "training_loop")
 
 
 @check("training_loop", "loss_decreases")
