@@ -179,3 +179,24 @@ def test_a_dtype_changed_after_the_model_section_is_put_back():
     assert repair(exercises, "model", doubled, False, [], {}) is None
     new_model = {**device, "model_1": model("float64", id=8)}
     assert repair(exercises, "predictions", new_model, False, [], earlier) is None
+
+
+def test_data_moved_back_to_the_cpu_after_the_loop_is_put_back_on_the_gpu():
+    """`X_test = X_test.cpu()` after the loop put the data on the GPU: the later cells get it
+    back on `device`; data that never went to the GPU, or a notebook on the CPU, is left."""
+    from grader.packs.workflow01.standins import repair
+
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+
+    def data(place):
+        return {n: {"kind": "tensor", "device": place} for n in ("X_test", "y_test")}
+
+    on_gpu = {"device": _value("cuda"), **data("cuda:0")}
+    back = {"device": _value("cuda"), **data("cpu")}
+    names, source = repair(exercises, "predictions", back, True, [], {"training_loop": on_gpu})
+    assert names == ["X_test", "y_test"]
+    assert source == "X_test = X_test.to(device)\ny_test = y_test.to(device)"
+    never_moved = {"training_loop": {"device": _value("cuda"), **data("cpu")}}
+    assert repair(exercises, "predictions", back, True, [], never_moved) is None
+    on_cpu = {"device": _value("cpu"), **data("cpu")}
+    assert repair(exercises, "predictions", on_cpu, True, [], {"training_loop": on_gpu}) is None

@@ -7,8 +7,6 @@ probes.py); which parameter is the slope, and what a line is, is this chapter's 
 
 from __future__ import annotations
 
-import re
-
 import torch
 
 from grader.check_api import Mistake, ModuleValue, Record, names_made
@@ -169,51 +167,4 @@ def no_graph_built(record: Record, section_id: str, model: ModuleValue, preds) -
         "carries no gradient only because it was detached (or the parameters frozen) after "
         "the forward pass. Make the prediction inside `with torch.inference_mode():`.",
         "predictions.grad_tracked",
-    )
-
-
-def changed_dtype(made: dict, now: dict) -> str | None:
-    """The dtype ("float32") the model section's model (`made`, a snapshot's value) had, where
-    the same model (`now`) has another one now; None where it kept it or either is no model."""
-    if (
-        made.get("kind") != "module"
-        or now.get("kind") != "module"
-        or made.get("id") != now.get("id")
-    ):
-        return None
-    before = {p.get("dtype") for p in made.get("parameters", [])}
-    after = {p.get("dtype") for p in now.get("parameters", [])}
-    if len(before) != 1 or before == after or not str(next(iter(before))).startswith("float"):
-        return None
-    return next(iter(before))
-
-
-# What changes a model's dtype on a line of a cell: `.double()`, `.half()`, `.to(torch.float64)`.
-_DTYPE_CHANGE = re.compile(
-    r"\.(double|half|bfloat16)\(|\.(to|type)\(.*\b(float64|double|float16|half)\b"
-)
-
-
-def dtype_kept(record: Record, model_name: str, section_id: str) -> None:
-    """The model keeps the dtype its own cell gave it through a later section's cell: a
-    `model_1.double()` after it changes every result after it, and no new instance of the
-    class (the reloaded model) shares it."""
-    made = record.raw_value(model_name, "model")
-    now = record.raw_value(model_name, section_id)
-    before = changed_dtype(made, now)
-    if before is None:
-        return
-    after = sorted({p["dtype"] for p in now["parameters"]})
-    source = (record.stub_cell(section_id) or {}).get("source", "")
-    lines = [
-        (n, text.strip())
-        for n, text in enumerate(source.splitlines(), 1)
-        if model_name in text and _DTYPE_CHANGE.search(text.split("#")[0])
-    ]
-    where = f" (line {lines[0][0]}, `{lines[0][1]}`)" if lines else ""
-    raise Mistake(
-        f"Your cell changes `{model_name}`'s parameters from {before} to "
-        f"{', '.join(after)}{where}: keep the model in the dtype your model cell gave "
-        "it.",
-        "model.dtype_changed",
     )

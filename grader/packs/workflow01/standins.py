@@ -20,8 +20,9 @@ from typing import Any
 
 from grader.check_api import ModuleValue
 from grader.packs.workflow01.assignments import Assignment
-from grader.packs.workflow01.model import changed_dtype, computes_its_line, fault, line_of
+from grader.packs.workflow01.model import computes_its_line, fault, line_of
 from grader.packs.workflow01.reference import replay_setup
+from grader.packs.workflow01.state import changed_dtype, moved_off_device
 
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
 
@@ -121,7 +122,8 @@ def repair(
     whole model or its `state_dict` method (`saves`: the cell's save events), which no
     `load_state_dict(torch.load(...))` can read; and the model's dtype, where a cell after the
     model section changed it (`model_1.double()`, `earlier`: the snapshots before), which no new
-    instance of the class (the reloaded model) shares."""
+    instance of the class (the reloaded model) shares; and the data a cell moved back to the
+    CPU after an earlier one put it on the GPU."""
     if (
         section_id == "device"
         and assignment.device_agnostic
@@ -148,6 +150,9 @@ def repair(
     if not assignment.device_agnostic:
         return None
     device = device_type(snapshot.get("device"), gpu)
+    back = moved_off_device(earlier or {}, snapshot) if device == "cuda" else []
+    if back:  # `X_test = X_test.cpu()` after the loop: the later cells meet the model on the GPU
+        return back, "\n".join(f"{n} = {n}.to(device)" for n in back)
     if section_id == "model" and model.get("kind") == "module" and device is not None:
         placed = {p.get("device", "").split(":")[0] for p in model.get("parameters", [])}
         if placed - {device}:

@@ -3,7 +3,7 @@
 import ast
 
 from grader.check_api import check, expect, parse
-from grader.packs.workflow01.model import dtype_kept
+from grader.packs.workflow01.state import dtype_kept
 
 
 @check("loss_optimizer", "l1_loss")

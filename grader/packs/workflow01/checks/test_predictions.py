@@ -3,7 +3,8 @@
 import math
 
 from grader.check_api import Mistake, check, expect, names_made, same_values
-from grader.packs.workflow01.model import dtype_kept, line_of, no_graph_built
+from grader.packs.workflow01.model import line_of, no_graph_built
+from grader.packs.workflow01.state import data_kept_on_device, dtype_kept
 
 
 @check("predictions", "shape")
@@ -76,6 +77,11 @@ def _left_by_an_earlier_cell(record) -> str:
 @check("predictions", "dtype")
 def test_the_model_keeps_its_dtype(record, assignment):
     dtype_kept(record, assignment.model_name, "predictions")
+
+
+@check("predictions", "data_on_device", only="01_pytorch_workflow_exercises")
+def test_the_data_stays_on_the_device(record):
+    data_kept_on_device(record, "predictions")
 
 
 @check("predictions", "eval_mode")

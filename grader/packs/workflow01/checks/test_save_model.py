@@ -3,6 +3,7 @@
 from pathlib import PurePath
 
 from grader.check_api import Mistake, check, expect, same_values
+from grader.packs.workflow01.state import data_kept_on_device
 
 
 def _saved(record):
@@ -85,3 +86,8 @@ def test_file_holds_the_trained_state_dict(record, assignment):
             f"The saved `{name}` is not the trained value: save after training.",
             "save.not_trained",
         )
+
+
+@check("save_model", "data_on_device", only="01_pytorch_workflow_exercises")
+def test_the_data_stays_on_the_device(record):
+    data_kept_on_device(record, "save_model")

@@ -14,8 +14,8 @@ from grader.packs.workflow01.epochs import (
     training_forward,
     training_view,
 )
-from grader.packs.workflow01.model import dtype_kept
 from grader.packs.workflow01.outcome import judge_training, loop_findings, wrong_data
+from grader.packs.workflow01.state import data_kept_on_device, dtype_kept
 
 ORDER = (
     "training.no_forward",
@@ -147,6 +147,11 @@ def test_the_model_learned_what_the_replay_learns(record, assignment):
 @check("training_loop", "dtype")
 def test_the_model_keeps_its_dtype(record, assignment):
     dtype_kept(record, assignment.model_name, "training_loop")
+
+
+@check("training_loop", "data_on_device", only="01_pytorch_workflow_exercises")
+def test_the_data_stays_on_the_device(record):
+    data_kept_on_device(record, "training_loop")
 
 
 @check("training_loop", "loss_decreases")
