@@ -200,3 +200,20 @@ def test_data_moved_back_to_the_cpu_after_the_loop_is_put_back_on_the_gpu():
     assert repair(exercises, "predictions", back, True, [], never_moved) is None
     on_cpu = {"device": _value("cpu"), **data("cpu")}
     assert repair(exercises, "predictions", on_cpu, True, [], {"training_loop": on_gpu}) is None
+
+
+def test_a_device_changed_after_the_device_cell_is_put_back():
+    """`device = "cpu"` in the predictions cell is put back to the device cell's "cuda" for the
+    later cells; a device the device section itself put right ("gpu") is not a change."""
+    from grader.packs.workflow01.standins import repair
+
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+    earlier = {"device": {"device": _value("cuda")}}
+    changed = {"device": _value("cpu")}
+    assert repair(exercises, "predictions", changed, True, [], earlier) == (
+        ["device"],
+        "device = 'cuda'",
+    )
+    assert repair(exercises, "predictions", {"device": _value("cuda")}, True, [], earlier) is None
+    unusable = {"device": {"device": _value("gpu")}}
+    assert repair(exercises, "predictions", {"device": _value("cuda")}, True, [], unusable) is None

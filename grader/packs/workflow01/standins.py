@@ -22,7 +22,12 @@ from grader.check_api import ModuleValue
 from grader.packs.workflow01.assignments import Assignment
 from grader.packs.workflow01.model import computes_its_line, fault, line_of
 from grader.packs.workflow01.reference import replay_setup
-from grader.packs.workflow01.state import changed_dtype, moved_off_device
+from grader.packs.workflow01.state import (
+    STATE_SECTIONS,
+    changed_dtype,
+    device_changed,
+    moved_off_device,
+)
 
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
 
@@ -144,13 +149,20 @@ def repair(
         # `def foward`, plain tensors for parameters: every later use of the model fails.
         return [assignment.model_name], None
     made = (earlier or {}).get("model", {}).get(assignment.model_name, {})
-    dtype = changed_dtype(made, model) if section_id != "model" else None
+    dtype = changed_dtype(made, model) if section_id in STATE_SECTIONS else None
     if dtype is not None:
         return [assignment.model_name], f"{assignment.model_name}.to(torch.{dtype})"
     if not assignment.device_agnostic:
         return None
     device = device_type(snapshot.get("device"), gpu)
+    made = (earlier or {}).get("device", {}).get("device", {})
+    if section_id in STATE_SECTIONS and device_changed(made, snapshot.get("device", {})):
+        # `device = "cpu"` after the device cell: the later cells' models leave their data.
+        value = made["value"]
+        fixed = f"torch.device({value!r})" if made["kind"] == "device" else repr(value)
+        return ["device"], f"device = {fixed}"
     back = moved_off_device(earlier or {}, snapshot) if device == "cuda" else []
+    back = back if section_id in STATE_SECTIONS else []
     if back:  # `X_test = X_test.cpu()` after the loop: the later cells meet the model on the GPU
         return back, "\n".join(f"{n} = {n}.to(device)" for n in back)
     if section_id == "model" and model.get("kind") == "module" and device is not None:

@@ -1,16 +1,27 @@
 """Chapter 01's state between cells: what a later cell changes of a value that the sections
 after it need, as its own section charges it and as the grader puts it back for the later ones
 (standins.repair): the model's dtype (`model_1.double()`), the data's device
-(`X_test = X_test.cpu()` after the loop moved it to the GPU).
+(`X_test = X_test.cpu()` after the loop moved it to the GPU), `device` itself (`device = "cpu"`
+after the device cell made it "cuda").
 """
 
 from __future__ import annotations
 
 import re
 
-from grader.check_api import Mistake, Record
+from grader.check_api import Mistake, Record, names_made
 
 DATA = ("X_train", "y_train", "X_test", "y_test")
+# The sections whose cells come after the model's and the device's, where such a change is
+# charged to its cell (`state_kept`) and put back for the later ones (standins.repair).
+STATE_SECTIONS = ("loss_optimizer", "training_loop", "predictions", "save_model")
+
+
+def state_kept(record: Record, assignment, section_id: str) -> None:
+    """What a section's cell leaves of the model's dtype, `device` and the data's device is
+    what the cells before it made (each rule says why)."""
+    dtype_kept(record, assignment.model_name, section_id)
+    kept_on_device(record, section_id)
 
 
 def changed_dtype(made: dict, now: dict) -> str | None:
@@ -84,10 +95,34 @@ def _place(value: dict) -> str:
 _TO_CPU = re.compile(r"=.*(\.cpu\(|\.to\(\s*['\"]cpu)")
 
 
-def data_kept_on_device(record: Record, section_id: str) -> None:
-    """The data stays on `device` through a section's cell once an earlier cell put it there:
-    a cell that moves it back to the CPU (to plot it, say) leaves every later cell to meet it
+def device_changed(made: dict, now: dict) -> bool:
+    """Whether `device` as the device cell made it (`made`, a snapshot's value: a string or a
+    torch.device) names another kind of device now: a later cell changed it."""
+    places = [
+        str(v.get("value")).split(":")[0] if v.get("kind") in ("value", "device") else None
+        for v in (made, now)
+    ]
+    # Only a usable device changed for another: one the device section put right ("gpu") is not.
+    return set(places) <= {"cpu", "cuda"} and places[0] != places[1]
+
+
+def kept_on_device(record: Record, section_id: str) -> None:
+    """`device`, and the data on it, stay as they are through a section's cell: a cell that
+    changes `device` (`device = "cpu"` to plot) sends the later cells' models elsewhere than
+    their data; one that moves the data back to the CPU leaves every later cell to meet it
     there, beside the model on the GPU."""
+    made, now = record.raw_value("device", "device"), record.raw_value("device", section_id)
+    if device_changed(made, now):
+        source = (record.stub_cell(section_id) or {}).get("source", "")
+        line = names_made(source).get("device")
+        text = source.splitlines()[line - 1].strip() if line else ""
+        where = f" (line {line}, `{text}`)" if line else ""
+        raise Mistake(
+            f"Your cell changes `device` from {made['value']!r} to {now['value']!r}{where}: "
+            "the cells after it would put their models on the new device while the data "
+            "stays on the old one.",
+            "device.changed",
+        )
     snapshots = record.raw.get("snapshots", {})
     ids = list(snapshots)
     if section_id not in ids:

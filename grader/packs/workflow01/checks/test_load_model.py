@@ -144,7 +144,7 @@ def test_loaded_model_on_device(record, assignment):
     loaded = _loaded(record, assignment)
     devices = {p["device"].split(":")[0] for p in loaded.parameters}
     expect(
-        devices <= {record.student_device() or record.expected_device},
+        devices <= {record.student_device("load_model") or record.expected_device},
         f"`{assignment.loaded_name}` is on {', '.join(sorted(devices))}; move it to `device`.",
         "load.not_on_device",
     )

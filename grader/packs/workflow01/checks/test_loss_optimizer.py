@@ -3,7 +3,7 @@
 import ast
 
 from grader.check_api import check, expect, parse
-from grader.packs.workflow01.state import dtype_kept
+from grader.packs.workflow01.state import state_kept
 
 
 @check("loss_optimizer", "l1_loss")
@@ -110,6 +110,6 @@ def _default_lr_note(record) -> str:
     return ""
 
 
-@check("loss_optimizer", "dtype")
-def test_the_model_keeps_its_dtype(record, assignment):
-    dtype_kept(record, assignment.model_name, "loss_optimizer")
+@check("loss_optimizer", "state_kept")
+def test_the_later_cells_get_what_the_earlier_ones_made(record, assignment):
+    state_kept(record, assignment, "loss_optimizer")

@@ -4,7 +4,7 @@ import math
 
 from grader.check_api import Mistake, check, expect, names_made, same_values
 from grader.packs.workflow01.model import line_of, no_graph_built
-from grader.packs.workflow01.state import data_kept_on_device, dtype_kept
+from grader.packs.workflow01.state import state_kept
 
 
 @check("predictions", "shape")
@@ -74,16 +74,6 @@ def _left_by_an_earlier_cell(record) -> str:
     )
 
 
-@check("predictions", "dtype")
-def test_the_model_keeps_its_dtype(record, assignment):
-    dtype_kept(record, assignment.model_name, "predictions")
-
-
-@check("predictions", "data_on_device", only="01_pytorch_workflow_exercises")
-def test_the_data_stays_on_the_device(record):
-    data_kept_on_device(record, "predictions")
-
-
 @check("predictions", "eval_mode")
 def test_predicted_in_eval_mode(record, assignment):
     model = record.module(assignment.model_name, "predictions")
@@ -115,3 +105,8 @@ def _not_replaced(record, assignment, model, line) -> None:
             f"{trained_line[1]:.4f}), so `y_preds` are an untrained model's.",
             "predictions.model_replaced",
         )
+
+
+@check("predictions", "state_kept")
+def test_the_later_cells_get_what_the_earlier_ones_made(record, assignment):
+    state_kept(record, assignment, "predictions")

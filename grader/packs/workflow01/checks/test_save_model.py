@@ -3,7 +3,7 @@
 from pathlib import PurePath
 
 from grader.check_api import Mistake, check, expect, same_values
-from grader.packs.workflow01.state import data_kept_on_device
+from grader.packs.workflow01.state import state_kept
 
 
 def _saved(record):
@@ -88,6 +88,6 @@ def test_file_holds_the_trained_state_dict(record, assignment):
         )
 
 
-@check("save_model", "data_on_device", only="01_pytorch_workflow_exercises")
-def test_the_data_stays_on_the_device(record):
-    data_kept_on_device(record, "save_model")
+@check("save_model", "state_kept")
+def test_the_later_cells_get_what_the_earlier_ones_made(record, assignment):
+    state_kept(record, assignment, "save_model")

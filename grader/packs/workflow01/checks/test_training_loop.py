@@ -15,7 +15,7 @@ from grader.packs.workflow01.epochs import (
     training_view,
 )
 from grader.packs.workflow01.outcome import judge_training, loop_findings, wrong_data
-from grader.packs.workflow01.state import data_kept_on_device, dtype_kept
+from grader.packs.workflow01.state import state_kept
 
 ORDER = (
     "training.no_forward",
@@ -142,16 +142,6 @@ def test_the_model_learned_what_the_replay_learns(record, assignment):
     """The outcome, judged by the grader: the final parameters are those its own replay of
     your setup reaches from your starting values on `X_train` and `y_train`."""
     judge_training(record, assignment)
-
-
-@check("training_loop", "dtype")
-def test_the_model_keeps_its_dtype(record, assignment):
-    dtype_kept(record, assignment.model_name, "training_loop")
-
-
-@check("training_loop", "data_on_device", only="01_pytorch_workflow_exercises")
-def test_the_data_stays_on_the_device(record):
-    data_kept_on_device(record, "training_loop")
 
 
 @check("training_loop", "loss_decreases")
@@ -474,3 +464,8 @@ def _short(values: list, length: int | None = None) -> str:
         shown = [*shown[:5], "...", *tail]
         return f"[{', '.join(shown)}] ({length} entries)"
     return f"[{', '.join(shown)}]"
+
+
+@check("training_loop", "state_kept")
+def test_the_later_cells_get_what_the_earlier_ones_made(record, assignment):
+    state_kept(record, assignment, "training_loop")
