@@ -94,6 +94,8 @@ def test_optimizes_the_models_parameters(record, assignment):
         f"`{assignment.model_name}.parameters()`.",
         "optimizer.other_params",
     )
+    # Checked where the cell did its work, so that a cell that does nothing earns nothing.
+    state_kept(record, assignment, "loss_optimizer")
 
 
 def _default_lr_note(record) -> str:
@@ -108,8 +110,3 @@ def _default_lr_note(record) -> str:
         if name in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad") and not given:
             return ", the optimizer's default: your call gives it no `lr`"
     return ""
-
-
-@check("loss_optimizer", "state_kept")
-def test_the_later_cells_get_what_the_earlier_ones_made(record, assignment):
-    state_kept(record, assignment, "loss_optimizer")

@@ -57,6 +57,8 @@ def test_equals_the_trained_model_on_X_test(record, assignment):
         + _left_by_an_earlier_cell(record),
         "predictions.not_model",
     )
+    # Checked where the cell did its work, so that a cell that does nothing earns nothing.
+    state_kept(record, assignment, "predictions")
 
 
 def _left_by_an_earlier_cell(record) -> str:
@@ -105,8 +107,3 @@ def _not_replaced(record, assignment, model, line) -> None:
             f"{trained_line[1]:.4f}), so `y_preds` are an untrained model's.",
             "predictions.model_replaced",
         )
-
-
-@check("predictions", "state_kept")
-def test_the_later_cells_get_what_the_earlier_ones_made(record, assignment):
-    state_kept(record, assignment, "predictions")
