@@ -13,6 +13,7 @@ import re
 from grader.check_api import Mistake, Record, parse
 from grader.checking.hints import and_list, section_hint
 from grader.packs.workflow01.model import device_fault, fault
+from grader.packs.workflow01.state import DATA
 from grader.record.submission import DATASET_TYPES
 
 
@@ -45,7 +46,7 @@ def _elsewhere(record: Record, section_id: str, error: dict) -> tuple[str, str]:
     the failing line that were off `device` as the cell raised (the grader looked at them
     then), named, with the hint for moving what is actually elsewhere, not what already is
     on the device."""
-    from grader.packs.workflow01.standins import misplaced_in_cell  # torch: where needed
+    from grader.packs.workflow01.standins import misplaced, misplaced_in_cell  # torch: where needed
 
     snapshot = record.raw.get("at_error", {}).get(section_id)
     cell = record.stub_cell(section_id) or {}
@@ -71,6 +72,14 @@ def _elsewhere(record: Record, section_id: str, error: dict) -> tuple[str, str]:
         return text + "." + dropped, "device.to_not_kept"
     if kinds == {"tensor"}:
         hint = "training.off_device" if section_id == "training_loop" else "device.data_not_moved"
+        # The hint's example names `X_train`: the fix for the tensors actually left behind,
+        # and for the rest of the data left with them, which the next line would meet.
+        also = [n for n in misplaced(snapshot, " ".join(DATA), gpu) if n not in found]
+        fix = and_list([f"`{n} = {n}.to(device)`" for n in found + also])
+        moved = "moves it" if len(found + also) == 1 else "move them"
+        others = and_list([f"`{n}`" for n in also])
+        too = f"; {others} {'is' if len(also) == 1 else 'are'} off it too" if also else ""
+        text = f"{text[:-1]}{too}: {fix} {moved} there)"
     elif found == [a.loaded_name]:
         hint = "load.not_on_device"
     elif found == [a.model_name]:
