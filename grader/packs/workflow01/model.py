@@ -164,7 +164,8 @@ def no_graph_built(record: Record, section_id: str, model: ModuleValue, preds) -
     where = f" (line {line})" if line else ""
     raise Mistake(
         f"`{preds.name}`{where} was made by `{model.name}` with gradient tracking on: it "
-        "carries no gradient only because it was detached (or the parameters frozen) after "
-        "the forward pass. Make the prediction inside `with torch.inference_mode():`.",
+        "carries no gradient only because it was cut from the graph after the forward pass "
+        "(`.detach()`, `.data`) or the parameters were frozen. Make the prediction inside "
+        "`with torch.inference_mode():`.",
         "predictions.grad_tracked",
     )
