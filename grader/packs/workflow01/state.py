@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from grader.check_api import Mistake, Record, names_made
+from grader.packs.workflow01.assignments import Assignment
 
 DATA = ("X_train", "y_train", "X_test", "y_test")
 # The sections whose cells come after the model's and the device's, where such a change is
@@ -17,7 +18,7 @@ DATA = ("X_train", "y_train", "X_test", "y_test")
 STATE_SECTIONS = ("loss_optimizer", "training_loop", "predictions", "save_model")
 
 
-def state_kept(record: Record, assignment, section_id: str) -> None:
+def state_kept(record: Record, assignment: Assignment, section_id: str) -> None:
     """What a section's cell leaves of the model's dtype, `device` and the data's device is
     what the cells before it made (each rule says why)."""
     dtype_kept(record, assignment.model_name, section_id)
