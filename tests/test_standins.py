@@ -217,3 +217,22 @@ def test_a_device_changed_after_the_device_cell_is_put_back():
     assert repair(exercises, "predictions", {"device": _value("cuda")}, True, [], earlier) is None
     unusable = {"device": {"device": _value("gpu")}}
     assert repair(exercises, "predictions", {"device": _value("cuda")}, True, [], unusable) is None
+
+
+def test_data_made_a_numpy_array_after_the_loop_is_made_a_tensor_again():
+    """`X_test = X_test.numpy()` in a later cell: the later cells get the tensor back, on the
+    GPU where it was there."""
+    from grader.packs.workflow01.standins import repair
+
+    walkthrough = ASSIGNMENTS["01_pytorch_workflow"]
+    tensor = {"X_test": {"kind": "tensor", "device": "cpu"}}
+    array = {"X_test": {"kind": "tensor", "device": "cpu", "numpy": True}}
+    assert repair(walkthrough, "predictions", array, False, [], {"training_loop": tensor}) == (
+        ["X_test"],
+        "X_test = torch.as_tensor(X_test)",
+    )
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+    on_gpu = {"device": _value("cuda"), "X_test": {"kind": "tensor", "device": "cuda:0"}}
+    now = {"device": _value("cuda"), **array}
+    names, source = repair(exercises, "predictions", now, True, [], {"training_loop": on_gpu})
+    assert source == "X_test = torch.as_tensor(X_test).to(device)"

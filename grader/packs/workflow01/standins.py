@@ -25,8 +25,8 @@ from grader.packs.workflow01.reference import replay_setup
 from grader.packs.workflow01.state import (
     STATE_SECTIONS,
     changed_dtype,
+    data_undone,
     device_changed,
-    moved_off_device,
 )
 
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
@@ -152,6 +152,13 @@ def repair(
     dtype = changed_dtype(made, model) if section_id in STATE_SECTIONS else None
     if dtype is not None:
         return [assignment.model_name], f"{assignment.model_name}.to(torch.{dtype})"
+    # `X_test = X_test.cpu()` (or `.numpy()`) after the loop: the later cells need the tensor,
+    # where it was (back on the GPU only where `device` still names it).
+    undone = data_undone(earlier or {}, snapshot) if section_id in STATE_SECTIONS else {}
+    on_gpu = device_type(snapshot.get("device"), gpu) == "cuda"
+    undone = {n: line for n, line in undone.items() if on_gpu or ".to(device)" not in line}
+    if undone:
+        return list(undone), "\n".join(undone.values())
     if not assignment.device_agnostic:
         return None
     device = device_type(snapshot.get("device"), gpu)
@@ -161,10 +168,6 @@ def repair(
         value = made["value"]
         fixed = f"torch.device({value!r})" if made["kind"] == "device" else repr(value)
         return ["device"], f"device = {fixed}"
-    back = moved_off_device(earlier or {}, snapshot) if device == "cuda" else []
-    back = back if section_id in STATE_SECTIONS else []
-    if back:  # `X_test = X_test.cpu()` after the loop: the later cells meet the model on the GPU
-        return back, "\n".join(f"{n} = {n}.to(device)" for n in back)
     if section_id == "model" and model.get("kind") == "module" and device is not None:
         placed = {p.get("device", "").split(":")[0] for p in model.get("parameters", [])}
         if placed - {device}:

@@ -72,28 +72,33 @@ def dtype_kept(record: Record, model_name: str, section_id: str) -> None:
     )
 
 
-def moved_off_device(earlier: dict[str, dict[str, dict]], now: dict[str, dict]) -> list[str]:
-    """The data tensors that the latest of the `earlier` snapshots (by section id, in the
-    order the cells ran) held on a GPU and `now` holds on the CPU: a cell moved them back."""
+def data_undone(earlier: dict[str, dict[str, dict]], now: dict[str, dict]) -> dict[str, str]:
+    """The data tensors a cell undid, by name, with the line that restores each: those that
+    the latest of the `earlier` snapshots (by section id, in the order the cells ran) held as
+    tensors and `now` holds as numpy arrays (`X_test = X_test.numpy()`), or held on a GPU and
+    `now` holds on the CPU (`X_test = X_test.cpu()`)."""
     if not earlier:
-        return []
+        return {}
     before = list(earlier.values())[-1]
-    return [
-        name
-        for name in DATA
-        if before.get(name, {}).get("kind") == "tensor"
-        and now.get(name, {}).get("kind") == "tensor"
-        and _place(before[name]) == "cuda"
-        and _place(now[name]) == "cpu"
-    ]
+    undone = {}
+    for name in DATA:
+        was, is_now = before.get(name, {}), now.get(name, {})
+        if was.get("kind") != "tensor" or is_now.get("kind") != "tensor":
+            continue
+        to_device = ".to(device)" if _place(was) == "cuda" else ""
+        if is_now.get("numpy") and not was.get("numpy"):
+            undone[name] = f"{name} = torch.as_tensor({name}){to_device}"
+        elif to_device and _place(is_now) == "cpu":
+            undone[name] = f"{name} = {name}{to_device}"
+    return undone
 
 
 def _place(value: dict) -> str:
     return str(value.get("device", "cpu")).split(":")[0]
 
 
-# What moves a tensor to the CPU on a line that rebinds it.
-_TO_CPU = re.compile(r"=.*(\.cpu\(|\.to\(\s*['\"]cpu)")
+# What moves a tensor to the CPU, or makes it a numpy array, on a line that rebinds it.
+_UNDOES = re.compile(r"=.*(\.cpu\(|\.to\(\s*['\"]cpu|\.numpy\(|np\.array\(|np\.asarray\()")
 
 
 def device_changed(made: dict, now: dict) -> bool:
@@ -129,17 +134,27 @@ def kept_on_device(record: Record, section_id: str) -> None:
     if section_id not in ids:
         return
     earlier = {s: snapshots[s] for s in ids[: ids.index(section_id)]}
-    moved = moved_off_device(earlier, snapshots[section_id])
-    if not moved:
+    now = snapshots[section_id]
+    undone = data_undone(earlier, now)
+    if not undone:
         return
     source = (record.stub_cell(section_id) or {}).get("source", "")
     lines = [
         (n, text.strip())
         for n, text in enumerate(source.splitlines(), 1)
-        if any(name in text.split("=")[0] for name in moved) and _TO_CPU.search(text)
+        if any(name in text.split("=")[0] for name in undone) and _UNDOES.search(text)
     ]
     where = f" (line {lines[0][0]}, `{lines[0][1]}`)" if lines else ""
-    shown = ", ".join(f"`{n}`" for n in moved)
+    arrays = [n for n in undone if now[n].get("numpy")]
+    shown = ", ".join(f"`{n}`" for n in arrays or undone)
+    if arrays:
+        raise Mistake(
+            f"Your cell turns {shown} into "
+            f"{'a numpy array' if len(arrays) == 1 else 'numpy arrays'}{where}: the cells "
+            "after it need the tensors (the reloaded model predicts on `X_test`). Give an array "
+            "its own name, or convert the tensor inside the call that needs it.",
+            "state.data_numpy",
+        )
     raise Mistake(
         f"Your cell moves {shown} from `device` back to the CPU{where}: the cells after it meet "
         "them there, beside the model on the GPU.",
