@@ -23,10 +23,12 @@ from grader.packs.workflow01.assignments import Assignment
 from grader.packs.workflow01.model import computes_its_line, fault, line_of
 from grader.packs.workflow01.reference import replay_setup
 from grader.packs.workflow01.state import (
+    MODEL_NEEDED_AFTER,
     STATE_SECTIONS,
     changed_dtype,
     data_undone,
     device_changed,
+    model_moved_back,
 )
 
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
@@ -159,6 +161,10 @@ def repair(
     undone = {n: line for n, line in undone.items() if on_gpu or ".to(device)" not in line}
     if undone:
         return list(undone), "\n".join(undone.values())
+    name = assignment.model_name
+    moved = on_gpu and model_moved_back(earlier or {}, snapshot, name)
+    if section_id in MODEL_NEEDED_AFTER and moved:
+        return [name], f"{name}.to(device)"  # `model_1.cpu()` after the loop
     if not assignment.device_agnostic:
         return None
     device = device_type(snapshot.get("device"), gpu)

@@ -16,13 +16,16 @@ DATA = ("X_train", "y_train", "X_test", "y_test")
 # The sections whose cells come after the model's and the device's, where such a change is
 # charged to its cell (`state_kept`) and put back for the later ones (standins.repair).
 STATE_SECTIONS = ("loss_optimizer", "training_loop", "predictions", "save_model")
+# Those after which a later section still runs the model on the data (the predictions): moving
+# it to the CPU there strands it; the predictions and save cells may (to save from the CPU).
+MODEL_NEEDED_AFTER = ("loss_optimizer", "training_loop")
 
 
 def state_kept(record: Record, assignment: Assignment, section_id: str) -> None:
     """What a section's cell leaves of the model's dtype, `device` and the data's device is
     what the cells before it made (each rule says why)."""
     dtype_kept(record, assignment.model_name, section_id)
-    kept_on_device(record, section_id)
+    kept_on_device(record, section_id, assignment.model_name)
 
 
 def changed_dtype(made: dict, now: dict) -> str | None:
@@ -93,6 +96,18 @@ def data_undone(earlier: dict[str, dict[str, dict]], now: dict[str, dict]) -> di
     return undone
 
 
+def model_moved_back(earlier: dict[str, dict[str, dict]], now: dict[str, dict], name: str) -> bool:
+    """Whether the model `name`, all on a GPU in the latest of the `earlier` snapshots, is the
+    same model all on the CPU `now`: a cell moved it back (`model_1.cpu()` after training)."""
+    if not earlier:
+        return False
+    was, is_now = list(earlier.values())[-1].get(name, {}), now.get(name, {})
+    if was.get("kind") != "module" or is_now.get("kind") != "module":
+        return False
+    places = [{_place(p) for p in v.get("parameters", [])} for v in (was, is_now)]
+    return was.get("id") == is_now.get("id") and places == [{"cuda"}, {"cpu"}]
+
+
 def _place(value: dict) -> str:
     return str(value.get("device", "cpu")).split(":")[0]
 
@@ -112,7 +127,7 @@ def device_changed(made: dict, now: dict) -> bool:
     return set(places) <= {"cpu", "cuda"} and places[0] != places[1]
 
 
-def kept_on_device(record: Record, section_id: str) -> None:
+def kept_on_device(record: Record, section_id: str, model_name: str) -> None:
     """`device`, and the data on it, stay as they are through a section's cell: a cell that
     changes `device` (`device = "cpu"` to plot) sends the later cells' models elsewhere than
     their data; one that moves the data back to the CPU leaves every later cell to meet it
@@ -135,10 +150,22 @@ def kept_on_device(record: Record, section_id: str) -> None:
         return
     earlier = {s: snapshots[s] for s in ids[: ids.index(section_id)]}
     now = snapshots[section_id]
+    source = (record.stub_cell(section_id) or {}).get("source", "")
+    if section_id in MODEL_NEEDED_AFTER and model_moved_back(earlier, now, model_name):
+        lines = [
+            (n, text.strip())
+            for n, text in enumerate(source.splitlines(), 1)
+            if model_name in text and re.search(r"\.cpu\(|\.to\(\s*['\"]cpu", text)
+        ]
+        where = f" (line {lines[0][0]}, `{lines[0][1]}`)" if lines else ""
+        raise Mistake(
+            f"Your cell moves `{model_name}` from `device` back to the CPU{where}: the cells "
+            "after it meet it there, beside the data on the GPU.",
+            "device.model_moved_back",
+        )
     undone = data_undone(earlier, now)
     if not undone:
         return
-    source = (record.stub_cell(section_id) or {}).get("source", "")
     lines = [
         (n, text.strip())
         for n, text in enumerate(source.splitlines(), 1)
