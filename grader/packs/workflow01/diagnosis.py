@@ -10,10 +10,10 @@ from __future__ import annotations
 import ast
 import re
 
-from grader.check_api import Mistake, Record, parse
+from grader.check_api import Mistake, Record, names_made, parse
 from grader.checking.hints import and_list, section_hint
 from grader.packs.workflow01.model import device_fault, fault
-from grader.packs.workflow01.state import DATA
+from grader.packs.workflow01.state import DATA, device_changed
 from grader.record.submission import DATASET_TYPES
 
 
@@ -52,6 +52,15 @@ def _elsewhere(record: Record, section_id: str, error: dict) -> tuple[str, str]:
     cell = record.stub_cell(section_id) or {}
     gpu = record.expected_device == "cuda"
     line, source = error.get("line") or "", cell.get("source", "")
+    made, number = record.raw_value("device", "device"), names_made(source).get("device")
+    if snapshot and number and device_changed(made, snapshot.get("device", {})):
+        where = f" on line {number}"
+        return (
+            f" (your cell changes `device` from {made['value']!r} to "
+            f"{snapshot['device']['value']!r}{where}, so `.to(device)` sends values away from "
+            "the model and data the earlier cells put on the old one)",
+            "device.changed",
+        )
     found = misplaced_in_cell(snapshot, line, source, gpu) if snapshot else []
     if not found:
         return "", "device.mismatch"

@@ -127,13 +127,26 @@ def device_changed(made: dict, now: dict) -> bool:
     return set(places) <= {"cpu", "cuda"} and places[0] != places[1]
 
 
+def changed_here(earlier: dict[str, dict[str, dict]], made: dict, now: dict) -> bool:
+    """Whether `device` (`made` by the device cell) is changed in `now`, and was still as made
+    in the latest of the `earlier` snapshots: the cell between them changed it, not one before
+    that raised (that one failed already; the grader puts `device` back after the next)."""
+    previous = list(earlier.values())[-1].get("device", {}) if earlier else made
+    return device_changed(made, now) and not device_changed(made, previous)
+
+
 def kept_on_device(record: Record, section_id: str, model_name: str) -> None:
     """`device`, and the data on it, stay as they are through a section's cell: a cell that
     changes `device` (`device = "cpu"` to plot) sends the later cells' models elsewhere than
     their data; one that moves the data back to the CPU leaves every later cell to meet it
     there, beside the model on the GPU."""
+    snapshots = record.raw.get("snapshots", {})
+    ids = list(snapshots)
+    if section_id not in ids:
+        return
+    earlier = {s: snapshots[s] for s in ids[: ids.index(section_id)]}
     made, now = record.raw_value("device", "device"), record.raw_value("device", section_id)
-    if device_changed(made, now):
+    if changed_here(earlier, made, now):
         source = (record.stub_cell(section_id) or {}).get("source", "")
         line = names_made(source).get("device")
         text = source.splitlines()[line - 1].strip() if line else ""
@@ -144,11 +157,6 @@ def kept_on_device(record: Record, section_id: str, model_name: str) -> None:
             "stays on the old one.",
             "device.changed",
         )
-    snapshots = record.raw.get("snapshots", {})
-    ids = list(snapshots)
-    if section_id not in ids:
-        return
-    earlier = {s: snapshots[s] for s in ids[: ids.index(section_id)]}
     now = snapshots[section_id]
     source = (record.stub_cell(section_id) or {}).get("source", "")
     if section_id in MODEL_NEEDED_AFTER and model_moved_back(earlier, now, model_name):
