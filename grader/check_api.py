@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from grader.checking.plugin import check
 from grader.contract import Assignment, Section
-from grader.notebook.cell_source import appends_to, names_made, parse
+from grader.notebook.cell_source import appends_to, assigned_lines, names_made, parse
 from grader.record.submission import Mistake, ModuleValue, Record, expect, same_values, what_it_is
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "Record",
     "Section",
     "appends_to",
+    "assigned_lines",
     "check",
     "expect",
     "names_made",

@@ -329,22 +329,36 @@ def _names_read(tree: ast.AST, only_as_tensors: bool = False) -> set[str]:
     }
 
 
-# What a given cell cannot use, by the words of its error: (pattern, whether a tensor has it,
-# how the sentence says it, what to change).
+# What a given cell cannot use, by the words of its error: (pattern, whether a tensor has it on
+# a notebook whose `device` is the second argument, how the sentence says it, what to change).
+# Two devices meeting (`y_preds == loaded_model_preds`) name the tensor off `device`, the one
+# a student's cell moved away (`y_preds = y_preds.cpu()`), before the tensors on the GPU.
 _UNUSABLE = (
     (
+        r"on the same device",
+        lambda value, device: device == "cuda" and _place(value) != device,
+        "on the CPU, while the values it meets are on `device`",
+        "keep it on `device`, and copy it to the CPU (`.cpu()`) only inside the call that "
+        "needs the copy, such as a plot",
+    ),
+    (
         r"cuda|device",
-        lambda value: not str(value.get("device", "cpu")).startswith("cpu"),
+        lambda value, device: _place(value) != "cpu",
         "on the GPU, where numpy and matplotlib cannot read them",
         "move the data to `device` in the cells that train and predict, not before",
     ),
     (
         r"requires grad",
-        lambda value: bool(value.get("requires_grad")),
+        lambda value, device: bool(value.get("requires_grad")),
         "tracking gradients (requires_grad=True), so numpy and matplotlib cannot read them",
         "make the data from plain numbers",
     ),
 )
+
+
+def _place(value: dict) -> str:
+    """The kind of device ("cpu", "cuda") a recorded tensor is on."""
+    return str(value.get("device", "cpu")).split(":")[0]
 
 
 def _what_it_held(cell: dict, record: Record, contract: dict, sources: dict[int, str]) -> str:
@@ -370,6 +384,7 @@ def _what_it_held(cell: dict, record: Record, contract: dict, sources: dict[int,
     if maker is not None:
         cells.insert(0, maker)
     ours = [n for names in contract.values() for n in names]
+    device = record.student_device() or record.expected_device
     for pattern, has, what, change in _UNUSABLE:
         if not re.search(pattern, error["evalue"], re.I):
             continue
@@ -382,13 +397,13 @@ def _what_it_held(cell: dict, record: Record, contract: dict, sources: dict[int,
             read = _names_read(tree, only_as_tensors=True)
             for name in [n for n in ours if n in read]:
                 value = record.raw_value(name, state)
-                if value.get("kind") == "tensor" and has(value):
+                if value.get("kind") == "tensor" and has(value, device):
                     found.setdefault(name, seen["index"])
         if not found:
             continue
         shown = ", ".join(f"`{n}`" for n in found)
         verb = "is" if len(found) == 1 else "are"
-        where = _line_that_moved(record, min(found.values()), pattern)
+        where = _line_that_moved(record, min(found.values()), pattern, list(found))
         return f"It reads {shown}, which {verb} {what}{where}: {change}."
     return ""
 
@@ -405,21 +420,27 @@ def _state_at(record: Record, index: int) -> str | None:
 
 # The lines that put a tensor on the GPU, or make it track gradients.
 _MOVES = {
+    r"on the same device": re.compile(r"=.*(\.cpu\(|\.to\(\s*['\"]cpu)"),
     r"cuda|device": re.compile(r"\.to\(|\.cuda\(|device\s*=\s*device|set_default_device"),
     r"requires grad": re.compile(r"requires_grad\s*=\s*True|requires_grad_\("),
 }
 
 
-def _line_that_moved(record: Record, index: int, pattern: str) -> str:
+def _line_that_moved(record: Record, index: int, pattern: str, names: list[str]) -> str:
     """'. Your `split` cell makes them so on line 1 (`...`)': the last of the student's cells
     before the given one with a line that moves a tensor to the GPU (or makes it track
-    gradients), its device cell (the one that makes the pack's device_name) left out."""
+    gradients; for two devices meeting, that moves one of `names` off the GPU), its device cell
+    (the one that makes the pack's device_name) left out."""
     device = pack_for(record.assignment).device_name
     for section in reversed(record.assignment.sections):
         stub = record.stub_cell(section.id)
         if stub is None or stub["index"] > index or device in section.names:
             continue
         for number, line in enumerate(stub.get("source", "").splitlines(), 1):
+            if pattern == r"on the same device" and not any(
+                re.match(rf"\s*(\w+\s*,\s*)*{n}\b", line) for n in names
+            ):
+                continue  # the line must assign one of the tensors found off the device
             if _MOVES[pattern].search(line) and not line.lstrip().startswith("#"):
                 return (
                     f". Your `{section.id}` cell makes them so on line {number} (`{line.strip()}`)"

@@ -155,3 +155,84 @@ def test_a_device_error_finds_the_value_that_is_elsewhere():
     # An unusable `device`: nothing is "off" it.
     snapshot["device"] = _value("gpu")
     assert misplaced_in_cell(snapshot, line, line, gpu=True) == []
+
+
+def test_a_dtype_changed_after_the_model_section_is_put_back():
+    """`model_1.double()` in a later cell is put back to the dtype the model cell gave the same
+    model; a model cell's own dtype (charged by the model section, shared by every instance of
+    the class, the reloaded one too) and a new model made later are left as they are."""
+    from grader.packs.workflow01.standins import repair
+
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+
+    def model(dtype, id=7):
+        parameters = [{"dtype": dtype, "device": "cpu"} for _ in range(2)]
+        return {"kind": "module", "id": id, "parameters": parameters}
+
+    device = {"device": _value("cpu")}
+    earlier = {"model": {**device, "model_1": model("float32")}}
+    doubled = {**device, "model_1": model("float64")}
+    names, source = repair(exercises, "training_loop", doubled, False, [], earlier)
+    assert (names, source) == (["model_1"], "model_1.to(torch.float32)")
+    kept = {**device, "model_1": model("float32")}
+    assert repair(exercises, "training_loop", kept, False, [], earlier) is None
+    assert repair(exercises, "model", doubled, False, [], {}) is None
+    new_model = {**device, "model_1": model("float64", id=8)}
+    assert repair(exercises, "predictions", new_model, False, [], earlier) is None
+
+
+def test_data_moved_back_to_the_cpu_after_the_loop_is_put_back_on_the_gpu():
+    """`X_test = X_test.cpu()` after the loop put the data on the GPU: the later cells get it
+    back on `device`; data that never went to the GPU, or a notebook on the CPU, is left."""
+    from grader.packs.workflow01.standins import repair
+
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+
+    def data(place):
+        return {n: {"kind": "tensor", "device": place} for n in ("X_test", "y_test")}
+
+    on_gpu = {"device": _value("cuda"), **data("cuda:0")}
+    back = {"device": _value("cuda"), **data("cpu")}
+    names, source = repair(exercises, "predictions", back, True, [], {"training_loop": on_gpu})
+    assert names == ["X_test", "y_test"]
+    assert source == "X_test = X_test.to(device)\ny_test = y_test.to(device)"
+    never_moved = {"training_loop": {"device": _value("cuda"), **data("cpu")}}
+    assert repair(exercises, "predictions", back, True, [], never_moved) is None
+    on_cpu = {"device": _value("cpu"), **data("cpu")}
+    assert repair(exercises, "predictions", on_cpu, True, [], {"training_loop": on_gpu}) is None
+
+
+def test_a_device_changed_after_the_device_cell_is_put_back():
+    """`device = "cpu"` in the predictions cell is put back to the device cell's "cuda" for the
+    later cells; a device the device section itself put right ("gpu") is not a change."""
+    from grader.packs.workflow01.standins import repair
+
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+    earlier = {"device": {"device": _value("cuda")}}
+    changed = {"device": _value("cpu")}
+    assert repair(exercises, "predictions", changed, True, [], earlier) == (
+        ["device"],
+        "device = 'cuda'",
+    )
+    assert repair(exercises, "predictions", {"device": _value("cuda")}, True, [], earlier) is None
+    unusable = {"device": {"device": _value("gpu")}}
+    assert repair(exercises, "predictions", {"device": _value("cuda")}, True, [], unusable) is None
+
+
+def test_data_made_a_numpy_array_after_the_loop_is_made_a_tensor_again():
+    """`X_test = X_test.numpy()` in a later cell: the later cells get the tensor back, on the
+    GPU where it was there."""
+    from grader.packs.workflow01.standins import repair
+
+    walkthrough = ASSIGNMENTS["01_pytorch_workflow"]
+    tensor = {"X_test": {"kind": "tensor", "device": "cpu"}}
+    array = {"X_test": {"kind": "tensor", "device": "cpu", "numpy": True}}
+    assert repair(walkthrough, "predictions", array, False, [], {"training_loop": tensor}) == (
+        ["X_test"],
+        "X_test = torch.as_tensor(X_test)",
+    )
+    exercises = ASSIGNMENTS["01_pytorch_workflow_exercises"]
+    on_gpu = {"device": _value("cuda"), "X_test": {"kind": "tensor", "device": "cuda:0"}}
+    now = {"device": _value("cuda"), **array}
+    names, source = repair(exercises, "predictions", now, True, [], {"training_loop": on_gpu})
+    assert source == "X_test = torch.as_tensor(X_test).to(device)"

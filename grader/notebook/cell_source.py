@@ -97,3 +97,18 @@ def appends_to(source: str, name: str) -> tuple[int, str] | None:
         return None
     line = min(found)
     return line, source.splitlines()[line - 1].strip()
+
+
+def assigned_lines(source: str, name: str) -> list[int]:
+    """The lines of the cell that assign `name` (`name = ...`, `name, other = ...`)."""
+    tree = parse(source)
+    if tree is None:
+        return []
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        for found in ast.walk(target)
+        if isinstance(found, ast.Name) and found.id == name
+    ]

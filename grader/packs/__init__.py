@@ -63,8 +63,9 @@ class Pack:
     snapshot_names: tuple[str, ...] = ()
     # assignment -> {section id: stand-in} for a failed section's cell (grader/grading.py).
     standins: Callable[[Assignment], Mapping[str, StandIn]] | None = None
-    # (assignment, section id, snapshot, gpu, saves) -> (source, names) that puts right the
-    # values a cell left wrong while its section still ran, or None.
+    # (assignment, section id, snapshot, gpu, saves, earlier) -> (source, names) that puts
+    # right the values a cell left wrong while its section still ran, or None (`earlier`: the
+    # snapshots of the sections before, by section id).
     repair: Callable[..., tuple[str, list[str]] | None] | None = None
     # (snapshot, failing line, cell source, gpu) -> the names off the device on that line;
     # and (snapshot, names) -> the source that moves them (a device error's repair).

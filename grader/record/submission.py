@@ -298,9 +298,10 @@ class Record:
         """What `torch.cuda.is_available()` answered the submission (simulated GPU included)."""
         return "cuda" if self.cuda_available or self.simulated_gpu else "cpu"
 
-    def student_device(self) -> str | None:
-        """The student's own `device`, as "cpu" or "cuda", where it is readable."""
-        value = self.raw.get("final", {}).get("device", {})
+    def student_device(self, section_id: str | None = None) -> str | None:
+        """The student's own `device`, as "cpu" or "cuda", where it is readable: as the
+        section's cell left it (a later cell may change it), else at the notebook's end."""
+        value = self.raw_value("device", section_id)
         text = value.get("value") if value.get("kind") in ("value", "device") else None
         return text.split(":")[0] if isinstance(text, str) else None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from grader.notebook.cell_source import names_made
 from grader.packs import pack_for
 from grader.record.schema import RECORD_VERSION, EventReader, FormatError, check_value
 from grader.sandbox.channel import ChannelError, ChannelTimeout, receive_answer, send_request
@@ -209,11 +210,22 @@ class Session:
         pack = self._pack
         if SAME_DEVICE not in str(error.get("evalue")) or not (pack.misplaced and pack.moves):
             return ""
+        if self._device_changed(snapshot, source):
+            return ""  # the cell changed the device itself: the values are where they were
         try:
             found = pack.misplaced(snapshot, error.get("line") or "", source, gpu)
             return pack.moves(snapshot, [n for n in found if n in names])
         except Exception:  # an odd value: the stand-in alone (the message stays torch's)
             return ""
+
+    def _device_changed(self, snapshot: dict, source: str) -> bool:
+        """Whether the cell assigns the pack's device name a value other than the one the
+        cells before it left (`device = "cpu"` in a later cell that then raised)."""
+        name = self._pack.device_name
+        before = [s[name] for s in self.record["snapshots"].values() if name in s][-1:]
+        if not before or name not in snapshot or name not in names_made(source):
+            return False
+        return snapshot[name] != before[0]
 
     def _repair(self, outcome: dict, snapshot: dict, gpu: bool, standin) -> None:
         """A cell that ran but left a value that breaks the later sections (`device = "gpu"`,
@@ -226,7 +238,9 @@ class Session:
         saves = [
             e for e in self.record["trace"] if e["kind"] == "save" and e["cell"] == outcome["index"]
         ]
-        fix = pack.repair(assignment, outcome["grade_id"], snapshot, gpu, saves)
+        earlier = dict(self.record["snapshots"])
+        earlier.pop(outcome["grade_id"], None)
+        fix = pack.repair(assignment, outcome["grade_id"], snapshot, gpu, saves, earlier)
         if fix is None or (fix[1] is None and standin is None):
             return
         names, source = fix

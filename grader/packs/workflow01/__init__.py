@@ -24,10 +24,10 @@ def _standins(assignment):
     return standins(assignment)
 
 
-def _repair(assignment, section_id, snapshot, gpu, saves):
+def _repair(assignment, section_id, snapshot, gpu, saves, earlier=None):
     from grader.packs.workflow01.standins import repair
 
-    return repair(assignment, section_id, snapshot, gpu, saves)
+    return repair(assignment, section_id, snapshot, gpu, saves, earlier)
 
 
 def _misplaced(snapshot, line, source, gpu):

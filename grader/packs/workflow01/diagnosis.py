@@ -10,9 +10,10 @@ from __future__ import annotations
 import ast
 import re
 
-from grader.check_api import Mistake, Record, parse
+from grader.check_api import Mistake, Record, names_made, parse
 from grader.checking.hints import and_list, section_hint
 from grader.packs.workflow01.model import device_fault, fault
+from grader.packs.workflow01.state import DATA, device_changed
 from grader.record.submission import DATASET_TYPES
 
 
@@ -45,12 +46,21 @@ def _elsewhere(record: Record, section_id: str, error: dict) -> tuple[str, str]:
     the failing line that were off `device` as the cell raised (the grader looked at them
     then), named, with the hint for moving what is actually elsewhere, not what already is
     on the device."""
-    from grader.packs.workflow01.standins import misplaced_in_cell  # torch: where needed
+    from grader.packs.workflow01.standins import misplaced, misplaced_in_cell  # torch: where needed
 
     snapshot = record.raw.get("at_error", {}).get(section_id)
     cell = record.stub_cell(section_id) or {}
     gpu = record.expected_device == "cuda"
     line, source = error.get("line") or "", cell.get("source", "")
+    made, number = record.raw_value("device", "device"), names_made(source).get("device")
+    if snapshot and number and device_changed(made, snapshot.get("device", {})):
+        where = f" on line {number}"
+        return (
+            f" (your cell changes `device` from {made['value']!r} to "
+            f"{snapshot['device']['value']!r}{where}, so `.to(device)` sends values away from "
+            "the model and data the earlier cells put on the old one)",
+            "device.changed",
+        )
     found = misplaced_in_cell(snapshot, line, source, gpu) if snapshot else []
     if not found:
         return "", "device.mismatch"
@@ -71,6 +81,14 @@ def _elsewhere(record: Record, section_id: str, error: dict) -> tuple[str, str]:
         return text + "." + dropped, "device.to_not_kept"
     if kinds == {"tensor"}:
         hint = "training.off_device" if section_id == "training_loop" else "device.data_not_moved"
+        # The hint's example names `X_train`: the fix for the tensors actually left behind,
+        # and for the rest of the data left with them, which the next line would meet.
+        also = [n for n in misplaced(snapshot, " ".join(DATA), gpu) if n not in found]
+        fix = and_list([f"`{n} = {n}.to(device)`" for n in found + also])
+        moved = "moves it" if len(found + also) == 1 else "move them"
+        others = and_list([f"`{n}`" for n in also])
+        too = f"; {others} {'is' if len(also) == 1 else 'are'} off it too" if also else ""
+        text = f"{text[:-1]}{too}: {fix} {moved} there)"
     elif found == [a.loaded_name]:
         hint = "load.not_on_device"
     elif found == [a.model_name]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from grader.check_api import ModuleValue, Record
+from grader.check_api import Mistake, ModuleValue, Record, names_made
+from grader.packs.workflow01.epochs import same_input
 
 
 def _same_line(a, b) -> bool:
@@ -133,3 +134,38 @@ def device_fault(model: ModuleValue, error: str) -> str | None:
     if any("on the same device" in p.get("error", "") for p in model.probes):
         return "model.forward_device"
     return None
+
+
+def prediction_call(record: Record, section_id: str, model: ModuleValue, preds) -> dict | None:
+    """The forward event of `model` in a section's cell that made `preds` (a TensorValue): the
+    call whose output it is, else the last call on `X_test` (`.detach()`, `.cpu()` made a new
+    tensor of its output), else the cell's last call of the model; None where it never ran."""
+    calls = record.calls_of(model.id, section_id)
+    made = [e for e in calls if e.get("output_id") == preds.data.get("id")]
+    if made:
+        return made[-1]
+    try:
+        X_test = record.tensor("X_test", section_id).values
+    except Mistake:  # no X_test to match: the split section says why
+        X_test = None
+    on_test = [e for e in calls if X_test is not None and same_input(e["input"], X_test)]
+    return (on_test or calls or [None])[-1]
+
+
+def no_graph_built(record: Record, section_id: str, model: ModuleValue, preds) -> None:
+    """The model made the predictions with gradient tracking off: a `.detach()` (or parameters
+    set to requires_grad=False) after a forward that tracked gradients leaves a tensor without
+    one, but the model built a graph for it, which the chapter's inference mode is there to
+    avoid."""
+    call = prediction_call(record, section_id, model, preds)
+    if call is None or not call["grad_enabled"]:
+        return
+    line = names_made((record.stub_cell(section_id) or {}).get("source", "")).get(preds.name)
+    where = f" (line {line})" if line else ""
+    raise Mistake(
+        f"`{preds.name}`{where} was made by `{model.name}` with gradient tracking on: it "
+        "carries no gradient only because it was cut from the graph after the forward pass "
+        "(`.detach()`, `.data`) or the parameters were frozen. Make the prediction inside "
+        "`with torch.inference_mode():`.",
+        "predictions.grad_tracked",
+    )

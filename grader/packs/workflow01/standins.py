@@ -22,6 +22,14 @@ from grader.check_api import ModuleValue
 from grader.packs.workflow01.assignments import Assignment
 from grader.packs.workflow01.model import computes_its_line, fault, line_of
 from grader.packs.workflow01.reference import replay_setup
+from grader.packs.workflow01.state import (
+    MODEL_NEEDED_AFTER,
+    STATE_SECTIONS,
+    changed_dtype,
+    data_undone,
+    device_changed,
+    model_moved_back,
+)
 
 CLASS_NAME = "LinearRegressionModel"  # the class every stub's instructions name
 
@@ -107,6 +115,7 @@ def repair(
     snapshot: dict[str, dict],
     gpu: bool,
     saves: list[dict] | None = None,
+    earlier: dict[str, dict[str, dict]] | None = None,
 ):
     """(names, source) that puts right what a section's cell, which ran, left wrong for the
     sections after it, or None where it left nothing wrong.
@@ -118,7 +127,10 @@ def repair(
     `model_1` left off `device` (`model_1.cuda` without brackets), or not a model at all (the
     source is then None: the section's stand-in), and the save section's file when it holds the
     whole model or its `state_dict` method (`saves`: the cell's save events), which no
-    `load_state_dict(torch.load(...))` can read."""
+    `load_state_dict(torch.load(...))` can read; and the model's dtype, where a cell after the
+    model section changed it (`model_1.double()`, `earlier`: the snapshots before), which no new
+    instance of the class (the reloaded model) shares; and the data a cell moved back to the
+    CPU after an earlier one put it on the GPU."""
     if (
         section_id == "device"
         and assignment.device_agnostic
@@ -138,9 +150,30 @@ def repair(
     if section_id == "model" and model.get("kind") == "module" and _broken_model(assignment, model):
         # `def foward`, plain tensors for parameters: every later use of the model fails.
         return [assignment.model_name], None
+    made = (earlier or {}).get("model", {}).get(assignment.model_name, {})
+    dtype = changed_dtype(made, model) if section_id in STATE_SECTIONS else None
+    if dtype is not None:
+        return [assignment.model_name], f"{assignment.model_name}.to(torch.{dtype})"
+    # `X_test = X_test.cpu()` (or `.numpy()`) after the loop: the later cells need the tensor,
+    # where it was (back on the GPU only where `device` still names it).
+    undone = data_undone(earlier or {}, snapshot) if section_id in STATE_SECTIONS else {}
+    on_gpu = device_type(snapshot.get("device"), gpu) == "cuda"
+    undone = {n: line for n, line in undone.items() if on_gpu or ".to(device)" not in line}
+    if undone:
+        return list(undone), "\n".join(undone.values())
+    name = assignment.model_name
+    moved = on_gpu and model_moved_back(earlier or {}, snapshot, name)
+    if section_id in MODEL_NEEDED_AFTER and moved:
+        return [name], f"{name}.to(device)"  # `model_1.cpu()` after the loop
     if not assignment.device_agnostic:
         return None
     device = device_type(snapshot.get("device"), gpu)
+    made = (earlier or {}).get("device", {}).get("device", {})
+    if section_id in STATE_SECTIONS and device_changed(made, snapshot.get("device", {})):
+        # `device = "cpu"` after the device cell: the later cells' models leave their data.
+        value = made["value"]
+        fixed = f"torch.device({value!r})" if made["kind"] == "device" else repr(value)
+        return ["device"], f"device = {fixed}"
     if section_id == "model" and model.get("kind") == "module" and device is not None:
         placed = {p.get("device", "").split(":")[0] for p in model.get("parameters", [])}
         if placed - {device}:

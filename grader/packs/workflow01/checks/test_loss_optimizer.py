@@ -3,6 +3,7 @@
 import ast
 
 from grader.check_api import check, expect, parse
+from grader.packs.workflow01.state import state_kept
 
 
 @check("loss_optimizer", "l1_loss")
@@ -93,6 +94,8 @@ def test_optimizes_the_models_parameters(record, assignment):
         f"`{assignment.model_name}.parameters()`.",
         "optimizer.other_params",
     )
+    # Checked where the cell did its work, so that a cell that does nothing earns nothing.
+    state_kept(record, assignment, "loss_optimizer")
 
 
 def _default_lr_note(record) -> str:

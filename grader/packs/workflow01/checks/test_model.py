@@ -259,7 +259,7 @@ def test_model_on_device(record, assignment):
     model = _model(record, assignment)
     devices = {p["device"].split(":")[0] for p in model.parameters}
     # Judged against the student's own `device`: choosing it is the device section's job.
-    expected = record.student_device() or record.expected_device
+    expected = record.student_device("model") or record.expected_device
     expect(
         devices <= {expected},
         f"`{assignment.model_name}` is on {', '.join(sorted(devices))}; move it to `device` "

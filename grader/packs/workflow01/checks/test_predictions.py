@@ -3,7 +3,8 @@
 import math
 
 from grader.check_api import Mistake, check, expect, names_made, same_values
-from grader.packs.workflow01.model import line_of
+from grader.packs.workflow01.model import line_of, no_graph_built
+from grader.packs.workflow01.state import state_kept
 
 
 @check("predictions", "shape")
@@ -24,7 +25,7 @@ def test_shape_matches_y_test(record):
 
 
 @check("predictions", "no_gradient")
-def test_no_gradient(record):
+def test_no_gradient(record, assignment):
     y_preds = record.tensor("y_preds", "predictions")
     expect(
         not y_preds.requires_grad,
@@ -32,6 +33,8 @@ def test_no_gradient(record):
         "`with torch.inference_mode():`.",
         "predictions.requires_grad",
     )
+    model = record.module(assignment.model_name, "predictions")
+    no_graph_built(record, "predictions", model, y_preds)
 
 
 @check("predictions", "from_model", weight=2)
@@ -54,6 +57,8 @@ def test_equals_the_trained_model_on_X_test(record, assignment):
         + _left_by_an_earlier_cell(record),
         "predictions.not_model",
     )
+    # Checked where the cell did its work, so that a cell that does nothing earns nothing.
+    state_kept(record, assignment, "predictions")
 
 
 def _left_by_an_earlier_cell(record) -> str:

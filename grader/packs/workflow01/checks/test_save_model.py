@@ -3,6 +3,7 @@
 from pathlib import PurePath
 
 from grader.check_api import Mistake, check, expect, same_values
+from grader.packs.workflow01.state import state_kept
 
 
 def _saved(record):
@@ -85,3 +86,5 @@ def test_file_holds_the_trained_state_dict(record, assignment):
             f"The saved `{name}` is not the trained value: save after training.",
             "save.not_trained",
         )
+    # Checked where the cell did its work, so that a cell that does nothing earns nothing.
+    state_kept(record, assignment, "save_model")

@@ -1,10 +1,11 @@
 """Section `training_loop`: the five steps every epoch, real SGD steps, regular test passes."""
 
 import math
+import re
 
 import pytest
 
-from grader.check_api import Mistake, appends_to, check, expect, names_made
+from grader.check_api import Mistake, appends_to, assigned_lines, check, expect, names_made
 from grader.packs.workflow01.chain import corroborated
 from grader.packs.workflow01.epochs import (
     compares_with,
@@ -16,6 +17,7 @@ from grader.packs.workflow01.epochs import (
     training_view,
 )
 from grader.packs.workflow01.outcome import judge_training, loop_findings, wrong_data
+from grader.packs.workflow01.state import state_kept
 
 ORDER = (
     "training.no_forward",
@@ -146,6 +148,8 @@ def test_the_model_learned_what_the_replay_learns(record, assignment):
     """The outcome, judged by the grader: the final parameters are those its own replay of
     your setup reaches from your starting values on `X_train` and `y_train`."""
     judge_training(record, assignment)
+    # Checked where the cell did its work, so that a cell that does nothing earns nothing.
+    state_kept(record, assignment, "training_loop")
 
 
 @check("training_loop", "loss_decreases")
@@ -389,6 +393,7 @@ def _lists_hold_their_own_losses(record, loop, source: str) -> None:
                 continue
             other_kind = "test" if kind == "training" else "training"
             if _among(value, other):
+                _overwritten(source, name, variable, other_kind)
                 raise Mistake(
                     f"`{name}` holds the {other_kind} loss of the logged epochs: append "
                     f"`{variable}.detach().numpy()` to it.",
@@ -401,6 +406,28 @@ def _lists_hold_their_own_losses(record, loop, source: str) -> None:
                 f"`{name}` holds {_short(shown)}, which are not the {kind} losses your loop "
                 f"computed{where}: append `{variable}.detach().numpy()` to it.",
                 "training.loss_history",
+            )
+
+
+def _overwritten(source: str, name: str, variable: str, other_kind: str) -> None:
+    """A list that holds the other kind of loss though its line appends the right variable:
+    the other pass stores its loss in that variable too (`loss = loss_fn(test_pred, y_test)`
+    in the test pass), so when the line runs the variable holds the other loss."""
+    appended = appends_to(source, name)
+    if appended is None or not re.search(rf"\b{variable}\b", appended[1]):
+        return
+    other_data = "y_test" if other_kind == "test" else "y_train"
+    lines = source.splitlines()
+    for number in sorted(assigned_lines(source, variable)):
+        code = lines[number - 1].strip()
+        if other_data in code:
+            own = "test_loss" if other_kind == "test" else "loss"
+            raise Mistake(
+                f"`{name}` holds the {other_kind} loss of the logged epochs: line "
+                f"{appended[0]}, `{appended[1]}`, appends `{variable}`, but line {number}, "
+                f"`{code}`, stores the {other_kind} loss in `{variable}` too, so by then it "
+                f"holds that one. Give the {other_kind} loss its own name, `{own}`.",
+                "training.loss_overwritten",
             )
 
 
